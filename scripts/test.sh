@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The README's test command: builds everything (unit tests, fuzz targets), installs the oracle
+# tools into the git-ignored ./.cache (never globally), and runs the whole CTest suite.
+# Pass ctest arguments through, e.g. `scripts/test.sh -L oracle`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+cache=$root/.cache
+mkdir -p "$cache"
+
+# clang + its sanitizer/fuzzer runtime build the libFuzzer targets.
+extra=()
+dpkg-query -W -f='${Status}' clang libclang-rt-14-dev 2>/dev/null | grep -c "install ok installed" | grep -q 2 ||
+  extra=(clang libclang-rt-14-dev)
+if ((${#extra[@]})) && [[ $(id -u) -eq 0 ]]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${extra[@]}" >/dev/null
+fi
+scripts/bootstrap.sh
+
+# Oracle tools, pinned. Reinstalled only when the pins change.
+oracle_pins="gguf==0.19.0 numpy==2.4.6 safetensors==0.8.0|node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1 @huggingface/gguf@0.4.6"
+if [[ $(cat "$cache/oracle.stamp" 2>/dev/null) != "$oracle_pins" ]]; then
+  echo "test: installing oracle tools into $cache"
+  python3 -m venv "$cache/venv"
+  PIP_CACHE_DIR=$cache/pip "$cache/venv/bin/pip" install -q ${oracle_pins%%|*}
+  mkdir -p "$cache/node"
+  echo '{"name":"optiq-oracles","private":true}' >"$cache/node/package.json"
+  npm install --prefix "$cache/node" --cache "$cache/npm" --no-audit --no-fund --omit=optional \
+    ${oracle_pins##*|} >/dev/null
+  echo "$oracle_pins" >"$cache/oracle.stamp"
+fi
+
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOPTIQ_FUZZ=ON \
+  -DOPTIQ_BUILD_TESTS=OFF -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_gguf fuzz_safetensors
+
+ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"

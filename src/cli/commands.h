@@ -1,0 +1,22 @@
+// The optiq subcommands. Each registers its options on the CLI11 app and returns the action to
+// run once parsing succeeded; main() maps exceptions to exit codes.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace optiq::cli {
+
+struct Command {
+  CLI::App* subcommand;      // owned by the app
+  std::function<int()> run;  // called after a successful parse; returns the exit code
+};
+
+Command register_info(CLI::App& app);
+Command register_convert(CLI::App& app);
+
+// A model argument as users give it (folder, .gguf, or hub id org/name[@rev]) -> local path.
+std::string resolve_model_argument(const std::string& arg);
+
+}  // namespace optiq::cli
