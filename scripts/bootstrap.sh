@@ -5,10 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Why each one is needed: see "Dependencies" in README.md.
 packages=(
   cmake ninja-build g++ pkg-config
   nlohmann-json3-dev libcli11-dev libcurl4-openssl-dev libssl-dev
-  libopenblas-dev libpcre2-dev libcpp-httplib-dev libgtest-dev libbenchmark-dev
+  libcpp-httplib-dev libgtest-dev
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 #include <openssl/evp.h>
+#include <nlohmann/json.hpp>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -124,22 +125,30 @@ class FakeHub {
   bool corrupt_lfs = false;           // the CDN flips one byte of what it sends
   bool short_regular_files = false;   // GETs of non-LFS files lose their last byte
   std::optional<size_t> drop_after;   // the CDN closes the connection after this many bytes
+  bool ignore_range = false;          // the CDN answers 200 with everything, Range or not
+  bool cdn_forbidden = false;         // the CDN refuses, as with an expired signed URL
 
   FakeHub() {
     // A proxy configured on the machine must not intercept loopback requests.
     setenv("no_proxy", "127.0.0.1,localhost", 1);
     setenv("NO_PROXY", "127.0.0.1,localhost", 1);
-    server_.set_logger([this](const httplib::Request& req, const httplib::Response&) {
+    // Logged before routing, not in set_logger (which runs after the reply is sent), so a
+    // request is in the log by the time the client has its answer.
+    server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response&) {
       std::lock_guard lock(mutex_);
       log_.push_back({req.method, req.path, req.get_header_value("Authorization"),
                       req.get_header_value("Range"), req.get_header_value("Host")});
+      return httplib::Server::HandlerResponse::Unhandled;
     });
-    server_.Get(R"(/api/models/([^/]+/[^/]+)/revision/(.+))",
-                [this](const httplib::Request& req, httplib::Response& res) { api(req, res); });
-    server_.Get(R"(/([^/]+/[^/]+)/resolve/([^/]+)/(.+))",
-                [this](const httplib::Request& req, httplib::Response& res) { resolve(req, res); });
-    server_.Get(R"(/cdn/([0-9a-f]+))",
-                [this](const httplib::Request& req, httplib::Response& res) { cdn(req, res); });
+    using Handler = void (FakeHub::*)(const httplib::Request&, httplib::Response&);
+    const auto route = [this](const char* pattern, Handler handler) {
+      server_.Get(pattern, [this, handler](const httplib::Request& req, httplib::Response& res) {
+        (this->*handler)(req, res);
+      });
+    };
+    route(R"(/api/models/([^/]+/[^/]+)/revision/(.+))", &FakeHub::api);
+    route(R"(/([^/]+/[^/]+)/resolve/([^/]+)/(.+))", &FakeHub::serve_file);
+    route(R"(/cdn/([0-9a-f]+))", &FakeHub::cdn);
     port_ = server_.bind_to_any_port("127.0.0.1");
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     while (!server_.is_running()) std::this_thread::yield();
@@ -193,16 +202,12 @@ class FakeHub {
     if (!authorized(req, res)) return;
     const std::string commit = commit_for(req.matches[1], req.matches[2], res);
     if (commit.empty()) return;
-    std::string siblings;
-    for (const auto& [name, file] : files) {
-      siblings += (siblings.empty() ? "" : ",") + std::string("{\"rfilename\":\"") + name + "\"}";
-    }
-    res.set_content("{\"id\":\"" + repo + "\",\"sha\":\"" + commit + "\",\"siblings\":[" +
-                        siblings + "]}",
-                    "application/json");
+    nlohmann::json info = {{"id", repo}, {"sha", commit}, {"siblings", nlohmann::json::array()}};
+    for (const auto& [name, file] : files) info["siblings"].push_back({{"rfilename", name}});
+    res.set_content(info.dump(), "application/json");
   }
 
-  void resolve(const httplib::Request& req, httplib::Response& res) {
+  void serve_file(const httplib::Request& req, httplib::Response& res) {
     if (!authorized(req, res)) return;
     const std::string commit = commit_for(req.matches[1], req.matches[2], res);
     if (commit.empty()) return;
@@ -231,11 +236,28 @@ class FakeHub {
   }
 
   void cdn(const httplib::Request& req, httplib::Response& res) {
+    if (cdn_forbidden) {
+      res.status = 403;
+      return;
+    }
     for (const auto& [name, file] : files) {
       if (!file.lfs || file.etag() != req.matches[1]) continue;
       std::string body = file.content;
       if (corrupt_lfs) body[body.size() / 2] ^= 0x5a;
-      if (drop_after) {
+      if (ignore_range) {
+        // Chunked, because cpp-httplib would cut a sized body to the Range by itself, and an
+        // explicit 200 since it answers 206 to any request with a Range.
+        res.status = 200;
+        res.set_chunked_content_provider("application/octet-stream",
+                                         [body](size_t offset, httplib::DataSink& sink) {
+                                           if (offset < body.size()) {
+                                             sink.write(body.data() + offset, body.size() - offset);
+                                           } else {
+                                             sink.done();
+                                           }
+                                           return true;
+                                         });
+      } else if (drop_after) {
         const size_t cut = *drop_after;
         res.set_content_provider(body.size(), "application/octet-stream",
                                  [body, cut](size_t offset, size_t, httplib::DataSink& sink) {
@@ -276,10 +298,15 @@ void add_single_file_model(FakeHub& hub) {
 
 fs::path repo_cache(const fs::path& cache) { return cache / "models--acme--tiny"; }
 
-template <typename F>
-std::string error_of(F&& f) {
+fs::path resolve(const HubOptions& o, const std::string& revision = "main") {
+  return optiq::hub::resolve_snapshot({"acme/tiny", revision}, o);
+}
+
+// The message of the RuntimeError that resolving {repo}@{revision} throws.
+std::string resolve_error(const HubOptions& o, const std::string& revision = "main",
+                          const std::string& repo = "acme/tiny") {
   try {
-    f();
+    optiq::hub::resolve_snapshot({repo, revision}, o);
   } catch (const RuntimeError& e) {
     return e.what();
   }
@@ -361,19 +388,17 @@ TEST(HubDownload, ResolvesBranchesToCommitsAndWritesRefs) {
   TempDir cache;
   const HubOptions o = options_for(hub.endpoint(), cache.path());
 
-  EXPECT_EQ(optiq::hub::resolve_snapshot({"acme/tiny", "main"}, o),
-            repo_cache(cache.path()) / "snapshots" / kCommit);
+  EXPECT_EQ(resolve(o), repo_cache(cache.path()) / "snapshots" / kCommit);
   EXPECT_EQ(read_file(repo_cache(cache.path()) / "refs" / "main"), kCommit);
 
-  EXPECT_EQ(optiq::hub::resolve_snapshot({"acme/tiny", "dev"}, o),
-            repo_cache(cache.path()) / "snapshots" / kDevCommit);
+  EXPECT_EQ(resolve(o, "dev"), repo_cache(cache.path()) / "snapshots" / kDevCommit);
   EXPECT_EQ(read_file(repo_cache(cache.path()) / "refs" / "dev"), kDevCommit);
   // Downloads address the commit, so files of one snapshot come from one commit.
   EXPECT_GT(hub.requests_for(std::string("/resolve/") + kDevCommit + "/config.json"), 0u);
   EXPECT_EQ(hub.requests_for("/resolve/dev/"), 0u);
 
   // A commit is its own name: no ref is written for it.
-  optiq::hub::resolve_snapshot({"acme/tiny", kCommit}, o);
+  resolve(o, kCommit);
   EXPECT_FALSE(fs::exists(repo_cache(cache.path()) / "refs" / kCommit));
 }
 
@@ -381,8 +406,7 @@ TEST(HubDownload, StoresBlobsByEtagBehindRelativeSymlinks) {
   FakeHub hub;
   add_single_file_model(hub);
   TempDir cache;
-  const fs::path snapshot =
-      optiq::hub::resolve_snapshot({"acme/tiny", "main"}, options_for(hub.endpoint(), cache.path()));
+  const fs::path snapshot = resolve(options_for(hub.endpoint(), cache.path()));
 
   for (const char* name : {"config.json", "tokenizer.json", "model.safetensors"}) {
     const Served& served = hub.files[name];
@@ -399,6 +423,19 @@ TEST(HubDownload, StoresBlobsByEtagBehindRelativeSymlinks) {
   EXPECT_FALSE(fs::exists(snapshot / "README.md"));
 }
 
+TEST(HubDownload, ShowsProgressOnStderrWhenAsked) {
+  FakeHub hub;
+  add_single_file_model(hub);
+  TempDir cache;
+  HubOptions o = options_for(hub.endpoint(), cache.path());
+  o.show_progress = true;
+  testing::internal::CaptureStderr();
+  resolve(o);
+  const std::string err = testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("model.safetensors: 0.3/0.3 MB"), std::string::npos) << err;
+  EXPECT_NE(err.find("MB/s  ETA 0:00"), std::string::npos) << err;
+}
+
 TEST(HubDownload, FetchesTheShardsAnIndexNamesIncludingSubfolders) {
   FakeHub hub;
   hub.files["config.json"] = {"{}", false};
@@ -410,15 +447,14 @@ TEST(HubDownload, FetchesTheShardsAnIndexNamesIncludingSubfolders) {
       R"("b":"parts/model-00002-of-00002.safetensors","c":"model-00001-of-00002.safetensors"}})",
       false};
   TempDir cache;
-  const fs::path snapshot =
-      optiq::hub::resolve_snapshot({"acme/tiny", "main"}, options_for(hub.endpoint(), cache.path()));
+  const fs::path snapshot = resolve(options_for(hub.endpoint(), cache.path()));
 
   EXPECT_EQ(read_file(snapshot / "model-00001-of-00002.safetensors"),
             hub.files["model-00001-of-00002.safetensors"].content);
+  const Served& second = hub.files["parts/model-00002-of-00002.safetensors"];
   const fs::path nested = snapshot / "parts" / "model-00002-of-00002.safetensors";
-  EXPECT_EQ(fs::read_symlink(nested),
-            fs::path("../../../blobs") / hub.files["parts/model-00002-of-00002.safetensors"].etag());
-  EXPECT_EQ(read_file(nested), hub.files["parts/model-00002-of-00002.safetensors"].content);
+  EXPECT_EQ(fs::read_symlink(nested), fs::path("../../../blobs") / second.etag());
+  EXPECT_EQ(read_file(nested), second.content);
   EXPECT_EQ(hub.requests_for("model-unused"), 0u);
 }
 
@@ -427,9 +463,7 @@ TEST(HubDownload, RepoWithoutSafetensorsIsAnInputError) {
   hub.files["config.json"] = {"{}", false};
   hub.files["pytorch_model.bin"] = {"weights", true};
   TempDir cache;
-  EXPECT_THROW(optiq::hub::resolve_snapshot({"acme/tiny", "main"},
-                                            options_for(hub.endpoint(), cache.path())),
-               InputError);
+  EXPECT_THROW(resolve(options_for(hub.endpoint(), cache.path())), InputError);
   EXPECT_EQ(hub.requests_for("/resolve/"), 0u);
 }
 
@@ -440,7 +474,7 @@ TEST(HubAuth, LfsRedirectToAnotherHostGetsNoToken) {
   TempDir cache;
   HubOptions o = options_for(hub.endpoint(), cache.path());
   o.token = kToken;
-  optiq::hub::resolve_snapshot({"acme/tiny", "main"}, o);
+  resolve(o);
 
   size_t cdn = 0;
   for (const Logged& l : hub.log()) {
@@ -462,17 +496,17 @@ TEST(HubAuth, GatedRepoNeedsHfToken) {
   TempDir cache;
   HubOptions o = options_for(hub.endpoint(), cache.path());
 
-  const std::string anonymous = error_of([&] { optiq::hub::resolve_snapshot({"acme/tiny", "main"}, o); });
+  const std::string anonymous = resolve_error(o);
   EXPECT_NE(anonymous.find("gated"), std::string::npos) << anonymous;
   EXPECT_NE(anonymous.find("set HF_TOKEN"), std::string::npos) << anonymous;
   EXPECT_NE(anonymous.find("acme/tiny"), std::string::npos) << anonymous;
 
   o.token = "hf_wrong";
-  const std::string wrong = error_of([&] { optiq::hub::resolve_snapshot({"acme/tiny", "main"}, o); });
+  const std::string wrong = resolve_error(o);
   EXPECT_NE(wrong.find("HF_TOKEN cannot read it"), std::string::npos) << wrong;
 
   o.token = kToken;
-  const fs::path snapshot = optiq::hub::resolve_snapshot({"acme/tiny", "main"}, o);
+  const fs::path snapshot = resolve(o);
   EXPECT_EQ(read_file(snapshot / "config.json"), hub.files["config.json"].content);
   EXPECT_EQ(hub.log()[2].authorization, std::string("Bearer ") + kToken) << hub.log()[2].path;
 }
@@ -483,13 +517,26 @@ TEST(HubErrors, NotFoundNamesRepoAndRevision) {
   TempDir cache;
   const HubOptions o = options_for(hub.endpoint(), cache.path());
 
-  const std::string repo = error_of([&] { optiq::hub::resolve_snapshot({"acme/missing", "main"}, o); });
+  const std::string repo = resolve_error(o, "main", "acme/missing");
   EXPECT_NE(repo.find("acme/missing@main"), std::string::npos) << repo;
   EXPECT_NE(repo.find("not found"), std::string::npos) << repo;
 
-  const std::string rev = error_of([&] { optiq::hub::resolve_snapshot({"acme/tiny", "v9"}, o); });
+  const std::string rev = resolve_error(o, "v9");
   EXPECT_NE(rev.find("acme/tiny@v9"), std::string::npos) << rev;
   EXPECT_FALSE(fs::exists(repo_cache(cache.path()) / "refs"));
+}
+
+TEST(HubErrors, StorageHostRefusalIsNotBlamedOnTheToken) {
+  FakeHub hub;
+  add_single_file_model(hub);
+  hub.cdn_forbidden = true;
+  TempDir cache;
+  const std::string error = resolve_error(options_for(hub.endpoint(), cache.path()));
+  EXPECT_NE(error.find("HTTP 403"), std::string::npos) << error;
+  EXPECT_NE(error.find("/cdn/"), std::string::npos) << error;
+  EXPECT_EQ(error.find("HF_TOKEN"), std::string::npos) << error;
+  const std::string etag = hub.files["model.safetensors"].etag();
+  EXPECT_FALSE(fs::exists(repo_cache(cache.path()) / "blobs" / (etag + ".incomplete")));
 }
 
 TEST(HubOffline, WarmCacheIsUsedWithoutAnyRequest) {
@@ -497,12 +544,12 @@ TEST(HubOffline, WarmCacheIsUsedWithoutAnyRequest) {
   add_single_file_model(hub);
   TempDir cache;
   HubOptions o = options_for(hub.endpoint(), cache.path());
-  const fs::path online = optiq::hub::resolve_snapshot({"acme/tiny", "main"}, o);
+  const fs::path online = resolve(o);
   const size_t requests = hub.log().size();
 
   o.offline = true;
-  EXPECT_EQ(optiq::hub::resolve_snapshot({"acme/tiny", "main"}, o), online);
-  EXPECT_EQ(optiq::hub::resolve_snapshot({"acme/tiny", kCommit}, o), online);
+  EXPECT_EQ(resolve(o), online);
+  EXPECT_EQ(resolve(o, kCommit), online);
   EXPECT_EQ(hub.log().size(), requests);
 }
 
@@ -513,14 +560,14 @@ TEST(HubOffline, ColdOrIncompleteCacheFailsClearly) {
   HubOptions o = options_for(hub.endpoint(), cache.path());
   o.offline = true;
 
-  const std::string cold = error_of([&] { optiq::hub::resolve_snapshot({"acme/tiny", "main"}, o); });
+  const std::string cold = resolve_error(o);
   EXPECT_NE(cold.find("acme/tiny@main"), std::string::npos) << cold;
   EXPECT_NE(cold.find("HF_HUB_OFFLINE=1 forbids downloading"), std::string::npos) << cold;
 
   // A snapshot with a config but no weights (e.g. another tool fetched only the config).
   write_file(repo_cache(cache.path()) / "refs" / "main", kCommit);
   write_file(repo_cache(cache.path()) / "snapshots" / kCommit / "config.json", "{}");
-  const std::string partial = error_of([&] { optiq::hub::resolve_snapshot({"acme/tiny", "main"}, o); });
+  const std::string partial = resolve_error(o);
   EXPECT_NE(partial.find("lacks model.safetensors"), std::string::npos) << partial;
   EXPECT_NE(partial.find("HF_HUB_OFFLINE=1"), std::string::npos) << partial;
   EXPECT_TRUE(hub.log().empty());
@@ -535,7 +582,7 @@ TEST(HubResume, PartialBlobIsResumedWithARangeRequest) {
   constexpr size_t kHave = 123457;
   write_file(blobs / (weights.etag() + ".incomplete"), weights.content.substr(0, kHave));
 
-  optiq::hub::resolve_snapshot({"acme/tiny", "main"}, options_for(hub.endpoint(), cache.path()));
+  resolve(options_for(hub.endpoint(), cache.path()));
   size_t ranged = 0;
   for (const Logged& l : hub.log()) {
     if (l.path.starts_with("/cdn/")) {
@@ -558,15 +605,29 @@ TEST(HubResume, BrokenTransferKeepsItsBytesForTheNextRun) {
   const HubOptions o = options_for(hub.endpoint(), cache.path());
   const fs::path blobs = repo_cache(cache.path()) / "blobs";
 
-  const std::string broken = error_of([&] { optiq::hub::resolve_snapshot({"acme/tiny", "main"}, o); });
+  const std::string broken = resolve_error(o);
   EXPECT_NE(broken.find("resumes"), std::string::npos) << broken;
   EXPECT_EQ(read_file(blobs / (weights.etag() + ".incomplete")), weights.content.substr(0, kCut));
   EXPECT_FALSE(fs::exists(blobs / weights.etag()));
   EXPECT_FALSE(fs::exists(repo_cache(cache.path()) / "refs" / "main"));
 
   hub.drop_after.reset();
-  const fs::path snapshot = optiq::hub::resolve_snapshot({"acme/tiny", "main"}, o);
+  const fs::path snapshot = resolve(o);
   EXPECT_EQ(hub.log().back().range, "bytes=" + std::to_string(kCut) + "-");
+  EXPECT_EQ(read_file(snapshot / "model.safetensors"), weights.content);
+}
+
+TEST(HubResume, ServerIgnoringTheRangeRestartsTheFile) {
+  FakeHub hub;
+  add_single_file_model(hub);
+  hub.ignore_range = true;
+  const Served& weights = hub.files["model.safetensors"];
+  TempDir cache;
+  const fs::path blobs = repo_cache(cache.path()) / "blobs";
+  write_file(blobs / (weights.etag() + ".incomplete"), weights.content.substr(0, 5000));
+
+  const fs::path snapshot = resolve(options_for(hub.endpoint(), cache.path()));
+  EXPECT_EQ(hub.log().back().range, "bytes=5000-");
   EXPECT_EQ(read_file(snapshot / "model.safetensors"), weights.content);
 }
 
@@ -577,9 +638,7 @@ TEST(HubVerify, Sha256MismatchLeavesNoBlob) {
   TempDir cache;
   const std::string etag = hub.files["model.safetensors"].etag();
 
-  const std::string error = error_of([&] {
-    optiq::hub::resolve_snapshot({"acme/tiny", "main"}, options_for(hub.endpoint(), cache.path()));
-  });
+  const std::string error = resolve_error(options_for(hub.endpoint(), cache.path()));
   EXPECT_NE(error.find("sha256"), std::string::npos) << error;
   const fs::path blobs = repo_cache(cache.path()) / "blobs";
   EXPECT_FALSE(fs::exists(blobs / etag));
@@ -592,9 +651,7 @@ TEST(HubVerify, SizeMismatchOfARegularFileLeavesNoBlob) {
   add_single_file_model(hub);
   hub.short_regular_files = true;
   TempDir cache;
-  const std::string error = error_of([&] {
-    optiq::hub::resolve_snapshot({"acme/tiny", "main"}, options_for(hub.endpoint(), cache.path()));
-  });
+  const std::string error = resolve_error(options_for(hub.endpoint(), cache.path()));
   EXPECT_NE(error.find("config.json"), std::string::npos) << error;
   EXPECT_NE(error.find("size"), std::string::npos) << error;
   EXPECT_TRUE(fs::is_empty(repo_cache(cache.path()) / "blobs"));
@@ -622,12 +679,12 @@ TEST(HubCache, ReusesACacheThatHuggingfaceHubFilled) {
   const fs::path expected = repo_cache(cache.path()) / "snapshots" / kCommit;
 
   o.offline = true;
-  EXPECT_EQ(optiq::hub::resolve_snapshot({"acme/tiny", "main"}, o), expected);
+  EXPECT_EQ(resolve(o), expected);
   EXPECT_TRUE(hub.log().empty());
 
   // Online, only the listing is asked for: every needed file is already in the snapshot.
   o.offline = false;
-  EXPECT_EQ(optiq::hub::resolve_snapshot({"acme/tiny", "main"}, o), expected);
+  EXPECT_EQ(resolve(o), expected);
   ASSERT_EQ(hub.log().size(), 1u);
   EXPECT_TRUE(hub.log()[0].path.starts_with("/api/models/acme/tiny/revision/main"));
 }
@@ -640,8 +697,7 @@ TEST(HubCache, BlobOfAnotherCommitIsLinkedNotDownloaded) {
   // A new commit on main with the same weights.
   hub.branches["main"] = kDevCommit;
 
-  const fs::path snapshot =
-      optiq::hub::resolve_snapshot({"acme/tiny", "main"}, options_for(hub.endpoint(), cache.path()));
+  const fs::path snapshot = resolve(options_for(hub.endpoint(), cache.path()));
   EXPECT_EQ(snapshot, repo_cache(cache.path()) / "snapshots" / kDevCommit);
   EXPECT_EQ(read_file(repo_cache(cache.path()) / "refs" / "main"), kDevCommit);
   EXPECT_EQ(read_file(snapshot / "model.safetensors"), hub.files["model.safetensors"].content);
@@ -660,13 +716,11 @@ TEST(HubCache, UnreachableHubFallsBackToACompleteCachedSnapshot) {
   add_single_file_model(hub);
   TempDir warm;
   fill_cache_like_huggingface_hub(warm.path(), hub);
-  EXPECT_EQ(optiq::hub::resolve_snapshot({"acme/tiny", "main"}, options_for(dead_endpoint, warm.path())),
+  EXPECT_EQ(resolve(options_for(dead_endpoint, warm.path())),
             repo_cache(warm.path()) / "snapshots" / kCommit);
 
   TempDir cold;
-  const std::string error = error_of([&] {
-    optiq::hub::resolve_snapshot({"acme/tiny", "main"}, options_for(dead_endpoint, cold.path()));
-  });
+  const std::string error = resolve_error(options_for(dead_endpoint, cold.path()));
   EXPECT_NE(error.find(dead_endpoint), std::string::npos) << error;
 }
 
@@ -686,7 +740,8 @@ TEST(HubModelPath, HubIdIsResolvedThroughTheCache) {
   FakeHub hub;
   add_single_file_model(hub);
   TempDir cache;
-  EXPECT_EQ(optiq::hub::resolve_model_path("acme/tiny@dev", options_for(hub.endpoint(), cache.path())),
+  const HubOptions o = options_for(hub.endpoint(), cache.path());
+  EXPECT_EQ(optiq::hub::resolve_model_path("acme/tiny@dev", o),
             repo_cache(cache.path()) / "snapshots" / kDevCommit);
 }
 

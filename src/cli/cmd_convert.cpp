@@ -2,6 +2,7 @@
 
 #include "cli/commands.h"
 #include "export/convert.h"
+#include "io/hub.h"
 #include "util/error.h"
 
 namespace optiq::cli {
@@ -24,7 +25,10 @@ Command register_convert(CLI::App& app) {
             ConvertOptions options;
             options.outtype = *ggml_type_from_name(args->outtype);
             options.output_path = args->output;
-            const ModelSource source = open_model_source(resolve_model_argument(args->model));
+            ModelSource source = open_model_source(resolve_model_argument(args->model));
+            // A hub snapshot folder is named by commit; the repo name is the better model name.
+            if (auto id = hub::parse_hub_id(args->model); id && source.kind == SourceKind::HuggingFace)
+              source.metadata.set("general.name", GgufValue::string(id->repo.substr(id->repo.find('/') + 1)));
             const ConvertReport r = convert_model(source, options);
             std::printf("wrote %s: %zu tensors, %llu parameters, %.2f MB (%.2f bpw) in %.2f s\n",
                         args->output.c_str(), r.n_tensors,

@@ -13,7 +13,6 @@ namespace optiq {
 struct ConvertOptions {
   GgmlType outtype = GgmlType::F16;  // F32, F16 or BF16
   std::string output_path;
-  bool progress = true;
 };
 
 struct ConvertReport {

@@ -75,6 +75,7 @@ size_t on_data(char* data, size_t size, size_t count, void* user) {
 
 struct Client::Handle {
   CURL* curl = nullptr;
+  char error[CURL_ERROR_SIZE] = {};  // libcurl keeps this pointer as long as the handle lives
 };
 
 std::string Response::header(const std::string& lower_name) const {
@@ -106,7 +107,8 @@ std::string url_encode(std::string_view s, bool keep_slash) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string out;
   for (const unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
+    const bool unreserved = std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+    if (unreserved || (keep_slash && c == '/')) {
       out += static_cast<char>(c);
     } else {
       out += '%';
@@ -127,17 +129,22 @@ Client::Client() : handle_(std::make_unique<Handle>()) {
 Client::~Client() { curl_easy_cleanup(handle_->curl); }
 
 Response Client::perform(const Request& request) {
+  // Redirect targets come from servers; only the web, never file:// or other schemes libcurl
+  // knows, may be fetched.
+  const std::string target = origin(request.url);
+  if (!target.starts_with("http://") && !target.starts_with("https://"))
+    throw RuntimeError("refusing to fetch " + request.url + ": only http and https URLs are used");
   CURL* curl = handle_->curl;
   // Reset drops the previous request's options but keeps open connections for reuse.
   curl_easy_reset(curl);
   Transfer t{curl, &request, {}, nullptr};
-  char error[CURL_ERROR_SIZE] = {};
+  char* error = handle_->error;
+  error[0] = '\0';
 
   curl_slist* headers = nullptr;
   for (const std::string& h : request.headers) headers = curl_slist_append(headers, h.c_str());
 
   curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(curl, CURLOPT_NOBODY, request.head ? 1L : 0L);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(curl, CURLOPT_USERAGENT, "optiq/" OPTIQ_VERSION);
@@ -159,6 +166,7 @@ Response Client::perform(const Request& request) {
                          (error[0] ? error : curl_easy_strerror(rc)));
   }
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &t.response.status);
+  t.response.url = request.url;
   char* redirect = nullptr;
   if (curl_easy_getinfo(curl, CURLINFO_REDIRECT_URL, &redirect) == CURLE_OK && redirect) {
     t.response.redirect_url = redirect;

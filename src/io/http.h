@@ -35,6 +35,7 @@ struct Response {
   long status = 0;
   std::map<std::string, std::string> headers;  // names lower-cased; the last value wins
   std::string body;
+  std::string url;           // the URL that gave this response
   std::string redirect_url;  // absolute target of a 3xx, relative Locations resolved
 
   std::string header(const std::string& lower_name) const;  // "" when absent

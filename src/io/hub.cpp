@@ -34,10 +34,9 @@ constexpr const char* kWeightIndex = "model.safetensors.index.json";
 // Everything besides weights that a conversion reads, in download order: config first, so a
 // wrong or inaccessible repo fails on a small file.
 constexpr std::array kSmallFiles = {
-    "config.json",        "generation_config.json",  "tokenizer.json",
-    "tokenizer_config.json", "tokenizer.model",      "vocab.json",
-    "merges.txt",         "added_tokens.json",       "special_tokens_map.json",
-    "chat_template.jinja",
+    "config.json",       "generation_config.json",  "tokenizer.json",      "tokenizer_config.json",
+    "tokenizer.model",   "vocab.json",              "merges.txt",          "added_tokens.json",
+    "special_tokens_map.json", "chat_template.jinja",
 };
 
 std::string env(const char* name) {
@@ -94,9 +93,9 @@ bool valid_repo_id(const std::string& repo) {
          valid_repo_part(repo.substr(0, slash)) && valid_repo_part(repo.substr(slash + 1));
 }
 
-// A '/'-separated path that stays inside the directory it is joined to: no absolute path, no
-// empty, "." or ".." component, nothing a shell or terminal could misread. Server-provided names
-// (etags, commits, file names) must pass this before they become cache paths.
+// A '/'-separated path that stays inside the directory it is joined to: not absolute, no empty,
+// "." or ".." component, no control character or backslash. Names from the server (etags,
+// commits, file names) and the user's revision must pass this before they become cache paths.
 bool safe_relative_path(const std::string& s) {
   if (s.empty() || s.front() == '/' || s.back() == '/' || s.find("//") != std::string::npos)
     return false;
@@ -265,6 +264,7 @@ class PartialFile {
   void truncate() {
     if (::ftruncate(fd_, 0) != 0) fail("cannot truncate");
   }
+  const fs::path& path() const { return path_; }
   // Data must be on disk before the rename publishes it as a blob.
   void close() {
     const bool ok = ::fsync(fd_) == 0;
@@ -332,7 +332,7 @@ class Downloader {
     const std::string url = options_.endpoint + "/api/models/" + id_.repo + "/revision/" +
                             http::url_encode(id_.revision, /*keep_slash=*/false);
     const http::Response r = request(url, /*head=*/false, {}, nullptr);
-    if (r.status != 200) throw_http_error(r, url, "repository " + describe(id_));
+    if (r.status != 200) throw_http_error(r, "repository " + describe(id_));
     const nlohmann::json info = nlohmann::json::parse(r.body, nullptr, /*allow_exceptions=*/false);
     if (!info.is_object() || !info.contains("sha") || !info["sha"].is_string() ||
         !safe_component(info["sha"].get<std::string>()) || !info.contains("siblings") ||
@@ -359,7 +359,8 @@ class Downloader {
     }
     for (const std::string& file : needed) fetch_file(info.commit, file);
     if (has(kWeightIndex)) {
-      for (const std::string& shard : shards_in_index(cache_.snapshot(info.commit) / kWeightIndex)) {
+      const fs::path index = cache_.snapshot(info.commit) / kWeightIndex;
+      for (const std::string& shard : shards_in_index(index)) {
         if (std::find(info.files.begin(), info.files.end(), shard) == info.files.end()) {
           throw RuntimeError(describe(id_) + ": " + kWeightIndex + " names shard " + shard +
                              ", which the repository does not have");
@@ -400,11 +401,10 @@ class Downloader {
     throw RuntimeError(url + ": more than " + std::to_string(kMaxRedirects) + " redirects");
   }
 
-  [[noreturn]] void throw_http_error(const http::Response& r, const std::string& url,
-                                     const std::string& what) const {
+  [[noreturn]] void throw_http_error(const http::Response& r, const std::string& what) const {
     std::string detail = "HTTP " + std::to_string(r.status);
     if (const std::string m = r.header("x-error-message"); !m.empty()) detail += ": " + m;
-    const bool from_hub = http::origin(url) == endpoint_origin_;
+    const bool from_hub = http::origin(r.url) == endpoint_origin_;
     if (from_hub && (r.status == 401 || r.status == 403)) {
       throw RuntimeError(
           what + ": access denied (" + detail + "). The repository is gated or private (or does "
@@ -417,7 +417,7 @@ class Downloader {
       throw RuntimeError(what + ": not found on " + options_.endpoint + " (" + detail +
                          "); check the repository id and revision");
     }
-    throw RuntimeError(what + ": " + detail + " from " + url);
+    throw RuntimeError(what + ": " + detail + " from " + r.url);
   }
 
   std::string file_url(const std::string& commit, const std::string& file) const {
@@ -447,7 +447,7 @@ class Downloader {
 
   FileMeta head(const std::string& url, const std::string& what) {
     const http::Response r = request(url, /*head=*/true, {}, nullptr);
-    if (r.status >= 400 || r.status < 200) throw_http_error(r, url, what);
+    if (r.status >= 400 || r.status < 200) throw_http_error(r, what);
     FileMeta meta;
     std::string etag = r.header("x-linked-etag");
     meta.lfs = !etag.empty();
@@ -492,38 +492,19 @@ class Downloader {
 
     PartialFile out(partial);
     if (have < meta.size) {
-      std::vector<std::string> headers;
-      if (have > 0) headers.push_back("Range: bytes=" + std::to_string(have) + "-");
-      Progress progress(options_.show_progress, file, meta.size, have);
-      bool first_chunk = true;
-      const auto sink = [&](long status, std::string_view chunk) {
-        // 200 instead of 206: the server ignored the Range and sends everything again.
-        if (first_chunk && status == 200 && have > 0) {
-          out.truncate();
-          sha.reset();
-          have = 0;
-        }
-        first_chunk = false;
-        out.append(chunk);
-        if (check_sha) sha.update(chunk);
-        have += chunk.size();
-        progress.update(have);
-      };
-      http::Response r;
       try {
-        r = request(url, /*head=*/false, headers, sink);
-      } catch (const http::TransportError& e) {
-        throw http::TransportError(std::string(e.what()) + "; the " + std::to_string(have) +
-                                   " bytes received are kept in " + partial.string() +
-                                   " and the next run resumes from there");
+        have = transfer(url, file, meta.size, have, out, check_sha ? &sha : nullptr);
+      } catch (...) {
+        // An empty .incomplete holds nothing to resume; leave blobs/ as it was.
+        std::error_code ec;
+        if (fs::file_size(partial, ec) == 0 && !ec) fs::remove(partial, ec);
+        throw;
       }
-      if (r.status < 200 || r.status >= 300) throw_http_error(r, url, file + " of " + id_.repo);
-      progress.update(have, /*last=*/true);
     }
     out.close();
 
     std::string problem;
-    if (false) {
+    if (have != meta.size) {
       problem = "size " + std::to_string(have) + " bytes, expected " + std::to_string(meta.size);
     } else if (check_sha) {
       if (const std::string digest = sha.hex(); digest != meta.etag)
@@ -537,11 +518,48 @@ class Downloader {
     fs::rename(partial, blob);
   }
 
+  // Appends the file from byte `have` on to `out` (hashing what arrives into `sha` if given);
+  // returns how many bytes `out` then holds.
+  uint64_t transfer(const std::string& url, const std::string& file, uint64_t size, uint64_t have,
+                    PartialFile& out, Sha256* sha) {
+    std::vector<std::string> headers;
+    if (have > 0) headers.push_back("Range: bytes=" + std::to_string(have) + "-");
+    Progress progress(options_.show_progress, file, size, have);
+    bool first_chunk = true;
+    const auto sink = [&](long status, std::string_view chunk) {
+      // 200 instead of 206: the server ignored the Range and sends everything again.
+      if (first_chunk && status == 200 && have > 0) {
+        out.truncate();
+        if (sha) sha->reset();
+        have = 0;
+        progress = Progress(options_.show_progress, file, size, 0);
+      }
+      first_chunk = false;
+      out.append(chunk);
+      if (sha) sha->update(chunk);
+      have += chunk.size();
+      progress.update(have);
+    };
+    http::Response r;
+    try {
+      r = request(url, /*head=*/false, headers, sink);
+    } catch (const http::TransportError& e) {
+      if (have == 0) throw;
+      throw http::TransportError(std::string(e.what()) + "; the " + std::to_string(have) +
+                                 " bytes received are kept in " + out.path().string() +
+                                 " and the next run resumes from there");
+    }
+    if (r.status < 200 || r.status >= 300) throw_http_error(r, file + " of " + id_.repo);
+    progress.update(have, /*last=*/true);
+    return have;
+  }
+
   static void hash_prefix(const fs::path& path, uint64_t bytes, Sha256& sha) {
     std::ifstream in(path, std::ios::binary);
     std::vector<char> buffer(1 << 20);
     while (bytes > 0 && in) {
-      in.read(buffer.data(), static_cast<std::streamsize>(std::min<uint64_t>(bytes, buffer.size())));
+      const uint64_t want = std::min<uint64_t>(bytes, buffer.size());
+      in.read(buffer.data(), static_cast<std::streamsize>(want));
       sha.update(std::string_view(buffer.data(), static_cast<size_t>(in.gcount())));
       bytes -= static_cast<uint64_t>(in.gcount());
     }
@@ -563,7 +581,8 @@ fs::path resolve_offline(const HubId& id, const HubOptions& options, const RepoC
                        "), and HF_HUB_OFFLINE=1 forbids downloading it; unset HF_HUB_OFFLINE "
                        "or fill the cache once while online");
   }
-  if (const std::vector<std::string> missing = missing_for_conversion(*snapshot); !missing.empty()) {
+  if (const std::vector<std::string> missing = missing_for_conversion(*snapshot);
+      !missing.empty()) {
     throw RuntimeError(describe(id) + ": the cached snapshot " + snapshot->string() + " lacks " +
                        join(missing) + ", and HF_HUB_OFFLINE=1 forbids downloading; unset "
                        "HF_HUB_OFFLINE or fill the cache once while online");

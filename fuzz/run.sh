@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Fuzzes one parser: builds its libFuzzer target in ./build-fuzz (clang, ASan + UBSan) if
+# needed, replays every committed seed once, then fuzzes for SECONDS starting from a scratch
+# copy of the seeds (the committed corpus is never written). Exits non-zero on any crash; the
+# input that caused it is kept under build-fuzz/artifacts/NAME/.
+# Usage: fuzz/run.sh gguf|safetensors SECONDS
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+name=${1:-}
+name=${name#fuzz_}
+seconds=${2:-}
+if (($# != 2)) || [[ -z $name || ! -d fuzz/corpus/$name || ! $seconds =~ ^[0-9]+$ ]]; then
+  echo "usage: fuzz/run.sh gguf|safetensors SECONDS" >&2
+  exit 2
+fi
+target=fuzz_$name
+build=build-fuzz
+seeds=fuzz/corpus/$name
+
+# ctest starts both targets at once, and two ninja runs in one build directory corrupt each
+# other's state: whoever holds the lock configures and builds, the other waits.
+mkdir -p "$build"
+(
+  flock 9
+  if [[ ! -f $build/build.ninja ]]; then
+    cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOPTIQ_FUZZ=ON \
+      -DOPTIQ_BUILD_TESTS=OFF -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+  fi
+  cmake --build "$build" --target "$target"
+) 9>"$build/.lock"
+bin=$build/fuzz/$target
+
+# The GGUF target writes a scratch file per input; tmpfs keeps its fsync from hitting a disk.
+tmp_root=/dev/shm
+[[ -d $tmp_root && -w $tmp_root ]] || tmp_root=${TMPDIR:-/tmp}
+scratch=$(mktemp -d "$tmp_root/optiq-$target.XXXXXX")
+trap 'rm -rf "$scratch"' EXIT
+export TMPDIR=$scratch
+artifacts=$PWD/$build/artifacts/$name
+mkdir -p "$artifacts" "$scratch/corpus"
+flags=(-rss_limit_mb=2048 -timeout=10 -artifact_prefix="$artifacts/")
+
+echo "fuzz: $target: replaying $(find "$seeds" -type f | wc -l) seeds"
+failed=0
+for seed in "$seeds"/*; do
+  if ! log=$("$bin" "${flags[@]}" "$seed" 2>&1); then
+    echo "$log"
+    echo "fuzz: $target: seed $seed crashes" >&2
+    failed=1
+  fi
+done
+((failed == 0)) || exit 1
+
+cp "$seeds"/* "$scratch/corpus/"
+echo "fuzz: $target: fuzzing for ${seconds}s"
+if ! "$bin" "${flags[@]}" -max_total_time="$seconds" -print_final_stats=1 "$scratch/corpus"; then
+  echo "fuzz: $target: crash; reproduce with $bin $artifacts/<file>" >&2
+  exit 1
+fi
