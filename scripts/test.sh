@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The README's test command: builds everything (unit tests, fuzz targets), installs the oracle
-# tools into the git-ignored ./.cache (never globally), and runs the whole CTest suite.
+# The README's test command: builds everything (the fuzz tests build their own clang tree, see
+# fuzz/run.sh), installs the oracle tools into the git-ignored ./.cache (never globally), and
+# runs the whole CTest suite.
 # Pass ctest arguments through, e.g. `scripts/test.sh -L oracle`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,9 +30,5 @@ if [[ $(cat "$cache/oracle.stamp" 2>/dev/null) != "$oracle_pins" ]]; then
     ${oracle_pins##*|} >/dev/null
   echo "$oracle_pins" >"$cache/oracle.stamp"
 fi
-
-cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOPTIQ_FUZZ=ON \
-  -DOPTIQ_BUILD_TESTS=OFF -DCMAKE_CXX_COMPILER=clang++ >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target fuzz_gguf fuzz_safetensors
 
 ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
