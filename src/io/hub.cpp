@@ -10,7 +10,6 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +21,7 @@
 #include "io/http.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/progress.h"
 
 namespace optiq::hub {
 namespace fs = std::filesystem;
@@ -283,33 +283,6 @@ class PartialFile {
   int fd_ = -1;
 };
 
-// One line on stderr redrawn in place: bytes so far, rate and time left. MB are 10^6 bytes.
-class Progress {
- public:
-  Progress(bool enabled, std::string name, uint64_t total, uint64_t resumed)
-      : enabled_(enabled), name_(std::move(name)), total_(total), resumed_(resumed) {}
-
-  void update(uint64_t done, bool last = false) {
-    const auto now = std::chrono::steady_clock::now();
-    if (!enabled_ || (!last && now - drawn_ < std::chrono::milliseconds(200))) return;
-    drawn_ = now;
-    const double seconds = std::chrono::duration<double>(now - start_).count();
-    const double rate = seconds > 0 ? static_cast<double>(done - resumed_) / seconds : 0;  // B/s
-    const double eta = rate > 0 ? static_cast<double>(total_ - std::min(done, total_)) / rate : 0;
-    std::fprintf(stderr, "\r%s: %.1f/%.1f MB  %.1f MB/s  ETA %d:%02d ", name_.c_str(), done / 1e6,
-                 total_ / 1e6, rate / 1e6, static_cast<int>(eta) / 60, static_cast<int>(eta) % 60);
-    if (last) std::fputc('\n', stderr);
-  }
-
- private:
-  bool enabled_;
-  std::string name_;
-  uint64_t total_;    // bytes
-  uint64_t resumed_;  // bytes already on disk when this run started, excluded from the rate
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  std::chrono::steady_clock::time_point drawn_{};
-};
-
 // What a HEAD on resolve/{commit}/{file} says about the file.
 struct FileMeta {
   std::string etag;  // unquoted; for LFS files the sha256 of the content
@@ -524,7 +497,7 @@ class Downloader {
                     PartialFile& out, Sha256* sha) {
     std::vector<std::string> headers;
     if (have > 0) headers.push_back("Range: bytes=" + std::to_string(have) + "-");
-    Progress progress(options_.show_progress, file, size, have);
+    ProgressBar progress(file, size, 1e6, "MB", options_.show_progress, have);
     bool first_chunk = true;
     const auto sink = [&](long status, std::string_view chunk) {
       // 200 instead of 206: the server ignored the Range and sends everything again.
@@ -532,7 +505,7 @@ class Downloader {
         out.truncate();
         if (sha) sha->reset();
         have = 0;
-        progress = Progress(options_.show_progress, file, size, 0);
+        progress = ProgressBar(file, size, 1e6, "MB", options_.show_progress);
       }
       first_chunk = false;
       out.append(chunk);
@@ -550,7 +523,8 @@ class Downloader {
                                  " and the next run resumes from there");
     }
     if (r.status < 200 || r.status >= 300) throw_http_error(r, file + " of " + id_.repo);
-    progress.update(have, /*last=*/true);
+    progress.update(have);
+    progress.finish();
     return have;
   }
 

@@ -88,19 +88,17 @@ def check_tensors(tag: str, reader: gguf.GGUFReader, model, outtype: str) -> Non
 
     if factors is not None and "rope_freqs.weight" in got:
         t = got["rope_freqs.weight"]
-        want_f, smooth = factors
+        lo, hi, smooth = factors
         check(t.tensor_type == Q.F32, f"{tag}: rope_freqs.weight type {t.tensor_type.name}, want F32")
-        check(list(t.shape) == [want_f.size], f"{tag}: rope_freqs.weight shape {list(t.shape)}, want [{want_f.size}]")
-        if t.tensor_type == Q.F32 and list(t.shape) == [want_f.size]:
+        check(list(t.shape) == [lo.size], f"{tag}: rope_freqs.weight shape {list(t.shape)}, want [{lo.size}]")
+        if t.tensor_type == Q.F32 and list(t.shape) == [lo.size]:
             have = np.asarray(t.data, dtype=np.float32)
-            # Outside the smoothing band the factor is 1 or `factor` exactly.
-            check(np.array_equal(have[~smooth], want_f[~smooth]),
-                  f"{tag}: rope_freqs outside the smooth band {have[~smooth]} != {want_f[~smooth]}")
-            # Inside it, torch's float32 pow (vectorised, not numpy's) can differ in the last
-            # bits from any numpy replay; a few ulps is the honest bound, far below what a wrong
-            # formula (wrong band edges, factor, base or dim) produces.
-            check(np.allclose(have[smooth], want_f[smooth], rtol=4 * 2.0**-23, atol=0),
-                  f"{tag}: rope_freqs in the smooth band {have[smooth]} != {want_f[smooth]}")
+            # Outside the smoothing band the factor is exactly 1 or `factor`; inside, the
+            # converter's float32 arithmetic bounds it (see llama3_rope_factors).
+            ok = (have >= lo) & (have <= hi)
+            check(bool(ok.all()), f"{tag}: rope_freqs.weight {have[~ok]} (bits {have[~ok].view(np.uint32)}) "
+                  f"at {np.flatnonzero(~ok)} outside what llama.cpp's converter computes: "
+                  f"[{lo[~ok]}, {hi[~ok]}] (bits {lo[~ok].view(np.uint32)}..{hi[~ok].view(np.uint32)})")
             check(bool(smooth.sum() >= 2 and (~smooth).sum() >= 2),
                   f"{tag}: test config should exercise all three llama3 bands, got {smooth}")
 

@@ -137,22 +137,13 @@ def general_metadata(config: dict, outtype: str) -> dict[str, tuple[V, object]]:
     }
 
 
-def llama3_rope_factors(config: dict) -> tuple[np.ndarray, np.ndarray] | None:
-    """rope_freqs.weight as LlamaModel.generate_extra_tensors computes it, or None when the
-    config has no llama3 scaling. Torch does that arithmetic on float32 tensors with python
-    scalars (which do not widen the type; numpy 2's scalar promotion is the same), and it
-    evaluates `scalar / tensor` as `tensor.reciprocal() * scalar` (Tensor.__rtruediv__), which
-    rounds differently from a division: both are mirrored step by step in float32.
-    Returns (factors, in_smooth_band)."""
-    p = text_params(config)
-    rope = p.get("rope_parameters", p.get("rope_scaling")) or {}
-    if str(rope.get("rope_type", rope.get("type", ""))).lower() != "llama3":
-        return None
+def _llama3_factors(rope: dict, base: float, dim: int, pow_ulps: int) -> tuple[np.ndarray, np.ndarray]:
     f32 = np.float32
-    base = rope.get("rope_theta", p.get("rope_theta", 10000.0))
-    dim = p.get("head_dim") or p["hidden_size"] // p["num_attention_heads"]
-    recip = lambda x: f32(1) / x  # noqa: E731  (torch.reciprocal, correctly rounded)
-    freqs = recip(f32(base) ** (np.arange(0, dim, 2, dtype=f32) / f32(dim)))
+    recip = lambda x: f32(1) / x  # noqa: E731  (torch.reciprocal: a correctly rounded 1/x)
+    powed = f32(base) ** (np.arange(0, dim, 2, dtype=f32) / f32(dim))
+    for _ in range(abs(pow_ulps)):
+        powed = np.nextafter(powed, f32(np.inf) if pow_ulps > 0 else f32(0))
+    freqs = recip(powed)
     factor = rope.get("factor", 8.0)
     low = rope.get("low_freq_factor", 1.0)
     high = rope.get("high_freq_factor", 4.0)
@@ -172,3 +163,28 @@ def llama3_rope_factors(config: dict) -> tuple[np.ndarray, np.ndarray] | None:
             out.append(recip((f32(1) - smooth) / f32(factor) + smooth))
             smooth_band.append(True)
     return np.array(out, dtype=f32), np.array(smooth_band)
+
+
+def llama3_rope_factors(config: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """rope_freqs.weight as LlamaModel.generate_extra_tensors computes it, or None when the
+    config has no llama3 scaling. Returns (lowest, highest, in_smooth_band): the bounds of what
+    the converter can produce.
+
+    Torch does that arithmetic on float32 tensors with python scalars (which do not widen the
+    type; numpy 2's scalar promotion is the same), and it evaluates `scalar / tensor` as
+    `tensor.reciprocal() * scalar` (Tensor.__rtruediv__), which rounds differently from a
+    division: every step is mirrored in float32. The one step numpy cannot replay bit for bit
+    is torch's vectorised float32 pow (accurate to 1 ulp, not correctly rounded), so the bounds
+    cover the formula evaluated with pow at -1, 0 and +1 ulp of numpy's."""
+    p = text_params(config)
+    rope = p.get("rope_parameters", p.get("rope_scaling")) or {}
+    if str(rope.get("rope_type", rope.get("type", ""))).lower() != "llama3":
+        return None
+    base = rope.get("rope_theta", p.get("rope_theta", 10000.0))
+    dim = p.get("head_dim") or p["hidden_size"] // p["num_attention_heads"]
+    runs = [_llama3_factors(rope, base, dim, u) for u in (-1, 0, 1)]
+    values = np.stack([r[0] for r in runs])
+    smooth = runs[1][1]
+    if not all(np.array_equal(r[1], smooth) for r in runs):
+        raise AssertionError("test config puts a frequency on a llama3 band edge; pick another")
+    return values.min(axis=0), values.max(axis=0), smooth
