@@ -97,23 +97,25 @@ std::vector<float> llama3_rope_factors(const json& p) {
   const int64_t dim = p.contains("head_dim") && p["head_dim"].is_number_integer()
                           ? p["head_dim"].get<int64_t>()
                           : p["hidden_size"].get<int64_t>() / p["num_attention_heads"].get<int64_t>();
-  const double factor = rope.value("factor", 8.0);
+  // The reference evaluates this on float32 tensors, and `scalar / tensor` as
+  // reciprocal(tensor) * scalar; doing the same here reproduces its values to the bit.
+  const float factor = static_cast<float>(rope.value("factor", 8.0));
   const double low = rope.value("low_freq_factor", 1.0);
   const double high = rope.value("high_freq_factor", 4.0);
   const double old_ctx = rope.value("original_max_position_embeddings", 8192.0);
   const double low_wavelen = old_ctx / low, high_wavelen = old_ctx / high;
   std::vector<float> factors;
   for (int64_t i = 0; i < dim; i += 2) {
-    // Computed in f32 like the reference (torch float32 arange and pow).
     const float freq = 1.0f / std::pow(static_cast<float>(base), static_cast<float>(i) / static_cast<float>(dim));
-    const double wavelen = 2 * M_PI / freq;
+    const float wavelen = (1.0f / freq) * static_cast<float>(2 * M_PI);
     if (wavelen < high_wavelen) {
       factors.push_back(1.0f);
     } else if (wavelen > low_wavelen) {
-      factors.push_back(static_cast<float>(factor));
+      factors.push_back(factor);
     } else {
-      const double smooth = (old_ctx / wavelen - low) / (high - low);
-      factors.push_back(static_cast<float>(1.0 / ((1 - smooth) / factor + smooth)));
+      const float smooth = ((1.0f / wavelen) * static_cast<float>(old_ctx) - static_cast<float>(low)) /
+                           static_cast<float>(high - low);
+      factors.push_back(1.0f / ((1.0f - smooth) / factor + smooth));
     }
   }
   return factors;

@@ -75,16 +75,11 @@ def check_tensors(tag: str, reader: gguf.GGUFReader, model, outtype: str) -> Non
               f"{tag}: {g} shape {list(t.shape)}, want {list(reversed(values.shape))} (ggml order)")
         if not check(t.tensor_type == qtype, f"{tag}: {g} type {t.tensor_type.name}, want {qtype.name}"):
             continue
-        want_bytes = cx.encode(values, qtype)
-        got_bytes = t.data.tobytes()
-        if got_bytes != want_bytes:
-            w = np.frombuffer(want_bytes, dtype=np.uint8)
-            h = np.frombuffer(got_bytes, dtype=np.uint8)
-            n_bad = int((w != h).sum()) if w.size == h.size else -1
-            check(False, f"{tag}: {g} ({qtype.name}) data differs from the converter's "
-                  f"({n_bad} bytes of {w.size} differ; sizes {h.size} vs {w.size})")
-        else:
-            check(True, "")
+        want = np.frombuffer(cx.encode(values, qtype), dtype=np.uint8)
+        have = np.frombuffer(t.data.tobytes(), dtype=np.uint8)
+        n_bad = int((want != have).sum()) if want.size == have.size else want.size
+        check(n_bad == 0, f"{tag}: {g} ({qtype.name}) data differs from the converter's in {n_bad} "
+              f"of {want.size} bytes (sizes {have.size} vs {want.size})")
 
     if factors is not None and "rope_freqs.weight" in got:
         t = got["rope_freqs.weight"]
@@ -96,9 +91,11 @@ def check_tensors(tag: str, reader: gguf.GGUFReader, model, outtype: str) -> Non
             # Outside the smoothing band the factor is exactly 1 or `factor`; inside, the
             # converter's float32 arithmetic bounds it (see llama3_rope_factors).
             ok = (have >= lo) & (have <= hi)
-            check(bool(ok.all()), f"{tag}: rope_freqs.weight {have[~ok]} (bits {have[~ok].view(np.uint32)}) "
-                  f"at {np.flatnonzero(~ok)} outside what llama.cpp's converter computes: "
-                  f"[{lo[~ok]}, {hi[~ok]}] (bits {lo[~ok].view(np.uint32)}..{hi[~ok].view(np.uint32)})")
+            bad = np.flatnonzero(~ok)
+            check(bool(ok.all()), f"{tag}: rope_freqs.weight outside what llama.cpp's converter computes at "
+                  + ", ".join(f"[{i}]: {float(have[i]):.9g} (bits {have[i:i+1].view(np.uint32)[0]:#x}), want "
+                              f"{float(lo[i]):.9g}..{float(hi[i]):.9g} (bits {lo[i:i+1].view(np.uint32)[0]:#x}.."
+                              f"{hi[i:i+1].view(np.uint32)[0]:#x})" for i in bad))
             check(bool(smooth.sum() >= 2 and (~smooth).sum() >= 2),
                   f"{tag}: test config should exercise all three llama3 bands, got {smooth}")
 
