@@ -126,6 +126,7 @@ def gguf_seeds():
         "alignment_not_power_of_two": gguf([kv("general.alignment", U32, 48)]),
         "alignment_wrong_type": gguf([kv("general.alignment", U64, 32)]),
         "alignment_huge": gguf([kv("general.alignment", U32, 1 << 31)], [tensor("e", [0], GF32, 0)]),
+        "alignment_huge_no_tensors": gguf([kv("general.alignment", U32, 1 << 31)]),
         # tensor infos
         "tensor_empty_name": gguf([], [tensor("", [4], GF32, 0)], pattern(16)),
         "tensor_name_64_bytes": gguf([], [tensor("n" * 64, [4], GF32, 0)], pattern(16)),

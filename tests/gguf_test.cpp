@@ -248,6 +248,21 @@ TEST(GgufValidate, TensorInfoErrors) {
             std::string::npos);
   EXPECT_NE(err([](GgufBytes& g) { g.tensor("a", {8}, 0, UINT64_MAX - 31); }, 1, 64).find("runs past"),
             std::string::npos);
+  // 2^62 f32 elements fit int64 as a count but not as bytes.
+  EXPECT_NE(err([](GgufBytes& g) { g.tensor("a", {1ull << 62}, 0, 0); }, 1, 64).find("byte size overflows"),
+            std::string::npos);
+}
+
+TEST(GgufValidate, FileEndingBeforeItsDataSection) {
+  GgufBytes g;
+  g.header(1, 0).tensor("empty", {0}, 0, 0);  // zero bytes of data, but the section must exist
+  EXPECT_NE(parse_error(g.bytes).find("ends before its data section"), std::string::npos);
+}
+
+TEST(GgufValidate, AlignmentAboveOneMegabyteIsRejected) {
+  GgufBytes g;
+  g.header(0, 1).str("general.alignment").put<uint32_t>(4).put<uint32_t>(1u << 31);
+  EXPECT_NE(parse_error(g.bytes).find("larger than"), std::string::npos);
 }
 
 TEST(GgufValidate, ErrorNamesFileAndOffset) {

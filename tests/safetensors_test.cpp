@@ -111,6 +111,8 @@ TEST(Safetensors, TensorRules) {
                 .find("too large"),
             std::string::npos);
   EXPECT_NE(err(R"({"__metadata__":{"k":1}})", 0).find("not a string"), std::string::npos);
+  EXPECT_NE(err(R"({"a":{"dtype":"F32","shape":[1e400],"data_offsets":[0,4]}})", 4).find("not valid JSON"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -98,6 +98,9 @@ struct GgufTensorInfo {
 };
 
 inline constexpr uint32_t kGgufDefaultAlignment = 32;
+// Real files use 32 or 64; a huge power of two would make every tensor carry gigabytes of
+// padding on a rewrite, so larger values are rejected.
+inline constexpr uint32_t kGgufMaxAlignment = 1u << 20;
 inline constexpr size_t kGgmlMaxDims = 4;
 inline constexpr size_t kGgmlMaxNameBytes = 63;  // ggml keeps names in char[64]
 

@@ -10,6 +10,7 @@ namespace {
 
 constexpr size_t kMaxArrayDepth = 8;  // real files nest at most 2 deep
 
+
 // Bounds-checked little-endian reader over the file image. Every read says what it was
 // reading so an error names the field; counts are checked against the bytes that remain
 // before anything is allocated, so a hostile count cannot cause a giant allocation.
@@ -148,8 +149,10 @@ void read_tensor_info(Cursor& c, GgufTensorInfo& t) {
     c.fail(dims_at, "tensor '" + t.name + "' row length " + std::to_string(t.shape[0]) +
                         " is not a multiple of the " + std::string(traits->name) +
                         " block size " + std::to_string(traits->block_elems));
-  // n / block_elems * block_bytes cannot overflow: n <= INT64_MAX and block_bytes <= block_elems * 8.
-  t.n_bytes = n / traits->block_elems * traits->block_bytes;
+  const uint64_t blocks = n / traits->block_elems;
+  if (blocks > static_cast<uint64_t>(INT64_MAX) / traits->block_bytes)
+    c.fail(dims_at, "tensor '" + t.name + "' byte size overflows int64");
+  t.n_bytes = blocks * traits->block_bytes;
   t.offset = c.read<uint64_t>("tensor offset");
 }
 
@@ -191,6 +194,9 @@ GgufContents parse_gguf(std::span<const std::byte> bytes, const std::string& fil
                            std::string(gguf_value_type_name(a->type())));
     if (*u == 0 || (*u & (*u - 1)) != 0)
       c.fail(16, "general.alignment " + std::to_string(*u) + " is not a power of two");
+    if (*u > kGgufMaxAlignment)
+      c.fail(16, "general.alignment " + std::to_string(*u) + " is larger than " +
+                     std::to_string(kGgufMaxAlignment) + " bytes");
     g.alignment = *u;
   }
   c.check_count(nt_at, n_tensors, 32, "tensor");
@@ -204,7 +210,10 @@ GgufContents parse_gguf(std::span<const std::byte> bytes, const std::string& fil
       c.fail(info_offsets[i], "duplicate tensor name '" + g.tensors[i].name + "'");
   }
   g.data_offset = align_up(c.pos(), g.alignment);
-  uint64_t data_size = bytes.size() > g.data_offset ? bytes.size() - g.data_offset : 0;
+  if (n_tensors > 0 && g.data_offset > bytes.size())
+    c.fail(c.pos(), "file ends before its data section (which starts at offset " +
+                        std::to_string(g.data_offset) + ")");
+  const uint64_t data_size = bytes.size() > g.data_offset ? bytes.size() - g.data_offset : 0;
 
   for (size_t i = 0; i < g.tensors.size(); ++i) {
     const auto& t = g.tensors[i];

@@ -63,8 +63,10 @@ uint32_t alignment_of(const GgufMetadata& metadata) {
   const GgufValue* a = metadata.find("general.alignment");
   if (!a) return kGgufDefaultAlignment;
   auto* u = std::get_if<uint32_t>(&a->v);
-  if (!u || *u == 0 || (*u & (*u - 1)) != 0)
-    throw InputError("metadata", std::nullopt, "general.alignment must be a u32 power of two");
+  if (!u || *u == 0 || (*u & (*u - 1)) != 0 || *u > kGgufMaxAlignment)
+    throw InputError("metadata", std::nullopt,
+                     "general.alignment must be a u32 power of two of at most " +
+                         std::to_string(kGgufMaxAlignment));
   return *u;
 }
 

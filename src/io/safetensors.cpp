@@ -65,13 +65,17 @@ SafetensorsContents parse_safetensors(std::span<const std::byte> bytes, const st
     header = nlohmann::json::parse(text, text + n);
   } catch (const nlohmann::json::parse_error& e) {
     fail(8 + e.byte, std::string("header is not valid JSON: ") + e.what());
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number too large for a double
+    fail(8, std::string("header is not valid JSON: ") + e.what());
   }
   if (!header.is_object()) fail(8, "header is not a JSON object");
 
   SafetensorsContents c;
   c.data_offset = 8 + n;
   const uint64_t buffer_bytes = bytes.size() - c.data_offset;
-  for (auto& [name, entry] : header.items()) {
+  for (auto& item : header.items()) {
+    const std::string& name = item.key();
+    const nlohmann::json& entry = item.value();
     if (name == "__metadata__") {
       if (!entry.is_object()) fail(std::nullopt, "__metadata__ is not an object of strings");
       for (auto& [k, v] : entry.items()) {

@@ -1,5 +1,6 @@
 #include "quant/float16.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cstring>
@@ -55,8 +56,20 @@ __attribute__((target("avx,f16c"))) void f32_to_f16_f16c(const float* src, uint1
   for (; i < n; ++i) dst[i] = f32_to_f16(src[i]);
 }
 
+// F16C needs AVX state enabled by the OS (OSXSAVE + XCR0 bits for SSE and AVX registers).
+// Read from CPUID directly: compilers disagree on the names __builtin_cpu_supports accepts.
+bool detect_f16c() {
+  unsigned eax, ebx, ecx, edx;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  const bool osxsave = ecx & (1u << 27), avx = ecx & (1u << 28), f16c = ecx & (1u << 29);
+  if (!(osxsave && avx && f16c)) return false;
+  unsigned xcr0_lo, xcr0_hi;
+  __asm__("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  return (xcr0_lo & 0x6u) == 0x6u;
+}
+
 bool cpu_has_f16c() {
-  static const bool has = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  static const bool has = detect_f16c();
   return has;
 }
 
