@@ -19,7 +19,7 @@ fi
 scripts/bootstrap.sh
 
 # Oracle tools, pinned. Reinstalled only when the pins change.
-oracle_pins="gguf==0.19.0 numpy==2.4.6 safetensors==0.8.0|node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1 @huggingface/gguf@0.4.6"
+oracle_pins="gguf==0.19.0 numpy==2.4.6 safetensors==0.8.0 tokenizers==0.23.3 jinja2==3.1.6|node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1 @huggingface/gguf@0.4.6"
 if [[ $(cat "$cache/oracle.stamp" 2>/dev/null) != "$oracle_pins" ]]; then
   echo "test: installing oracle tools into $cache"
   python3 -m venv "$cache/venv"
@@ -30,5 +30,10 @@ if [[ $(cat "$cache/oracle.stamp" 2>/dev/null) != "$oracle_pins" ]]; then
     ${oracle_pins##*|} >/dev/null
   echo "$oracle_pins" >"$cache/oracle.stamp"
 fi
+
+# llama.cpp's source at the commit node-llama-cpp pins, from the bundle the npm package ships:
+# its vocab-only GGUFs are tokenizer fixtures, and bench/ builds llama.cpp tools from it.
+[[ -d $cache/llama.cpp-src/.git ]] || git -c advice.detachedHead=false clone -q \
+  "$cache/node/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$cache/llama.cpp-src"
 
 ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
