@@ -13,6 +13,8 @@ TEST(GgmlType, BitsPerWeightOfCommonTypes) {
   EXPECT_DOUBLE_EQ(ggml_bits_per_weight(GgmlType::Q6_K), 6.5625);
   EXPECT_DOUBLE_EQ(ggml_bits_per_weight(GgmlType::IQ4_XS), 4.25);
   EXPECT_DOUBLE_EQ(ggml_bits_per_weight(GgmlType::Q2_K), 2.625);
+  // Two f16 scales + 32 int8 (ggml-common.h); the PyPI gguf-py the oracle test uses is stale here.
+  EXPECT_EQ(ggml_traits(GgmlType::Q8_1).block_bytes, 36u);
 }
 
 TEST(GgmlType, RetiredAndUnknownIdsAreRejected) {
