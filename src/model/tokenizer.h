@@ -144,3 +144,16 @@ Tokenizer load_hf_tokenizer(const std::filesystem::path& dir);
 Tokenizer load_tokenizer(const std::filesystem::path& path);
 
 }  // namespace optiq
+
+namespace optiq {
+
+// The tokenizer.* GGUF metadata llama.cpp's converter (convert_hf_to_gguf.py) writes for a
+// Hugging Face folder, so that llama.cpp tokenizes the converted model as Hugging Face does:
+// byte-level BPE folders become tokenizer.ggml.model "gpt2" with a pre-tokenizer name (see
+// hf_pre_tokenizer_name), SentencePiece-style BPE tokenizer.json (byte_fallback) becomes
+// "llama" with scores from the merge ranks. `vocab_size` is config.json's (the embedding
+// rows); ids without a token are written as "[PAD<i>]", unused. Returns false (writing
+// nothing) when the folder has no tokenizer files.
+bool hf_tokenizer_to_gguf(const std::filesystem::path& dir, int64_t vocab_size, GgufMetadata& out);
+
+}  // namespace optiq
