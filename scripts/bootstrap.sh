@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(
   cmake ninja-build g++ pkg-config
   nlohmann-json3-dev libcli11-dev libcurl4-openssl-dev libssl-dev
-  libcpp-httplib-dev libgtest-dev
+  libpcre2-dev libicu-dev libcpp-httplib-dev libgtest-dev
 )
 missing=()
 for p in "${packages[@]}"; do

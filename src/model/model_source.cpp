@@ -11,6 +11,7 @@
 #include "io/safetensors.h"
 #include "model/hf_config.h"
 #include "model/hf_tensor_names.h"
+#include "model/tokenizer.h"
 #include "quant/float16.h"
 #include "util/error.h"
 
@@ -172,6 +173,9 @@ ModelSource open_hf_folder(const fs::path& dir) {
   std::string name = fs::absolute(dir).lexically_normal().filename().string();
   if (name.empty()) name = fs::absolute(dir).lexically_normal().parent_path().filename().string();
   hf_config_to_gguf(config, name, s.metadata);
+  // The tokenizer, when the folder carries one (tokenizer.json or vocab.json + merges.txt).
+  if (config.params.contains("vocab_size") && config.params["vocab_size"].is_number_integer())
+    hf_tokenizer_to_gguf(dir, config.params["vocab_size"].get<int64_t>(), s.metadata);
 
   const uint32_t n_head = static_cast<uint32_t>(config.n_heads());
   const uint32_t n_kv = static_cast<uint32_t>(config.n_kv_heads());

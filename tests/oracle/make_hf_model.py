@@ -290,7 +290,21 @@ def make_model(variant: str, out_dir: Path | str, seed: int = 1234,
     return m
 
 
+def with_tokenizer(variant: str, name: str, vocab_size: int) -> str:
+    """Registers VARIANT-NAME: the variant with vocab_size rows (to carry a real tokenizer)."""
+    key = f"{variant}-{name}"
+    CONFIGS[key] = {**CONFIGS[variant], "vocab_size": vocab_size}
+    if variant in F32_VARIANTS:
+        F32_VARIANTS.add(key)
+    return key
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in CONFIGS:
-        sys.exit(f"usage: make_hf_model.py {{{','.join(CONFIGS)}}} OUT_DIR")
-    make_model(sys.argv[1], sys.argv[2])
+    # make_hf_model.py VARIANT OUT_DIR [VOCAB_SIZE]: VOCAB_SIZE overrides the variant's
+    # (for folders that carry a real tokenizer).
+    if len(sys.argv) not in (3, 4) or sys.argv[1] not in CONFIGS:
+        sys.exit(f"usage: make_hf_model.py {{{','.join(CONFIGS)}}} OUT_DIR [VOCAB_SIZE]")
+    variant = sys.argv[1]
+    if len(sys.argv) == 4:
+        variant = with_tokenizer(variant, "tok", int(sys.argv[3]))
+    make_model(variant, sys.argv[2])
