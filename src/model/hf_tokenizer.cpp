@@ -346,7 +346,7 @@ Tokenizer load_hf_tokenizer(const fs::path& dir) {
       tok.pre_steps.push_back(bl);
     }
     tok.byte_level = true;
-    tok.decoders.push_back({DecoderStep::ByteLevel});
+    tok.decoders.push_back(DecoderStep{});  // kind defaults to ByteLevel
     if (fs::exists(dir / "added_tokens.json")) {
       const Ctx acx{(dir / "added_tokens.json").string()};
       const json added = read_json(dir / "added_tokens.json");
