@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
   CLI::App app{"optiq: measure, then quantize. Mixed-precision GGUF for llama.cpp.", "optiq"};
   app.set_version_flag("--version", std::string("optiq ") + OPTIQ_VERSION);
   app.require_subcommand(1);
-  const std::vector<cli::Command> commands = {cli::register_info(app), cli::register_convert(app)};
+  const std::vector<cli::Command> commands = {cli::register_info(app), cli::register_convert(app),
+                                            cli::register_template(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
