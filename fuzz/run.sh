@@ -3,7 +3,9 @@
 # needed, replays every committed seed once, then fuzzes for SECONDS starting from a scratch
 # copy of the seeds (the committed corpus is never written). Exits non-zero on any crash; the
 # input that caused it is kept under build-fuzz/artifacts/NAME/.
-# Usage: fuzz/run.sh gguf|safetensors SECONDS
+# The jinja target also starts from the real chat templates under ../shared/models, extracted
+# at run time (nothing fetched from elsewhere is committed).
+# Usage: fuzz/run.sh gguf|safetensors|jinja SECONDS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +13,7 @@ name=${1:-}
 name=${name#fuzz_}
 seconds=${2:-}
 if (($# != 2)) || [[ -z $name || ! -d fuzz/corpus/$name || ! $seconds =~ ^[0-9]+$ ]]; then
-  echo "usage: fuzz/run.sh gguf|safetensors SECONDS" >&2
+  echo "usage: fuzz/run.sh gguf|safetensors|jinja SECONDS" >&2
   exit 2
 fi
 target=fuzz_$name
@@ -40,6 +42,25 @@ export TMPDIR=$scratch
 artifacts=$PWD/$build/artifacts/$name
 mkdir -p "$artifacts" "$scratch/corpus"
 flags=(-rss_limit_mb=2048 -timeout=10 -artifact_prefix="$artifacts/")
+
+if [[ $name == jinja && -d ../shared/models ]]; then
+  extracted=$scratch/seeds
+  mkdir -p "$extracted"
+  cp "$seeds"/* "$extracted/"
+  find ../shared/models -name tokenizer_config.json -o -name chat_template.json -o -name '*.jinja' |
+    python3 -c '
+import json, sys, pathlib
+for i, line in enumerate(sys.stdin):
+    p = pathlib.Path(line.strip())
+    text = p.read_text(encoding="utf-8")
+    t = text if p.suffix == ".jinja" else json.loads(text).get("chat_template")
+    for j, item in enumerate(t if isinstance(t, list) else [t]):
+        src = item.get("template") if isinstance(item, dict) else item
+        if isinstance(src, str):
+            (pathlib.Path(sys.argv[1]) / f"shared-{i}-{j}.jinja").write_text(src, encoding="utf-8")
+' "$extracted"
+  seeds=$extracted
+fi
 
 echo "fuzz: $target: replaying $(find "$seeds" -type f | wc -l) seeds"
 failed=0

@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("optiq ") + OPTIQ_VERSION);
   app.require_subcommand(1);
   const std::vector<cli::Command> commands = {cli::register_info(app), cli::register_convert(app),
-                                             cli::register_tokenize(app)};
+                                             cli::register_tokenize(app),
+                                             cli::register_template(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
