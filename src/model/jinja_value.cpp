@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "model/unicode.h"
+
 namespace optiq::jinja {
 
 Value Value::list(std::vector<Value> items, bool tuple) {
@@ -386,23 +388,10 @@ std::string to_python_json(const Value& v, const JsonOptions& options) {
 }
 
 void append_utf8(std::string& out, char32_t c) {
-  if (c >= 0xdc80 && c <= 0xdcff) {
-    out += static_cast<char>(c - 0xdc00);
-  } else if (c < 0x80) {
-    out += static_cast<char>(c);
-  } else if (c < 0x800) {
-    out += static_cast<char>(0xc0 | (c >> 6));
-    out += static_cast<char>(0x80 | (c & 0x3f));
-  } else if (c < 0x10000) {
-    out += static_cast<char>(0xe0 | (c >> 12));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (c & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (c >> 18));
-    out += static_cast<char>(0x80 | ((c >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (c & 0x3f));
-  }
+  if (c >= 0xdc80 && c <= 0xdcff)
+    out += static_cast<char>(c - 0xdc00);  // a raw byte decode_utf8 escaped
+  else
+    unicode::append_utf8(out, static_cast<uint32_t>(c));
 }
 
 std::u32string decode_utf8(const std::string& s) {
