@@ -4,27 +4,19 @@
 // data offset, in file order. Files: stories260K and optiq's f32/f16/bf16 converts of it, and
 // two converted random HF models (tests/oracle/make_hf_model.py).
 import { execFileSync } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set (run through ctest)`);
-  return v;
-};
+import { env, importFromCache, workDir } from "./oracle_util.mjs";
+
 const OPTIQ = env("OPTIQ");
 const CACHE = env("OPTIQ_CACHE");
 const STORIES = path.join(env("OPTIQ_SHARED"), "models/stories260K/stories260K.gguf");
 const PYTHON = path.join(CACHE, "venv/bin/python");
 const MAKE_HF_MODEL = fileURLToPath(new URL("make_hf_model.py", import.meta.url));
-const work = path.join(env("OPTIQ_WORK"), "gguf_js");
-rmSync(work, { recursive: true, force: true });
-mkdirSync(work, { recursive: true });
+const work = workDir("gguf_js");
 
-const { gguf, GGUFValueType, GGMLQuantizationType } = await import(
-  pathToFileURL(path.join(CACHE, "node/node_modules/@huggingface/gguf/dist/index.mjs")).href
-);
+const { gguf, GGUFValueType, GGMLQuantizationType } = await importFromCache("@huggingface/gguf/dist/index.mjs");
 
 // optiq's JSON names value types as the GGUF spec's type table does; map the library's enum.
 const TYPE_NAMES = {

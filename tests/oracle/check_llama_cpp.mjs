@@ -13,37 +13,20 @@
 // within a bound for f16/bf16. Observed max |Δlogit| (logits span about -10..19): f16 0.019,
 // bf16 0.114; the bounds are about 2.5× that. The 5% ffn_down error above gives 0.32.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set (run through ctest)`);
-  return v;
-};
+import { env, loadLlamaCpp, workDir } from "./oracle_util.mjs";
+
 const OPTIQ = env("OPTIQ");
 const STORIES = path.join(env("OPTIQ_SHARED"), "models/stories260K/stories260K.gguf");
-const work = path.join(env("OPTIQ_WORK"), "llama_cpp");
-rmSync(work, { recursive: true, force: true });
-mkdirSync(work, { recursive: true });
+const work = workDir("llama_cpp");
 
 const PROMPT = "Once upon a time";
 const N_TOKENS = 40;
 const EXPECTED_START = ", there was a little girl named Lily";
 const MAX_LOGIT_DIFF = { f32: 0, f16: 0.05, bf16: 0.3 };
 
-const { getLlama, LlamaCompletion, LlamaLogLevel } = await import(
-  pathToFileURL(path.join(env("OPTIQ_CACHE"), "node/node_modules/node-llama-cpp/dist/index.js")).href
-);
-
-// maxThreads: 1 is what makes this test fast. On CPU node-llama-cpp defaults to at least 4
-// threads whatever the core count, and ggml's worker threads spin-wait at every barrier; on a
-// small or busy machine the oversubscribed spinners starve each other and 40 tokens of this
-// 260K-parameter model took 20-65 s instead of ~30 ms. One thread is also the fastest setting
-// for a model this small. (build "never": use the prebuilt binary, never compile; gpu false:
-// skip probing CUDA/Vulkan.)
-const llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
+const { mod: { LlamaCompletion }, llama } = await loadLlamaCpp();
 
 const failures = [];
 function check(ok, what) {

@@ -5,22 +5,16 @@
 // its tokenize() must equal optiq's on the GGUF and optiq's on the HF folder (which
 // oracle_tokenizers_hf checks against Hugging Face tokenizers).
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set (run through ctest)`);
-  return v;
-};
+import { env, loadLlamaCpp, workDir } from "./oracle_util.mjs";
+
 const OPTIQ = env("OPTIQ");
 const CACHE = env("OPTIQ_CACHE");
 const SHARED = env("OPTIQ_SHARED");
 const here = path.dirname(new URL(import.meta.url).pathname);
-const work = path.join(env("OPTIQ_WORK"), "tokenizers_convert");
-rmSync(work, { recursive: true, force: true });
-mkdirSync(work, { recursive: true });
+const work = workDir("tokenizers_convert");
 
 const TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt",
   "added_tokens.json", "special_tokens_map.json"];
@@ -31,9 +25,7 @@ const cases = [
   ["mistral-v0.3", "llama", 32768, path.join(SHARED, "models/templates/mistral-7b-instruct-v0.3"), "default"],
 ];
 
-const { getLlama, LlamaLogLevel } = await import(
-  pathToFileURL(path.join(CACHE, "node/node_modules/node-llama-cpp/dist/index.js")).href);
-const llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
+const { llama } = await loadLlamaCpp();
 const corpus = JSON.parse(readFileSync(path.join(here, "tokenizer_corpus.json"), "utf8"));
 const corpusFile = path.join(work, "corpus.jsonl");
 writeFileSync(corpusFile, corpus.map((s) => JSON.stringify(s)).join("\n") + "\n");

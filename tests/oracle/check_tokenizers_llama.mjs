@@ -7,21 +7,15 @@
 //
 // Usage: node check_tokenizers_llama.mjs [NAME=FILE.gguf ...] (default: the five above).
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
 
-const env = (name) => {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set (run through ctest)`);
-  return v;
-};
+import { env, loadLlamaCpp, workDir } from "./oracle_util.mjs";
+
 const OPTIQ = env("OPTIQ");
 const CACHE = env("OPTIQ_CACHE");
 const here = path.dirname(new URL(import.meta.url).pathname);
-const work = path.join(env("OPTIQ_WORK"), "tokenizers_llama");
-rmSync(work, { recursive: true, force: true });
-mkdirSync(work, { recursive: true });
+const work = workDir("tokenizers_llama");
 
 const models = path.join(CACHE, "llama.cpp-src/models");
 let vocabs = process.argv.slice(2).map((a) => a.split("=", 2));
@@ -30,9 +24,7 @@ if (vocabs.length === 0) {
   for (const v of ["llama-spm", "llama-bpe", "qwen2", "gpt-2"]) vocabs.push([v, path.join(models, `ggml-vocab-${v}.gguf`)]);
 }
 
-const { getLlama, LlamaLogLevel } = await import(
-  pathToFileURL(path.join(CACHE, "node/node_modules/node-llama-cpp/dist/index.js")).href);
-const llama = await getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: LlamaLogLevel.error });
+const { llama } = await loadLlamaCpp();
 
 const baseCorpus = JSON.parse(readFileSync(path.join(here, "tokenizer_corpus.json"), "utf8"));
 const failures = [];
