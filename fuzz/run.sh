@@ -3,9 +3,10 @@
 # needed, replays every committed seed once, then fuzzes for SECONDS starting from a scratch
 # copy of the seeds (the committed corpus is never written). Exits non-zero on any crash; the
 # input that caused it is kept under build-fuzz/artifacts/NAME/.
-# The jinja target also starts from the real chat templates under ../shared/models, extracted
-# at run time (nothing fetched from elsewhere is committed).
-# Usage: fuzz/run.sh gguf|safetensors|jinja SECONDS
+# The jinja and tokenizer_json targets also start from the real chat templates and
+# tokenizer.json files under ../shared/models, taken at run time (nothing fetched from
+# elsewhere is committed).
+# Usage: fuzz/run.sh gguf|safetensors|jinja|tokenizer_json SECONDS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,7 @@ name=${1:-}
 name=${name#fuzz_}
 seconds=${2:-}
 if (($# != 2)) || [[ -z $name || ! -d fuzz/corpus/$name || ! $seconds =~ ^[0-9]+$ ]]; then
-  echo "usage: fuzz/run.sh gguf|safetensors|jinja SECONDS" >&2
+  echo "usage: fuzz/run.sh gguf|safetensors|jinja|tokenizer_json SECONDS" >&2
   exit 2
 fi
 target=fuzz_$name
@@ -62,9 +63,25 @@ for i, line in enumerate(sys.stdin):
   seeds=$extracted
 fi
 
-echo "fuzz: $target: replaying $(find "$seeds" -type f | wc -l) seeds"
+# The real tokenizer.json files (about 2 MB) take the instrumented loader over a second each:
+# as fuzzing seeds they would set libFuzzer's -max_len (by default the largest seed) to 2 MB
+# and slow every run to a crawl. They are only replayed; the fuzzer starts from small copies
+# that keep their pipelines (fuzz/shrink_tokenizer_json.py).
+replay_only=()
+if [[ $name == tokenizer_json && -d ../shared/models ]]; then
+  mapfile -t replay_only < <(find ../shared/models -name tokenizer.json | sort)
+  if ((${#replay_only[@]})); then
+    extracted=$scratch/seeds
+    mkdir -p "$extracted"
+    cp "$seeds"/* "$extracted/"
+    python3 fuzz/shrink_tokenizer_json.py "$extracted" "${replay_only[@]}"
+    seeds=$extracted
+  fi
+fi
+
+echo "fuzz: $target: replaying $(($(find "$seeds" -type f | wc -l) + ${#replay_only[@]})) seeds"
 failed=0
-for seed in "$seeds"/*; do
+for seed in "$seeds"/* "${replay_only[@]}"; do
   if ! log=$("$bin" "${flags[@]}" "$seed" 2>&1); then
     echo "$log"
     echo "fuzz: $target: seed $seed crashes" >&2

@@ -89,3 +89,49 @@ TEST(Tokenizer, GgufWithoutVocabularyIsAnInputError) {
 
 }  // namespace
 }  // namespace optiq
+
+namespace optiq {
+namespace {
+
+// Each file once crashed, hung or allocated gigabytes (found by fuzz_tokenizer_json); each must
+// now be one InputError that says what is wrong.
+TEST(HfTokenizer, HostileTokenizerJsonIsAnInputError) {
+  const std::string model = R"("model":{"type":"BPE","vocab":{"a":0,"b":1},"merges":[]})";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"model":{"type":"BPE","vocab":{"a":1e999},"merges":[]}})", "invalid JSON"},
+      {"{" + model + R"(,"post_processor":{"type":7}})", "'type' must be a string"},
+      {"{" + model + R"(,"post_processor":{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"a"}}],)"
+                     R"("special_tokens":{"a":{"ids":[1048576]}}}})",
+       "outside the vocabulary"},
+      {"{" + model + R"(,"decoder":{"type":"Strip","content":"","start":1000000}})", "non-empty 'content'"},
+      {R"({"model":{"type":"BPE","vocab":{"a":16777215},"merges":[]}})", "only 1 tokens are defined"},
+      {"{" + model + R"(,"normalizer":)" + std::string(40, '{') , "invalid JSON"},
+  };
+  for (const auto& [json, expected] : cases) {
+    test::ScratchDir dir;
+    test::write_text(dir / "tokenizer.json", json);
+    try {
+      load_hf_tokenizer(dir.path());
+      ADD_FAILURE() << "accepted: " << json;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST(HfTokenizer, DeeplyNestedSequencesAreRefusedNotRecursedInto) {
+  std::string normalizer = R"({"type":"NFC"})";
+  for (int i = 0; i < 5000; ++i) normalizer = R"({"type":"Sequence","normalizers":[)" + normalizer + "]}";
+  test::ScratchDir dir;
+  test::write_text(dir / "tokenizer.json",
+                   R"({"normalizer":)" + normalizer + R"(,"model":{"type":"BPE","vocab":{"a":0},"merges":[]}})");
+  try {
+    load_hf_tokenizer(dir.path());
+    ADD_FAILURE() << "accepted 5000 nested Sequences";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("nest too deeply"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace optiq

@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "model/chat_template.h"
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace optiq::cli {
 namespace {
@@ -14,16 +15,7 @@ namespace {
 using ojson = nlohmann::ordered_json;
 
 ojson read_json_array(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, std::nullopt, "cannot open");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  ojson j;
-  try {
-    j = ojson::parse(ss.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(path, e.byte, std::string("not valid JSON: ") + e.what());
-  }
+  const ojson j = read_json_file<ojson>(path);
   if (!j.is_array()) throw InputError(path, std::nullopt, "expected a JSON array");
   return j;
 }

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "model/tokenizer.h"
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace optiq::cli {
 namespace {
@@ -59,13 +60,9 @@ Command register_tokenize(CLI::App& app) {
               while (std::getline(lines, line)) {
                 ++line_no;
                 if (line.empty()) continue;
-                nlohmann::json j;
-                try {
-                  j = nlohmann::json::parse(line);
-                } catch (const nlohmann::json::parse_error& e) {
-                  throw InputError(args->file.empty() ? "TEXT" : args->file, std::nullopt,
-                                   "line " + std::to_string(line_no) + ": " + e.what());
-                }
+                const nlohmann::json j = parse_json(
+                    line, (args->file.empty() ? std::string("TEXT") : args->file) + ": line " +
+                              std::to_string(line_no));
                 if (!j.is_string())
                   throw InputError(args->file, std::nullopt, "line " + std::to_string(line_no) + " is not a JSON string");
                 const auto ids = tok.encode(j.get<std::string>(), add_special, parse_special);

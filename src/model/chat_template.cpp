@@ -9,6 +9,7 @@
 #include "io/gguf.h"
 #include "model/jinja_interpreter.h"
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace optiq {
 namespace {
@@ -24,13 +25,7 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-ojson read_json(const fs::path& p) {
-  try {
-    return ojson::parse(read_text(p));
-  } catch (const nlohmann::json::parse_error& e) {
-    throw InputError(p.string(), e.byte, std::string("not valid JSON: ") + e.what());
-  }
-}
+ojson read_json(const fs::path& p) { return read_json_file<ojson>(p); }
 
 // A chat_template value: a string, or HF's list of {"name": ..., "template": ...}.
 void add_templates(ChatTemplate& t, const ojson& v, const std::string& file) {

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace optiq {
 namespace {
@@ -109,14 +110,7 @@ int64_t HfConfig::n_kv_heads() const {
 }
 
 HfConfig parse_hf_config(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw InputError(path, std::nullopt, "cannot open config.json");
-  json j;
-  try {
-    j = json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw InputError(path, e.byte, std::string("invalid JSON: ") + e.what());
-  }
+  const json j = read_json_file(path);
   if (!j.is_object()) throw InputError(path, std::nullopt, "config.json is not a JSON object");
   auto archs = j.find("architectures");
   if (archs == j.end() || !archs->is_array() || archs->empty() || !(*archs)[0].is_string())

@@ -12,6 +12,7 @@
 
 #include "model/tokenizer.h"
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace optiq {
 namespace fs = std::filesystem;
@@ -19,14 +20,16 @@ using nlohmann::json;
 
 namespace {
 
-json read_json(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw InputError(p.string(), std::nullopt, "cannot open the file");
-  try {
-    return json::parse(in);
-  } catch (const json::parse_error& e) {
-    throw InputError(p.string(), e.byte, std::string("invalid JSON: ") + e.what());
-  }
+// Sequences nest in real files one level deep; a bound keeps hostile files from exhausting the
+// stack while parsing them.
+constexpr int kMaxNesting = 32;
+
+// j[key] without copying it (json::value copies, recursively), or null when absent.
+const json& field(const json& j, const char* key) {
+  static const json null;
+  if (!j.is_object()) return null;
+  auto it = j.find(key);
+  return it == j.end() ? null : *it;
 }
 
 struct Ctx {
@@ -85,12 +88,13 @@ std::shared_ptr<Regex> compile(const Ctx& cx, const std::string& re) {
   }
 }
 
-void parse_normalizer(const Ctx& cx, const json& j, Tokenizer& tok) {
+void parse_normalizer(const Ctx& cx, const json& j, Tokenizer& tok, int depth = 0) {
   if (j.is_null()) return;
+  if (depth > kMaxNesting) cx.fail("normalizer Sequences nest too deeply");
   const std::string type = cx.str(cx.obj(j, "normalizer"), "type");
   if (type == "Sequence") {
     if (!j.contains("normalizers") || !j["normalizers"].is_array()) cx.fail("Sequence normalizer needs 'normalizers'");
-    for (const auto& n : j["normalizers"]) parse_normalizer(cx, n, tok);
+    for (const auto& n : j["normalizers"]) parse_normalizer(cx, n, tok, depth + 1);
   } else if (type == "NFC") {
     tok.normalizers.push_back({NormalizerStep::Nfc, "", ""});
   } else if (type == "Prepend") {
@@ -98,7 +102,7 @@ void parse_normalizer(const Ctx& cx, const json& j, Tokenizer& tok) {
   } else if (type == "Replace") {
     bool literal = false;
     std::string text;
-    pattern_regex(cx, j.value("pattern", json()), &literal, &text);
+    pattern_regex(cx, field(j, "pattern"), &literal, &text);
     if (!literal) cx.fail("Replace normalizer with a Regex pattern is not supported");
     tok.normalizers.push_back({NormalizerStep::Replace, text, cx.str(j, "content")});
   } else {
@@ -117,17 +121,18 @@ PreTokenizerStep::Prepend prepend_scheme(const Ctx& cx, const json& j) {
   return cx.flag(j, "add_prefix_space", true) ? PreTokenizerStep::Always : PreTokenizerStep::Never;
 }
 
-void parse_pre_tokenizer(const Ctx& cx, const json& j, Tokenizer& tok) {
+void parse_pre_tokenizer(const Ctx& cx, const json& j, Tokenizer& tok, int depth = 0) {
   if (j.is_null()) return;
+  if (depth > kMaxNesting) cx.fail("pre_tokenizer Sequences nest too deeply");
   const std::string type = cx.str(cx.obj(j, "pre_tokenizer"), "type");
   PreTokenizerStep p;
   if (type == "Sequence") {
     if (!j.contains("pretokenizers") || !j["pretokenizers"].is_array()) cx.fail("Sequence pre_tokenizer needs 'pretokenizers'");
-    for (const auto& n : j["pretokenizers"]) parse_pre_tokenizer(cx, n, tok);
+    for (const auto& n : j["pretokenizers"]) parse_pre_tokenizer(cx, n, tok, depth + 1);
     return;
   } else if (type == "Split") {
     p.kind = PreTokenizerStep::Split;
-    p.regex = compile(cx, pattern_regex(cx, j.value("pattern", json())));
+    p.regex = compile(cx, pattern_regex(cx, field(j, "pattern")));
     const std::string b = cx.str(j, "behavior", "Isolated");
     if (b == "Isolated") p.behavior = SplitBehavior::Isolated;
     else if (b == "Removed") p.behavior = SplitBehavior::Removed;
@@ -156,20 +161,21 @@ void parse_pre_tokenizer(const Ctx& cx, const json& j, Tokenizer& tok) {
   tok.pre_steps.push_back(std::move(p));
 }
 
-void parse_decoder(const Ctx& cx, const json& j, Tokenizer& tok) {
+void parse_decoder(const Ctx& cx, const json& j, Tokenizer& tok, int depth = 0) {
   if (j.is_null()) return;
+  if (depth > kMaxNesting) cx.fail("decoder Sequences nest too deeply");
   const std::string type = cx.str(cx.obj(j, "decoder"), "type");
   DecoderStep d;
   if (type == "Sequence") {
     if (!j.contains("decoders") || !j["decoders"].is_array()) cx.fail("Sequence decoder needs 'decoders'");
-    for (const auto& n : j["decoders"]) parse_decoder(cx, n, tok);
+    for (const auto& n : j["decoders"]) parse_decoder(cx, n, tok, depth + 1);
     return;
   } else if (type == "ByteLevel") {
     d.kind = DecoderStep::ByteLevel;
   } else if (type == "Replace") {
     d.kind = DecoderStep::Replace;
     bool literal = false;
-    pattern_regex(cx, j.value("pattern", json()), &literal, &d.pattern);
+    pattern_regex(cx, field(j, "pattern"), &literal, &d.pattern);
     if (!literal) cx.fail("Replace decoder with a Regex pattern is not supported");
     d.content = cx.str(j, "content");
   } else if (type == "ByteFallback") {
@@ -179,6 +185,7 @@ void parse_decoder(const Ctx& cx, const json& j, Tokenizer& tok) {
   } else if (type == "Strip") {
     d.kind = DecoderStep::Strip;
     d.content = cx.str(j, "content", " ");
+    if (d.content.empty()) cx.fail("Strip decoder needs a non-empty 'content'");
     d.start = cx.count(j, "start", 0);
     d.stop = cx.count(j, "stop", 0);
   } else if (type == "Metaspace") {
@@ -191,6 +198,10 @@ void parse_decoder(const Ctx& cx, const json& j, Tokenizer& tok) {
   tok.decoders.push_back(std::move(d));
 }
 
+// Real vocabularies leave few ids unused (config.json padding, reserved ranges); a bound on the
+// gaps keeps a tiny hostile file from allocating millions of placeholder tokens.
+size_t max_ids_for(size_t defined) { return 2 * defined + 65536; }
+
 // Sets `tokens` from a token -> id map, leaving holes as "[PAD<i>]" (what llama.cpp's converter
 // writes for ids no token has).
 void fill_vocab(const Ctx& cx, const json& vocab, size_t min_size, Tokenizer& tok) {
@@ -201,6 +212,9 @@ void fill_vocab(const Ctx& cx, const json& vocab, size_t min_size, Tokenizer& to
     n = std::max<size_t>(n, id.get<size_t>() + 1);
   }
   if (n > (1u << 24)) cx.fail("vocabulary of " + std::to_string(n) + " ids is too large");
+  if (n > max_ids_for(vocab.size()))
+    cx.fail("vocabulary ids reach " + std::to_string(n - 1) + " but only " + std::to_string(vocab.size()) +
+            " tokens are defined");
   tok.tokens.assign(n, TokenInfo{});
   std::vector<bool> set(n, false);
   for (auto& [text, id] : vocab.items()) {
@@ -216,7 +230,8 @@ void fill_vocab(const Ctx& cx, const json& vocab, size_t min_size, Tokenizer& to
 
 void add_token(const Ctx& cx, Tokenizer& tok, size_t id, const std::string& content, bool special, bool lstrip,
                bool rstrip) {
-  if (id >= (1u << 24)) cx.fail("added token '" + content + "' has a bad id");
+  if (id >= (1u << 24) || id >= max_ids_for(tok.tokens.size()))
+    cx.fail("added token '" + content + "' has id " + std::to_string(id) + ", far past the vocabulary");
   if (id >= tok.tokens.size()) {
     const size_t old = tok.tokens.size();
     tok.tokens.resize(id + 1);
@@ -247,14 +262,14 @@ Tokenizer load_hf_tokenizer(const fs::path& dir) {
   tok.flavor = TokenizerFlavor::HuggingFace;
   tok.model = TokenizerModel::Bpe;
   json config = json::object();
-  if (fs::exists(dir / "tokenizer_config.json")) config = read_json(dir / "tokenizer_config.json");
+  if (fs::exists(dir / "tokenizer_config.json")) config = read_json_file(dir / "tokenizer_config.json");
   if (!config.is_object()) throw InputError((dir / "tokenizer_config.json").string(), std::nullopt, "must be a JSON object");
   std::optional<bool> template_bos, template_eos;
   int32_t template_bos_id = -1, template_eos_id = -1;
 
   if (fs::exists(dir / "tokenizer.json")) {
     const Ctx cx{(dir / "tokenizer.json").string()};
-    const json j = read_json(dir / "tokenizer.json");
+    const json j = read_json_file(dir / "tokenizer.json");
     cx.obj(j, "tokenizer.json");
     if (!j.contains("model")) cx.fail("no 'model'");
     const json& m = cx.obj(j["model"], "'model'");
@@ -264,7 +279,7 @@ Tokenizer load_hf_tokenizer(const fs::path& dir) {
       cx.fail("BPE with continuing_subword_prefix or end_of_word_suffix is not supported");
     if (m.contains("dropout") && !m["dropout"].is_null() && m["dropout"].is_number() && m["dropout"].get<double>() > 0)
       cx.fail("BPE dropout is not supported");
-    fill_vocab(cx, m.value("vocab", json()), 0, tok);
+    fill_vocab(cx, field(m, "vocab"), 0, tok);
     if (!m.contains("merges") || !m["merges"].is_array()) cx.fail("BPE model needs 'merges'");
     for (const auto& mg : m["merges"]) {
       if (mg.is_string()) tok.merge_list.push_back(mg.get<std::string>());
@@ -285,9 +300,9 @@ Tokenizer load_hf_tokenizer(const fs::path& dir) {
                   cx.flag(a, "lstrip", false), cx.flag(a, "rstrip", false));
       }
     }
-    parse_normalizer(cx, j.value("normalizer", json()), tok);
-    parse_pre_tokenizer(cx, j.value("pre_tokenizer", json()), tok);
-    parse_decoder(cx, j.value("decoder", json()), tok);
+    parse_normalizer(cx, field(j, "normalizer"), tok);
+    parse_pre_tokenizer(cx, field(j, "pre_tokenizer"), tok);
+    parse_decoder(cx, field(j, "decoder"), tok);
     tok.finalize();
     if (!unk.empty()) tok.unk = tok.find(unk);
     if (tok.byte_fallback)
@@ -295,30 +310,31 @@ Tokenizer load_hf_tokenizer(const fs::path& dir) {
         if (!t.added && t.text.size() == 6 && t.text.starts_with("<0x") && t.text.back() == '>') t.type = TokenType::Byte;
     // post_processor: a TemplateProcessing "single" template that starts / ends with a special
     // token means BOS / EOS are added.
-    std::function<void(const json&)> post = [&](const json& p) {
+    std::function<void(const json&, int)> post = [&](const json& p, int depth) {
       if (!p.is_object()) return;
-      const std::string ptype = p.value("type", "");
-      if (ptype == "Sequence" && p.contains("processors") && p["processors"].is_array())
-        for (const auto& q : p["processors"]) post(q);
-      if (ptype != "TemplateProcessing" || !p.contains("single") || !p["single"].is_array()) return;
+      if (depth > kMaxNesting) cx.fail("post_processor Sequences nest too deeply");
+      const std::string ptype = cx.str(p, "type");
+      if (ptype == "Sequence" && field(p, "processors").is_array())
+        for (const auto& q : p["processors"]) post(q, depth + 1);
+      if (ptype != "TemplateProcessing" || !field(p, "single").is_array()) return;
       const json& single = p["single"];
       auto special_id = [&](const json& item) -> int32_t {
         if (!item.is_object() || !item.contains("SpecialToken")) return -1;
-        const std::string name = item["SpecialToken"].value("id", "");
-        if (p.contains("special_tokens") && p["special_tokens"].contains(name)) {
-          const json& ids = p["special_tokens"][name]["ids"];
-          if (ids.is_array() && ids.size() == 1 && ids[0].is_number_integer()) return ids[0].get<int32_t>();
-        }
-        return tok.find(name);
+        const std::string name = cx.str(cx.obj(item["SpecialToken"], "a SpecialToken item"), "id");
+        const json& ids = field(field(field(p, "special_tokens"), name.c_str()), "ids");
+        if (!ids.is_array() || ids.size() != 1) return tok.find(name);
+        if (!ids[0].is_number_unsigned() || ids[0].get<uint64_t>() >= tok.tokens.size())
+          cx.fail("post_processor special token '" + name + "' has an id outside the vocabulary");
+        return ids[0].get<int32_t>();
       };
       template_bos = false, template_eos = false;
       if (!single.empty() && (template_bos_id = special_id(single.front())) >= 0) template_bos = true;
       if (single.size() > 1 && (template_eos_id = special_id(single.back())) >= 0) template_eos = true;
     };
-    post(j.value("post_processor", json()));
+    post(field(j, "post_processor"), 0);
   } else if (fs::exists(dir / "vocab.json") && fs::exists(dir / "merges.txt")) {
     const Ctx cx{(dir / "vocab.json").string()};
-    fill_vocab(cx, read_json(dir / "vocab.json"), 0, tok);
+    fill_vocab(cx, read_json_file(dir / "vocab.json"), 0, tok);
     std::ifstream in(dir / "merges.txt", std::ios::binary);
     std::string line;
     while (std::getline(in, line)) {
@@ -326,7 +342,8 @@ Tokenizer load_hf_tokenizer(const fs::path& dir) {
       if (line.empty() || line.starts_with("#version")) continue;
       tok.merge_list.push_back(line);
     }
-    const std::string cls = config.value("tokenizer_class", "");
+    const Ctx config_cx{(dir / "tokenizer_config.json").string()};
+    const std::string cls = config_cx.str(config, "tokenizer_class");
     if (cls.starts_with("Qwen2Tokenizer")) {
       tok.normalizers.push_back({NormalizerStep::Nfc, "", ""});
       PreTokenizerStep split;
@@ -341,7 +358,7 @@ Tokenizer load_hf_tokenizer(const fs::path& dir) {
     } else {
       PreTokenizerStep bl;
       bl.kind = PreTokenizerStep::ByteLevel;
-      bl.add_prefix_space = config.value("add_prefix_space", false);
+      bl.add_prefix_space = config_cx.flag(config, "add_prefix_space", false);
       bl.use_regex = true;
       tok.pre_steps.push_back(bl);
     }
@@ -349,7 +366,7 @@ Tokenizer load_hf_tokenizer(const fs::path& dir) {
     tok.decoders.push_back(DecoderStep{});  // kind defaults to ByteLevel
     if (fs::exists(dir / "added_tokens.json")) {
       const Ctx acx{(dir / "added_tokens.json").string()};
-      const json added = read_json(dir / "added_tokens.json");
+      const json added = read_json_file(dir / "added_tokens.json");
       if (!added.is_object()) acx.fail("must be an object of token -> id");
       for (auto& [text, id] : added.items()) {
         if (!id.is_number_unsigned()) acx.fail("'" + text + "' has a bad id");
@@ -400,7 +417,8 @@ Tokenizer load_hf_tokenizer(const fs::path& dir) {
     if (ct.is_string()) tok.chat_template = ct.get<std::string>();
     else if (ct.is_array())
       for (const auto& t : ct)
-        if (t.is_object() && t.value("name", "") == "default") tok.chat_template = t.value("template", "");
+        if (field(t, "name") == "default" && field(t, "template").is_string())
+          tok.chat_template = t["template"].get<std::string>();
   }
   if (tok.chat_template.empty() && fs::exists(dir / "chat_template.jinja")) {
     std::ifstream in(dir / "chat_template.jinja", std::ios::binary);

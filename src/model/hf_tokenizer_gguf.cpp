@@ -6,6 +6,7 @@
 
 #include "model/tokenizer.h"
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace optiq {
 namespace fs = std::filesystem;
@@ -15,13 +16,8 @@ namespace {
 
 json read_json_or_empty(const fs::path& p) {
   if (!fs::exists(p)) return json::object();
-  std::ifstream in(p, std::ios::binary);
-  try {
-    json j = json::parse(in);
-    return j.is_object() ? j : json::object();
-  } catch (const json::parse_error& e) {
-    throw InputError(p.string(), e.byte, std::string("invalid JSON: ") + e.what());
-  }
+  json j = read_json_file(p);
+  return j.is_object() ? j : json::object();
 }
 
 bool looks_special(const std::string& t) {  // base.py does_token_look_special

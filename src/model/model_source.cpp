@@ -14,6 +14,7 @@
 #include "model/tokenizer.h"
 #include "quant/float16.h"
 #include "util/error.h"
+#include "util/json_file.h"
 
 namespace optiq {
 namespace fs = std::filesystem;
@@ -138,13 +139,7 @@ GgmlType ggml_type_for(const SafetensorsTensor& t, const std::string& file) {
 std::vector<fs::path> weight_files(const fs::path& dir) {
   const fs::path index = dir / "model.safetensors.index.json";
   if (fs::exists(index)) {
-    std::ifstream in(index);
-    json j;
-    try {
-      j = json::parse(in);
-    } catch (const json::parse_error& e) {
-      throw InputError(index.string(), e.byte, std::string("invalid JSON: ") + e.what());
-    }
+    const json j = read_json_file(index);
     if (!j.contains("weight_map") || !j["weight_map"].is_object())
       throw InputError(index.string(), std::nullopt, "field 'weight_map' must be an object");
     std::set<std::string> shards;
