@@ -24,6 +24,9 @@ const Budget kBudgets[] = {
     {GgmlType::Q4_0, 0.093},  {GgmlType::Q4_1, 0.095},   // 0.0719, 0.0733
     {GgmlType::Q5_0, 0.049},  {GgmlType::Q5_1, 0.046},   // 0.0378, 0.0357
     {GgmlType::Q8_0, 0.0060}, {GgmlType::IQ4_NL, 0.104},  // 0.00459, 0.0797
+    {GgmlType::Q2_K, 0.39},   {GgmlType::Q3_K, 0.21},    // 0.298, 0.161
+    {GgmlType::Q4_K, 0.081},  {GgmlType::Q5_K, 0.044},   // 0.0625, 0.0341
+    {GgmlType::Q6_K, 0.022},  {GgmlType::IQ4_XS, 0.105},  // 0.0166, 0.0808
 };
 
 std::vector<uint8_t> quantize(GgmlType type, const std::vector<float>& x, const float* importance = nullptr) {
@@ -75,8 +78,11 @@ TEST(Quant, ImportanceLowersErrorWhereItIsHigh) {
     for (size_t i = 0; i < x.size(); ++i) s += importance[i] * (double(x[i]) - y[i]) * (double(x[i]) - y[i]);
     return s;
   };
-  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL})
+  for (const auto& b : kBudgets) {
+    if (b.type == GgmlType::Q8_0) continue;  // ggml's Q8_0 has no importance-aware search
+    const GgmlType t = b.type;
     EXPECT_LT(weighted_err(round_trip(t, x, importance.data())), weighted_err(round_trip(t, x))) << ggml_type_name(t);
+  }
 }
 
 TEST(Quant, ZerosAndConstants) {
@@ -85,8 +91,9 @@ TEST(Quant, ZerosAndConstants) {
     for (float v : round_trip(b.type, zeros)) EXPECT_EQ(v, 0.0f) << ggml_type_name(b.type);
     for (float c : {0.75f, -3.5f, 1e-3f}) {
       const std::vector<float> constant(256, c);
-      // A constant block is hit exactly up to the f16 rounding of its scale (and IQ4_NL's grid).
-      for (float v : round_trip(b.type, constant)) EXPECT_NEAR(v, c, std::fabs(c) * 2e-2) << ggml_type_name(b.type);
+      // A constant block is hit up to the rounding of its scales (f16, and the 6-bit sub-block
+      // scales of K-quants/IQ4_XS, whose f16 super-scale is subnormal for c = 1e-3).
+      for (float v : round_trip(b.type, constant)) EXPECT_NEAR(v, c, std::fabs(c) * 5e-2) << ggml_type_name(b.type);
     }
   }
 }
@@ -96,7 +103,9 @@ TEST(Quant, MagnitudesScaleWithTheBlock) {
   std::normal_distribution<float> dist(0.0f, 1.0f);
   std::vector<float> unit(1024);
   for (auto& v : unit) v = dist(rng);
-  for (float scale : {1e-4f, 1e4f}) {  // both inside f16's normal range for the block scale
+  // K-quant super-scales are ~1e-3 of the weights; far smaller weights push them into f16
+  // subnormals, where precision drops (in ggml too), so the small case stays at 1e-2.
+  for (float scale : {1e-2f, 1e4f}) {
     std::vector<float> x(unit);
     for (auto& v : x) v *= scale;
     for (const auto& b : kBudgets) EXPECT_LT(rmse(x, round_trip(b.type, x)) / scale, 2 * b.max_rmse) << ggml_type_name(b.type) << " x" << scale;
@@ -104,26 +113,27 @@ TEST(Quant, MagnitudesScaleWithTheBlock) {
 }
 
 TEST(Quant, SingleOutlierIsKept) {
-  std::vector<float> x(64, 0.01f);
+  std::vector<float> x(512, 0.01f);
   x[10] = 50.0f;
   for (const auto& b : kBudgets) {
     const auto y = round_trip(b.type, x);
     EXPECT_NEAR(y[10], 50.0f, 50.0f * 2e-2) << ggml_type_name(b.type);
-    for (int i = 32; i < 64; ++i) EXPECT_NEAR(y[i], 0.01f, 1e-3f) << ggml_type_name(b.type);  // other block untouched
+    // The outlier only costs precision inside its own (super-)block.
+    for (int i = 256; i < 512; ++i) EXPECT_NEAR(y[i], 0.01f, 1e-3f) << ggml_type_name(b.type);
   }
 }
 
 TEST(Quant, NonFiniteInputIsDeterministic) {
   // NaN and Inf have no meaningful quantization; what matters is no UB (checked under the
   // sanitizer build) and the same bytes every time, and that other blocks are unaffected.
-  std::vector<float> x = synthetic(96);
+  std::vector<float> x = synthetic(512);
   x[3] = std::numeric_limits<float>::quiet_NaN();
   x[40] = std::numeric_limits<float>::infinity();
   x[41] = -std::numeric_limits<float>::infinity();
   for (const auto& b : kBudgets) {
     EXPECT_EQ(quantize(b.type, x), quantize(b.type, x)) << ggml_type_name(b.type);
     const auto y = round_trip(b.type, x);
-    for (int i = 64; i < 96; ++i) EXPECT_NEAR(y[i], x[i], 0.5f) << ggml_type_name(b.type);
+    for (int i = 256; i < 512; ++i) EXPECT_NEAR(y[i], x[i], 1.0f) << ggml_type_name(b.type);
   }
 }
 
@@ -133,8 +143,9 @@ TEST(Quant, RefusesBadShapesAndTypes) {
   EXPECT_THROW(quantize_row(GgmlType::Q4_0, x.data(), q.data(), 48, nullptr), std::invalid_argument);
   EXPECT_THROW(dequantize_row(GgmlType::Q8_0, q.data(), x.data(), 0), std::invalid_argument);
   EXPECT_THROW(quantize_row(GgmlType::F16, x.data(), q.data(), 32, nullptr), std::invalid_argument);
+  EXPECT_THROW(quantize_row(GgmlType::Q4_K, x.data(), q.data(), 32, nullptr), std::invalid_argument);
   EXPECT_FALSE(quantize_supported(GgmlType::IQ2_XXS));
-  EXPECT_TRUE(quantize_supported(GgmlType::IQ4_NL));
+  for (const auto& b : kBudgets) EXPECT_TRUE(quantize_supported(b.type)) << ggml_type_name(b.type);
 }
 
 }  // namespace

@@ -56,4 +56,18 @@ void dequantize_q5_1(const BlockQ5_1* x, float* y, int64_t n);
 void dequantize_q8_0(const BlockQ8_0* x, float* y, int64_t n);
 void dequantize_iq4_nl(const BlockIQ4_NL* x, float* y, int64_t n);
 
+// K-quants and IQ4_XS (quants_k.cpp). n a multiple of 256; qw null or n weights.
+void quantize_q2_k(const float* x, BlockQ2_K* y, int64_t n, const float* qw);
+void quantize_q3_k(const float* x, BlockQ3_K* y, int64_t n, const float* qw);
+void quantize_q4_k(const float* x, BlockQ4_K* y, int64_t n, const float* qw);
+void quantize_q5_k(const float* x, BlockQ5_K* y, int64_t n, const float* qw);
+void quantize_q6_k(const float* x, BlockQ6_K* y, int64_t n, const float* qw);
+void quantize_iq4_xs(const float* x, BlockIQ4_XS* y, int64_t n, const float* qw);
+void dequantize_q2_k(const BlockQ2_K* x, float* y, int64_t n);
+void dequantize_q3_k(const BlockQ3_K* x, float* y, int64_t n);
+void dequantize_q4_k(const BlockQ4_K* x, float* y, int64_t n);
+void dequantize_q5_k(const BlockQ5_K* x, float* y, int64_t n);
+void dequantize_q6_k(const BlockQ6_K* x, float* y, int64_t n);
+void dequantize_iq4_xs(const BlockIQ4_XS* x, float* y, int64_t n);
+
 }  // namespace optiq::quant_detail
