@@ -1,8 +1,8 @@
 """optiq's block quantization against two independent implementations:
 - dequantization of every implemented type equals gguf-py's `gguf.quants.dequantize` bit for bit,
   on blocks optiq wrote and on random bytes;
-- quantized bytes equal llama.cpp's `ggml_quantize_chunk` (libggml-base from the oracle setup's
-  llama.cpp build), with and without an importance matrix, even for NaN/Inf input, and gguf-py's
+- quantized bytes equal llama.cpp's `ggml_quantize_chunk` (libggml-base from node-llama-cpp's
+  prebuilt CPU binaries, the same llama.cpp the other oracle tests run), with and without an importance matrix, even for NaN/Inf input, and gguf-py's
   `gguf.quants.quantize` where gguf-py can quantize the type.
 optiq is reached through the test-only optiq_quant_tool ($OPTIQ_QUANT_TOOL)."""
 from __future__ import annotations
@@ -22,7 +22,8 @@ TYPES = [T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.IQ4_NL, T.Q2_K, T.Q3_K, T.Q4_
 GGUF_PY_QUANTIZES = {T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0}
 N_PER_ROW = 512  # a multiple of every block size (K-quants: 256)
 TOOL = os.environ["OPTIQ_QUANT_TOOL"]
-LIBGGML = Path(os.environ["OPTIQ_CACHE"]) / "llama.cpp-build" / "bin" / "libggml-base.so"
+LIBGGML = (Path(os.environ["OPTIQ_CACHE"]) / "node" / "node_modules" / "@node-llama-cpp" / "linux-x64"
+           / "bins" / "linux-x64" / "libggml-base.so")
 
 
 def test_rows(rng: np.random.Generator) -> dict[str, np.ndarray]:
