@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   const std::vector<cli::Command> commands = {cli::register_info(app), cli::register_convert(app),
                                              cli::register_tokenize(app),
-                                             cli::register_template(app)};
+                                             cli::register_template(app),
+                                             cli::register_generate(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,123 @@
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+
+#include "cli/commands.h"
+#include "engine/llama_model.h"
+#include "engine/ops.h"
+#include "model/model_source.h"
+#include "model/tokenizer.h"
+#include "util/error.h"
+
+namespace optiq::cli {
+namespace {
+
+// Length of the longest prefix of s that does not end inside a UTF-8 sequence, so a streamed
+// piece never splits a character that byte-fallback tokens build up.
+size_t complete_utf8_prefix(const std::string& s) {
+  size_t n = s.size(), back = 0;
+  while (back < n && back < 4 && (static_cast<unsigned char>(s[n - 1 - back]) & 0xC0) == 0x80) ++back;
+  if (back == n) return n;
+  const unsigned char lead = static_cast<unsigned char>(s[n - 1 - back]);
+  const size_t need = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 1;
+  return back + 1 >= need ? n : n - back - 1;
+}
+
+}  // namespace
+
+Command register_generate(CLI::App& app) {
+  struct Args {
+    std::string model, prompt, dump_logprobs;
+    int64_t n_predict = 128, n_ctx = 0;
+  };
+  auto args = std::make_shared<Args>();
+  CLI::App* sub = app.add_subcommand("generate", "Continue a prompt with greedy decoding (llama architecture, F32/F16/BF16 weights)");
+  sub->add_option("model", args->model, ".gguf file, Hugging Face folder, or hub id org/name[@revision]")->required();
+  sub->add_option("-p,--prompt", args->prompt, "the text to continue (BOS is added as the vocabulary asks)")->required();
+  sub->add_option("-n,--n-predict", args->n_predict, "most tokens to generate (default 128); stops early at end of text")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("-c,--ctx-size", args->n_ctx, "context size in tokens (default: the trained context, at most 4096)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--dump-logprobs", args->dump_logprobs,
+                  "debugging aid: write JSON {tokens, n_prompt, logprobs} to FILE, logprobs[i] being "
+                  "the log-softmax over the vocabulary after tokens[0..i]");
+  return {sub, [args] {
+            if (args->prompt.empty())
+              throw InputError("optiq generate", std::nullopt, "the prompt is empty (-p TEXT)");
+            const std::string path = resolve_model_argument(args->model);
+            const ModelSource src = open_model_source(path);
+            const engine::LlamaModel model = engine::load_llama_model(src);
+            const Tokenizer tok = load_tokenizer(path);
+            if (tok.n_tokens() > model.hp.n_vocab)
+              throw InputError(path, std::nullopt, "the tokenizer has more tokens than the model's vocabulary");
+            const int64_t n_ctx = args->n_ctx > 0 ? args->n_ctx : std::min<int64_t>(model.hp.n_ctx_train, 4096);
+            std::vector<int32_t> ids = tok.encode(args->prompt, /*add_special=*/true, /*parse_special=*/true);
+            const size_t n_prompt = ids.size();
+            if (static_cast<int64_t>(n_prompt) > n_ctx)
+              throw InputError("optiq generate", std::nullopt,
+                               "the prompt is " + std::to_string(n_prompt) + " tokens, longer than the context of " +
+                                   std::to_string(n_ctx) + " (-c)");
+
+            const int64_t V = model.hp.n_vocab;
+            engine::KVCache cache = engine::make_kv_cache(model, n_ctx);
+            const bool dump = !args->dump_logprobs.empty();
+            std::vector<float> logits(static_cast<size_t>(n_prompt) * V);
+            engine::forward(model, cache, ids, /*all_logits=*/dump, logits.data());
+            std::vector<std::vector<float>> logprobs;  // [evaluated positions][n_vocab]
+            auto keep = [&](const float* row) {
+              std::vector<float> lp(static_cast<size_t>(V));
+              engine::log_softmax(row, V, lp.data());
+              logprobs.push_back(std::move(lp));
+            };
+            if (dump)
+              for (size_t t = 0; t < n_prompt; ++t) keep(logits.data() + t * V);
+            const float* last = logits.data() + (dump ? (n_prompt - 1) * V : 0);
+
+            const std::string prompt_text = tok.decode(ids, /*skip_special=*/true);
+            size_t printed = 0;  // bytes of the continuation written so far
+            for (int64_t i = 0; i < args->n_predict; ++i) {
+              const auto next = static_cast<int32_t>(engine::argmax(last, V));
+              if (next == tok.eos || next == tok.eot) break;
+              ids.push_back(next);
+              const std::string full = tok.decode(ids, /*skip_special=*/true);
+              if (full.size() >= prompt_text.size()) {
+                const std::string cont = full.substr(prompt_text.size());
+                const size_t upto = complete_utf8_prefix(cont);
+                if (upto > printed) {
+                  std::fwrite(cont.data() + printed, 1, upto - printed, stdout);
+                  std::fflush(stdout);
+                  printed = upto;
+                }
+              }
+              if (i + 1 == args->n_predict) break;
+              if (cache.n_past >= cache.n_ctx) {
+                std::fprintf(stderr, "\noptiq: the context of %lld tokens is full\n", static_cast<long long>(n_ctx));
+                break;
+              }
+              const int32_t one[1] = {next};
+              engine::forward(model, cache, one, false, logits.data());
+              last = logits.data();
+              if (dump) keep(last);
+            }
+            // Whatever a trailing incomplete character left unprinted.
+            const std::string full = tok.decode(ids, true);
+            if (full.size() > prompt_text.size() + printed)
+              std::fwrite(full.data() + prompt_text.size() + printed, 1, full.size() - prompt_text.size() - printed, stdout);
+            std::printf("\n");
+
+            if (dump) {
+              nlohmann::json j;
+              j["tokens"] = ids;
+              j["n_prompt"] = n_prompt;
+              j["logprobs"] = logprobs;
+              std::ofstream out(args->dump_logprobs, std::ios::binary);
+              out << j.dump();
+              if (!out) throw RuntimeError("cannot write " + args->dump_logprobs);
+            }
+            return 0;
+          }};
+}
+
+}  // namespace optiq::cli

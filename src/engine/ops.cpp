@@ -1,0 +1,101 @@
+#include "engine/ops.h"
+
+#include <cmath>
+
+namespace optiq::engine {
+
+void rms_norm(const float* x, const float* w, int64_t n_tokens, int64_t n, float eps, float* out) {
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* xt = x + t * n;
+    float* ot = out + t * n;
+    double sum = 0.0;  // ggml sums the squares in ggml_float (double)
+    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(xt[i]) * xt[i];
+    const float mean = static_cast<float>(sum / static_cast<double>(n));
+    const float scale = 1.0f / std::sqrt(mean + eps);
+    for (int64_t i = 0; i < n; ++i) ot[i] = (xt[i] * scale) * w[i];
+  }
+}
+
+void rope_norm(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos,
+               float freq_base, float freq_scale, const float* freq_factors) {
+  // ggml walks the frequencies by repeated multiplication with base^(-2/n_rot); doing the same
+  // keeps the angles bit-close to llama.cpp's.
+  const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(n_rot));
+  float theta = static_cast<float>(pos);
+  for (int64_t i0 = 0; i0 < n_rot; i0 += 2) {
+    const float ff = freq_factors ? freq_factors[i0 / 2] : 1.0f;
+    const float angle = freq_scale * (theta / ff);
+    const float c = std::cos(angle), s = std::sin(angle);
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* p = x + h * head_dim + i0;
+      const float a = p[0], b = p[1];
+      p[0] = a * c - b * s;
+      p[1] = a * s + b * c;
+    }
+    theta *= theta_scale;
+  }
+}
+
+void softmax(float* x, int64_t n) {
+  float max = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) max = x[i] > max ? x[i] : max;
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - max);
+    sum += x[i];
+  }
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void log_softmax(const float* logits, int64_t n, float* out) {
+  float max = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) max = logits[i] > max ? logits[i] : max;
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
+  const double log_z = max + std::log(sum);
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(logits[i] - log_z);
+}
+
+int64_t argmax(const float* x, int64_t n) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i)
+    if (x[i] > x[best]) best = i;
+  return best;
+}
+
+void swiglu(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
+}
+
+void causal_attention(const float* q, const float* k, const float* v, int64_t n_tokens,
+                      int64_t pos0, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                      float scale, float* scores, float* out) {
+  const int64_t kv_stride = n_head_kv * head_dim;  // floats per cached position
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const int64_t n_visible = pos0 + t + 1;  // causal mask: positions 0 .. pos0 + t
+    for (int64_t h = 0; h < n_head; ++h) {
+      const int64_t g = kv_head_of(h, n_head, n_head_kv);
+      const float* qh = q + (t * n_head + h) * head_dim;
+      for (int64_t j = 0; j < n_visible; ++j) {
+        const float* kj = k + j * kv_stride + g * head_dim;
+        float dot = 0.0f;
+        for (int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kj[d];
+        scores[j] = dot * scale;
+      }
+      softmax(scores, n_visible);
+      float* oh = out + (t * n_head + h) * head_dim;
+      for (int64_t d = 0; d < head_dim; ++d) oh[d] = 0.0f;
+      for (int64_t j = 0; j < n_visible; ++j) {
+        const float* vj = v + j * kv_stride + g * head_dim;
+        const float wj = scores[j];
+        for (int64_t d = 0; d < head_dim; ++d) oh[d] += wj * vj[d];
+      }
+    }
+  }
+}
+
+}  // namespace optiq::engine

@@ -1,0 +1,55 @@
+// The numeric building blocks of a transformer forward pass, as plain loops over f32. Each
+// follows the semantics of the matching ggml operation llama.cpp uses (named below), so that
+// the engine's logits agree with llama.cpp's.
+#pragma once
+
+#include <cstdint>
+
+namespace optiq::engine {
+
+// ggml_rms_norm followed by ggml_mul with the norm weight:
+// out[t, i] = x[t, i] / sqrt(mean_i(x[t, i]^2) + eps) * w[i].
+// x, out: [n_tokens, n]; w: [n]. out may alias x.
+void rms_norm(const float* x, const float* w, int64_t n_tokens, int64_t n, float eps, float* out);
+
+// Rotary position embedding, llama.cpp's LLAMA_ROPE_TYPE_NORM: within each head the pairs
+// (x[2i], x[2i+1]) for 2i < n_rot are rotated by the angle
+//   theta_i = freq_scale * pos * freq_base^(-2i / n_rot) / freq_factors[i]
+// (freq_factors may be null: all 1); dimensions from n_rot on pass through unchanged.
+// x: [n_heads, head_dim] for one token at position `pos`, rotated in place.
+// freq_factors: [n_rot / 2] or null.
+void rope_norm(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos,
+               float freq_base, float freq_scale, const float* freq_factors);
+
+// In-place softmax over x[0, n): max-subtracted, like ggml_soft_max.
+void softmax(float* x, int64_t n);
+
+// log_softmax over logits[0, n) into out[0, n) (out may alias logits); sums in double.
+void log_softmax(const float* logits, int64_t n, float* out);
+
+// Index of the largest value; the lowest index wins ties (llama.cpp's greedy sampler).
+int64_t argmax(const float* x, int64_t n);
+
+// SwiGLU's gating: gate[i] = silu(gate[i]) * up[i], silu(v) = v / (1 + exp(-v)). [n] each.
+void swiglu(float* gate, const float* up, int64_t n);
+
+// The query head -> key/value head map of grouped-query attention: n_head query heads share
+// n_head_kv key/value heads in contiguous groups of n_head / n_head_kv (ggml's broadcast in
+// ggml_mul_mat). n_head must be a multiple of n_head_kv.
+inline int64_t kv_head_of(int64_t head, int64_t n_head, int64_t n_head_kv) {
+  return head / (n_head / n_head_kv);
+}
+
+// Causal grouped-query attention for n_tokens new tokens at positions pos0 .. pos0+n_tokens-1,
+// attending to cached positions 0 .. (its own position) inclusive.
+//   q:   [n_tokens, n_head, head_dim]      (already rotated)
+//   k:   [n_ctx, n_head_kv, head_dim]      cache; rows 0 .. pos0+n_tokens-1 filled
+//   v:   [n_ctx, n_head_kv, head_dim]      cache, same rows filled
+//   out: [n_tokens, n_head, head_dim]
+//   scores: scratch of at least pos0 + n_tokens floats
+// Each score is scale * dot(q, k); softmax over the visible positions; out = sum weights * v.
+void causal_attention(const float* q, const float* k, const float* v, int64_t n_tokens,
+                      int64_t pos0, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                      float scale, float* scores, float* out);
+
+}  // namespace optiq::engine

@@ -1,0 +1,258 @@
+// The 32-weight block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL). Without importance weights
+// the quantizers are ggml's deterministic `quantize_row_*_ref`; with them, ggml's imatrix-aware
+// searches (weight = importance * sqrt(sigma2 + x^2), sigma2 the row's mean square).
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+
+#include "quant/float16.h"
+#include "quant/quant_impl.h"
+
+namespace optiq::quant_detail {
+namespace {
+
+// Mean square of a row: the sigma2 ggml adds to x^2 in the importance-weighted searches.
+float row_sigma2(const float* x, int64_t n) {
+  float sum_x2 = 0;
+  for (int64_t j = 0; j < n; ++j) sum_x2 += x[j] * x[j];
+  return sum_x2 / static_cast<float>(n);
+}
+
+void imatrix_weights(const float* xb, const float* qw, float sigma2, float* weight) {
+  for (int j = 0; j < 32; ++j) weight[j] = qw[j] * std::sqrt(sigma2 + xb[j] * xb[j]);
+}
+
+// Nibbles of 32 levels: byte j holds weight j (low) and weight j + 16 (high).
+template <class L>
+void pack_nibbles(const L* levels, uint8_t* qs) {
+  for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>((levels[j] & 0x0f) | ((levels[j + 16] & 0x0f) << 4));
+}
+
+// Bit 4 of each of 32 levels, weight j at bit j, as the little-endian bytes ggml stores.
+template <class L>
+void pack_high_bits(const L* levels, uint8_t* qh) {
+  uint32_t bits = 0;
+  for (int j = 0; j < 32; ++j) bits |= static_cast<uint32_t>((levels[j] >> 4) & 1) << j;
+  for (int b = 0; b < 4; ++b) qh[b] = static_cast<uint8_t>(bits >> (8 * b));
+}
+
+uint32_t load_high_bits(const uint8_t* qh) {
+  return qh[0] | (qh[1] << 8) | (qh[2] << 16) | (static_cast<uint32_t>(qh[3]) << 24);
+}
+
+// The signed value with the largest magnitude (first one on ties), as ggml's ref quantizers pick it.
+float signed_absmax(const float* x) {
+  float amax = 0, max = 0;
+  for (int j = 0; j < 32; ++j) {
+    if (amax < std::fabs(x[j])) {
+      amax = std::fabs(x[j]);
+      max = x[j];
+    }
+  }
+  return max;
+}
+
+// Symmetric ref quantizer: levels 0..2*half-1 with w = d * (q - half), d = max / -half.
+void quantize_symmetric_ref(const float* x, int half, uint16_t* d_out, uint8_t* levels) {
+  const float d = signed_absmax(x) / static_cast<float>(-half);
+  const float id = d ? 1.0f / d : 0.0f;
+  *d_out = f32_to_f16(d);
+  for (int j = 0; j < 32; ++j) {
+    // (int8_t)(x * id + half + 0.5) then MIN(2 * half - 1, .) as ggml: truncation, not rounding.
+    const int q = static_cast<int8_t>(trunc_to_int(x[j] * id + (static_cast<float>(half) + 0.5f)));
+    levels[j] = static_cast<uint8_t>(q < 2 * half - 1 ? q : 2 * half - 1);
+  }
+}
+
+// Asymmetric ref quantizer: w = d * q + min, d = (max - min) / nmax. ggml clamps the 4-bit
+// levels with MIN(15, (int8_t)v) but converts the 5-bit ones straight to uint8_t; both kept.
+void quantize_affine_ref(const float* x, int nmax, bool clamp, uint16_t* d_out, uint16_t* m_out, uint8_t* levels) {
+  float min = FLT_MAX, max = -FLT_MAX;
+  for (int j = 0; j < 32; ++j) {
+    if (x[j] < min) min = x[j];
+    if (x[j] > max) max = x[j];
+  }
+  const float d = (max - min) / static_cast<float>(nmax);
+  const float id = d ? 1.0f / d : 0.0f;
+  *d_out = f32_to_f16(d);
+  *m_out = f32_to_f16(min);
+  for (int j = 0; j < 32; ++j) {
+    const float v = (x[j] - min) * id + 0.5f;
+    if (clamp) {
+      const int q = static_cast<int8_t>(trunc_to_int(v));
+      levels[j] = static_cast<uint8_t>(q < nmax ? q : nmax);
+    } else {
+      levels[j] = static_cast<uint8_t>(trunc_to_int(v));
+    }
+  }
+}
+
+}  // namespace
+
+void quantize_q4_0(const float* x, BlockQ4_0* y, int64_t n, const float* qw) {
+  uint8_t levels[32];
+  if (!qw) {
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+      quantize_symmetric_ref(x + 32 * ib, 8, &y[ib].d, levels);
+      pack_nibbles(levels, y[ib].qs);
+    }
+    return;
+  }
+  const float sigma2 = row_sigma2(x, n);
+  float weight[32];
+  int8_t L[32];
+  for (int64_t ib = 0; ib < n / 32; ++ib) {
+    imatrix_weights(x + 32 * ib, qw + 32 * ib, sigma2, weight);
+    y[ib].d = f32_to_f16(make_qx_quants(32, 8, x + 32 * ib, L, 1, weight));
+    pack_nibbles(L, y[ib].qs);
+  }
+}
+
+void quantize_q4_1(const float* x, BlockQ4_1* y, int64_t n, const float* qw) {
+  uint8_t levels[32];
+  if (!qw) {
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+      quantize_affine_ref(x + 32 * ib, 15, true, &y[ib].d, &y[ib].m, levels);
+      pack_nibbles(levels, y[ib].qs);
+    }
+    return;
+  }
+  const float sigma2 = row_sigma2(x, n);
+  float weight[32];
+  uint8_t aux[32];
+  for (int64_t ib = 0; ib < n / 32; ++ib) {
+    imatrix_weights(x + 32 * ib, qw + 32 * ib, sigma2, weight);
+    float min;
+    const float d = make_qkx_quants(32, 15, x + 32 * ib, weight, levels, &min, aux, -0.9f, 0.05f, 36, false);
+    y[ib].d = f32_to_f16(d);
+    y[ib].m = f32_to_f16(-min);
+    pack_nibbles(levels, y[ib].qs);
+  }
+}
+
+void quantize_q5_0(const float* x, BlockQ5_0* y, int64_t n, const float* qw) {
+  uint8_t levels[32];
+  if (!qw) {
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+      quantize_symmetric_ref(x + 32 * ib, 16, &y[ib].d, levels);
+      pack_nibbles(levels, y[ib].qs);
+      pack_high_bits(levels, y[ib].qh);
+    }
+    return;
+  }
+  const float sigma2 = row_sigma2(x, n);
+  float weight[32];
+  int8_t L[32];
+  for (int64_t ib = 0; ib < n / 32; ++ib) {
+    imatrix_weights(x + 32 * ib, qw + 32 * ib, sigma2, weight);
+    y[ib].d = f32_to_f16(make_qx_quants(32, 16, x + 32 * ib, L, 1, weight));
+    pack_nibbles(L, y[ib].qs);
+    pack_high_bits(L, y[ib].qh);
+  }
+}
+
+void quantize_q5_1(const float* x, BlockQ5_1* y, int64_t n, const float* qw) {
+  uint8_t levels[32];
+  if (!qw) {
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+      quantize_affine_ref(x + 32 * ib, 31, false, &y[ib].d, &y[ib].m, levels);
+      pack_nibbles(levels, y[ib].qs);
+      pack_high_bits(levels, y[ib].qh);
+    }
+    return;
+  }
+  const float sigma2 = row_sigma2(x, n);
+  float weight[32];
+  uint8_t aux[32];
+  for (int64_t ib = 0; ib < n / 32; ++ib) {
+    imatrix_weights(x + 32 * ib, qw + 32 * ib, sigma2, weight);
+    float min;
+    const float d = make_qkx_quants(32, 31, x + 32 * ib, weight, levels, &min, aux, -0.9f, 0.05f, 36, false);
+    y[ib].d = f32_to_f16(d);
+    y[ib].m = f32_to_f16(-min);
+    pack_nibbles(levels, y[ib].qs);
+    pack_high_bits(levels, y[ib].qh);
+  }
+}
+
+void quantize_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
+  for (int64_t ib = 0; ib < n / 32; ++ib) {
+    const float* xb = x + 32 * ib;
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = amax > std::fabs(xb[j]) ? amax : std::fabs(xb[j]);  // ggml's MAX: NaN propagates
+    const float d = amax / 127;
+    const float id = d ? 1.0f / d : 0.0f;
+    y[ib].d = f32_to_f16(d);
+    for (int j = 0; j < 32; ++j) y[ib].qs[j] = static_cast<int8_t>(trunc_to_int(std::round(xb[j] * id)));
+  }
+}
+
+void quantize_iq4_nl(const float* x, BlockIQ4_NL* y, int64_t n, const float* qw) {
+  for (int64_t ib = 0; ib < n / 32; ++ib)
+    quantize_iq4_superblock(32, x + 32 * ib, &y[ib].d, y[ib].qs, nullptr, nullptr, qw ? qw + 32 * ib : nullptr);
+}
+
+void dequantize_q4_0(const BlockQ4_0* x, float* y, int64_t n) {
+  for (int64_t ib = 0; ib < n / 32; ++ib, y += 32) {
+    const float d = f16_to_f32(x[ib].d);
+    for (int j = 0; j < 16; ++j) {
+      y[j] = static_cast<float>((x[ib].qs[j] & 0x0f) - 8) * d;
+      y[j + 16] = static_cast<float>((x[ib].qs[j] >> 4) - 8) * d;
+    }
+  }
+}
+
+void dequantize_q4_1(const BlockQ4_1* x, float* y, int64_t n) {
+  for (int64_t ib = 0; ib < n / 32; ++ib, y += 32) {
+    const float d = f16_to_f32(x[ib].d), m = f16_to_f32(x[ib].m);
+    for (int j = 0; j < 16; ++j) {
+      y[j] = static_cast<float>(x[ib].qs[j] & 0x0f) * d + m;
+      y[j + 16] = static_cast<float>(x[ib].qs[j] >> 4) * d + m;
+    }
+  }
+}
+
+void dequantize_q5_0(const BlockQ5_0* x, float* y, int64_t n) {
+  for (int64_t ib = 0; ib < n / 32; ++ib, y += 32) {
+    const float d = f16_to_f32(x[ib].d);
+    const uint32_t qh = load_high_bits(x[ib].qh);
+    for (int j = 0; j < 16; ++j) {
+      const int q0 = (x[ib].qs[j] & 0x0f) | (((qh >> j) & 1) << 4);
+      const int q1 = (x[ib].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
+      y[j] = static_cast<float>(q0 - 16) * d;
+      y[j + 16] = static_cast<float>(q1 - 16) * d;
+    }
+  }
+}
+
+void dequantize_q5_1(const BlockQ5_1* x, float* y, int64_t n) {
+  for (int64_t ib = 0; ib < n / 32; ++ib, y += 32) {
+    const float d = f16_to_f32(x[ib].d), m = f16_to_f32(x[ib].m);
+    const uint32_t qh = load_high_bits(x[ib].qh);
+    for (int j = 0; j < 16; ++j) {
+      const int q0 = (x[ib].qs[j] & 0x0f) | (((qh >> j) & 1) << 4);
+      const int q1 = (x[ib].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
+      y[j] = static_cast<float>(q0) * d + m;
+      y[j + 16] = static_cast<float>(q1) * d + m;
+    }
+  }
+}
+
+void dequantize_q8_0(const BlockQ8_0* x, float* y, int64_t n) {
+  for (int64_t ib = 0; ib < n / 32; ++ib, y += 32) {
+    const float d = f16_to_f32(x[ib].d);
+    for (int j = 0; j < 32; ++j) y[j] = static_cast<float>(x[ib].qs[j]) * d;
+  }
+}
+
+void dequantize_iq4_nl(const BlockIQ4_NL* x, float* y, int64_t n) {
+  for (int64_t ib = 0; ib < n / 32; ++ib, y += 32) {
+    const float d = f16_to_f32(x[ib].d);
+    for (int j = 0; j < 16; ++j) {
+      y[j] = d * kIQ4NLValues[x[ib].qs[j] & 0x0f];
+      y[j + 16] = d * kIQ4NLValues[x[ib].qs[j] >> 4];
+    }
+  }
+}
+
+}  // namespace optiq::quant_detail

@@ -1,0 +1,212 @@
+// The engine's building blocks against values worked out by hand, and the forward pass's
+// self-consistency (batched prefill vs token-by-token decode) on stories260K.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numbers>
+#include <vector>
+
+#include "engine/llama_model.h"
+#include "engine/ops.h"
+#include "engine/weight.h"
+#include "test_util.h"
+#include "util/error.h"
+
+namespace optiq::engine {
+namespace {
+
+TEST(EngineOps, RmsNormOfKnownVector) {
+  // x = (3, 4): mean of squares (9 + 16) / 2 = 12.5, so x / sqrt(12.5) = (0.848528, 1.131371);
+  // weights (1, 2) scale the second element.
+  const float x[2] = {3, 4}, w[2] = {1, 2};
+  float out[2];
+  rms_norm(x, w, 1, 2, 0.0f, out);
+  EXPECT_NEAR(out[0], 3 / std::sqrt(12.5), 1e-6);
+  EXPECT_NEAR(out[1], 2 * 4 / std::sqrt(12.5), 1e-6);
+  // eps enters under the root: (1, 1) with eps 3 -> 1 / sqrt(1 + 3) = 0.5.
+  const float ones[2] = {1, 1}, unit[2] = {1, 1};
+  rms_norm(ones, unit, 1, 2, 3.0f, out);
+  EXPECT_FLOAT_EQ(out[0], 0.5f);
+  EXPECT_FLOAT_EQ(out[1], 0.5f);
+  // Each token (row) is normalized on its own, in place.
+  float two[4] = {2, 2, -5, 5};
+  rms_norm(two, unit, 2, 2, 0.0f, two);
+  EXPECT_FLOAT_EQ(two[0], 1.0f);
+  EXPECT_FLOAT_EQ(two[2], -1.0f);
+  EXPECT_FLOAT_EQ(two[3], 1.0f);
+}
+
+TEST(EngineOps, RopeRotatesUnitVectorByKnownAngle) {
+  // head_dim 2: one pair, frequency 1, so position 3 rotates (1, 0) by 3 radians.
+  float x[2] = {1, 0};
+  rope_norm(x, 1, 2, 2, 3, 10000.0f, 1.0f, nullptr);
+  EXPECT_NEAR(x[0], std::cos(3.0), 1e-6);
+  EXPECT_NEAR(x[1], std::sin(3.0), 1e-6);
+  // head_dim 4, base 10000: the second pair turns at 10000^(-2/4) = 0.01 rad per position, so
+  // at position 100 (0, 1) in that pair turns by 1 rad to (-sin 1, cos 1); the first pair at
+  // 1 rad per position turns (1, 0) by 100 rad.
+  float y[4] = {1, 0, 0, 1};
+  rope_norm(y, 1, 4, 4, 100, 10000.0f, 1.0f, nullptr);
+  EXPECT_NEAR(y[0], std::cos(100.0), 1e-4);
+  EXPECT_NEAR(y[1], std::sin(100.0), 1e-4);
+  EXPECT_NEAR(y[2], -std::sin(1.0), 1e-5);
+  EXPECT_NEAR(y[3], std::cos(1.0), 1e-5);
+  // A frequency factor divides the angle; dimensions past n_rot pass through; position 0 is
+  // the identity; every head gets the same rotation.
+  float z[8] = {0, 1, 7, 8, 0, 1, 7, 8};
+  const float factors[1] = {2.0f};
+  rope_norm(z, 2, 4, 2, 1, 10000.0f, 1.0f, factors);  // angle 1 / 2
+  for (int h = 0; h < 2; ++h) {
+    EXPECT_NEAR(z[h * 4 + 0], -std::sin(0.5), 1e-6);
+    EXPECT_NEAR(z[h * 4 + 1], std::cos(0.5), 1e-6);
+    EXPECT_EQ(z[h * 4 + 2], 7.0f);
+    EXPECT_EQ(z[h * 4 + 3], 8.0f);
+  }
+  float w[2] = {0.3f, -0.4f};
+  rope_norm(w, 1, 2, 2, 0, 10000.0f, 1.0f, nullptr);
+  EXPECT_EQ(w[0], 0.3f);
+  EXPECT_EQ(w[1], -0.4f);
+  // Linear scaling (freq_scale 0.5) halves the angle.
+  float s[2] = {1, 0};
+  rope_norm(s, 1, 2, 2, 2, 10000.0f, 0.5f, nullptr);
+  EXPECT_NEAR(s[0], std::cos(1.0), 1e-6);
+  EXPECT_NEAR(s[1], std::sin(1.0), 1e-6);
+}
+
+TEST(EngineOps, CausalAttentionMasksTheFuture) {
+  // One head of width 1, three tokens in one batch. Scores q*k are 0 for keys 0 and 1, so a
+  // token sees the plain average of the values it may see; key 2 scores 100 and would take all
+  // the weight if the mask let tokens 0 and 1 see it.
+  const float q[3] = {1, 1, 1}, k[3] = {0, 0, 100}, v[3] = {1, 3, 8};
+  float scores[3], out[3];
+  causal_attention(q, k, v, 3, 0, 1, 1, 1, 1.0f, scores, out);
+  EXPECT_FLOAT_EQ(out[0], 1.0f);        // sees v0 only
+  EXPECT_FLOAT_EQ(out[1], 2.0f);        // (1 + 3) / 2
+  EXPECT_NEAR(out[2], 8.0f, 1e-6);      // softmax(0, 0, 100) is all on v2
+  // Decoding one token at position 1 (pos0 = 1) sees positions 0 and 1 of the cache.
+  const float q1[1] = {1};
+  causal_attention(q1, k, v, 1, 1, 1, 1, 1, 1.0f, scores, out);
+  EXPECT_FLOAT_EQ(out[0], 2.0f);
+  // The scale multiplies the scores: k = (0, ln 3) with scale 1 gives weights (1/4, 3/4).
+  const float k2[2] = {0, static_cast<float>(std::log(3.0))}, v2[2] = {0, 4};
+  causal_attention(q1, k2, v2, 1, 1, 1, 1, 1, 1.0f, scores, out);
+  EXPECT_NEAR(out[0], 3.0f, 1e-6);
+}
+
+TEST(EngineOps, GroupedQueryHeadMapping) {
+  // 8 query heads over 4 key/value heads: contiguous pairs, as ggml broadcasts.
+  const int64_t want[8] = {0, 0, 1, 1, 2, 2, 3, 3};
+  for (int64_t h = 0; h < 8; ++h) EXPECT_EQ(kv_head_of(h, 8, 4), want[h]) << h;
+  for (int64_t h = 0; h < 8; ++h) EXPECT_EQ(kv_head_of(h, 8, 1), 0) << h;  // multi-query
+  for (int64_t h = 0; h < 4; ++h) EXPECT_EQ(kv_head_of(h, 4, 4), h) << h;  // multi-head
+  // In attention: 4 query heads, 2 kv heads of width 2, one position. The softmax over one
+  // position is 1, so query head h returns the value of kv head h / 2.
+  const float q[8] = {1, 0, 0, 1, 1, 1, -1, 2};
+  const float k[4] = {5, 5, 6, 6};
+  const float v[4] = {10, 11, 20, 21};  // kv head 0: (10, 11), kv head 1: (20, 21)
+  float scores[1], out[8];
+  causal_attention(q, k, v, 1, 0, 4, 2, 2, 0.5f, scores, out);
+  const float expect[8] = {10, 11, 10, 11, 20, 21, 20, 21};
+  for (int i = 0; i < 8; ++i) EXPECT_FLOAT_EQ(out[i], expect[i]) << i;
+}
+
+TEST(EngineOps, SoftmaxLogSoftmaxArgmaxSwiglu) {
+  float p[2] = {0, static_cast<float>(std::log(3.0))};
+  float lp[2];
+  log_softmax(p, 2, lp);
+  EXPECT_NEAR(lp[0], std::log(0.25), 1e-6);
+  EXPECT_NEAR(lp[1], std::log(0.75), 1e-6);
+  softmax(p, 2);
+  EXPECT_NEAR(p[0], 0.25, 1e-6);
+  EXPECT_NEAR(p[1], 0.75, 1e-6);
+  // Large logits do not overflow (max subtracted).
+  const float big[2] = {1000, 1000};
+  log_softmax(big, 2, lp);
+  EXPECT_NEAR(lp[0], -std::numbers::ln2, 1e-6);
+  const float ties[4] = {1, 5, 5, 2};
+  EXPECT_EQ(argmax(ties, 4), 1);  // lowest index wins a tie
+  float gate[2] = {0, 1};
+  const float up[2] = {3, 2};
+  swiglu(gate, up, 2);
+  EXPECT_FLOAT_EQ(gate[0], 0.0f);
+  EXPECT_NEAR(gate[1], 2.0 / (1.0 + std::exp(-1.0)), 1e-6);
+}
+
+TEST(EngineOps, MatmulRowsTimesInputsPlusBias) {
+  Weight w;
+  w.n_in = 3;
+  w.n_out = 2;
+  w.data = {1, 2, 3,     // output 0
+            -1, 0, 1};   // output 1
+  const float x[6] = {1, 1, 1,   // token 0
+                      2, 0, -1}; // token 1
+  float y[4];
+  matmul(w, x, 2, y);
+  EXPECT_FLOAT_EQ(y[0], 6.0f);
+  EXPECT_FLOAT_EQ(y[1], 0.0f);
+  EXPECT_FLOAT_EQ(y[2], -1.0f);
+  EXPECT_FLOAT_EQ(y[3], -3.0f);
+  w.bias = {10, 20};
+  matmul(w, x, 1, y);
+  EXPECT_FLOAT_EQ(y[0], 16.0f);
+  EXPECT_FLOAT_EQ(y[1], 20.0f);
+  // Long rows take the 8-wide path plus a tail.
+  Weight l;
+  l.n_in = 19;
+  l.n_out = 1;
+  l.data.assign(19, 1.0f);
+  std::vector<float> xs(19);
+  for (int i = 0; i < 19; ++i) xs[i] = static_cast<float>(i);
+  matmul(l, xs.data(), 1, y);
+  EXPECT_FLOAT_EQ(y[0], 171.0f);
+}
+
+// Prefill of a whole sequence and prefill of a prefix followed by single-token decodes see the
+// same tokens at the same positions, so their logits agree up to summation order.
+TEST(EngineForward, PrefillMatchesTokenByTokenDecode) {
+  const ModelSource src = open_model_source(test::stories260k());
+  const LlamaModel model = load_llama_model(src);
+  ASSERT_EQ(model.hp.n_vocab, 512);
+  ASSERT_EQ(model.hp.n_head, 8);
+  ASSERT_EQ(model.hp.n_head_kv, 4);
+  const std::vector<int32_t> tokens = {1, 403, 407, 261, 378, 432, 383, 286};
+  const int64_t V = model.hp.n_vocab, n = static_cast<int64_t>(tokens.size());
+  KVCache batch = make_kv_cache(model, 16);
+  std::vector<float> all(static_cast<size_t>(n * V));
+  forward(model, batch, tokens, true, all.data());
+  EXPECT_EQ(batch.n_past, n);
+
+  KVCache step = make_kv_cache(model, 12);
+  std::vector<float> one(static_cast<size_t>(V));
+  forward(model, step, std::span(tokens).first(3), false, one.data());
+  for (int64_t i = 0; i < V; ++i) ASSERT_NEAR(one[i], all[2 * V + i], 1e-4);
+  for (int64_t t = 3; t < n; ++t) {
+    forward(model, step, std::span(tokens).subspan(t, 1), false, one.data());
+    for (int64_t i = 0; i < V; ++i) ASSERT_NEAR(one[i], all[t * V + i], 1e-4) << "position " << t;
+  }
+  // The greedy path the oracle checks against llama.cpp starts ", there": token 403 after BOS.
+  EXPECT_EQ(argmax(all.data(), V), 403);
+
+  // A batch past the context, an empty batch and an unknown token are input errors.
+  EXPECT_THROW(forward(model, step, tokens, false, one.data()), InputError);
+  KVCache fresh = make_kv_cache(model, 16);
+  EXPECT_THROW(forward(model, fresh, std::span<const int32_t>(), false, one.data()), InputError);
+  const std::vector<int32_t> bad = {1, 512};
+  EXPECT_THROW(forward(model, fresh, bad, false, one.data()), InputError);
+}
+
+TEST(CliGenerate, ContinuesAndRejectsBadPrompts) {
+  const std::string model = test::stories260k().string();
+  auto r = test::run_optiq("generate " + model + " -p 'Once upon a time' -n 8");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind(", there was a little girl", 0), 0u) << r.output;
+  r = test::run_optiq("generate " + model + " -p ''");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("prompt is empty"), std::string::npos) << r.output;
+  r = test::run_optiq("generate " + model + " -p 'Once upon a time' -c 3");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("longer than the context"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace optiq::engine
