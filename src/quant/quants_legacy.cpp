@@ -87,92 +87,72 @@ void quantize_affine_ref(const float* x, int nmax, bool clamp, uint16_t* d_out, 
   }
 }
 
+// Q4_x and Q5_x blocks differ only in their level count and in whether bit 4 of each level
+// goes to qh.
+template <class Block, class L>
+void store_levels(const L* levels, Block& b) {
+  pack_nibbles(levels, b.qs);
+  if constexpr (requires { b.qh; }) pack_high_bits(levels, b.qh);
+}
+
+// Q4_0 (half = 8) and Q5_0 (half = 16): w = d * (q - half).
+template <class Block>
+void quantize_symmetric_blocks(const float* x, Block* y, int64_t n, const float* qw, int half) {
+  if (!qw) {
+    uint8_t levels[32];
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+      quantize_symmetric_ref(x + 32 * ib, half, &y[ib].d, levels);
+      store_levels(levels, y[ib]);
+    }
+    return;
+  }
+  const float sigma2 = row_sigma2(x, n);
+  float weight[32];
+  int8_t levels[32];
+  for (int64_t ib = 0; ib < n / 32; ++ib) {
+    imatrix_weights(x + 32 * ib, qw + 32 * ib, sigma2, weight);
+    y[ib].d = f32_to_f16(make_qx_quants(32, half, x + 32 * ib, levels, 1, weight));
+    store_levels(levels, y[ib]);
+  }
+}
+
+// Q4_1 (nmax = 15, levels clamped as ggml does) and Q5_1 (nmax = 31, not clamped): w = d * q + m.
+template <class Block>
+void quantize_affine_blocks(const float* x, Block* y, int64_t n, const float* qw, int nmax, bool clamp) {
+  uint8_t levels[32];
+  if (!qw) {
+    for (int64_t ib = 0; ib < n / 32; ++ib) {
+      quantize_affine_ref(x + 32 * ib, nmax, clamp, &y[ib].d, &y[ib].m, levels);
+      store_levels(levels, y[ib]);
+    }
+    return;
+  }
+  const float sigma2 = row_sigma2(x, n);
+  float weight[32];
+  uint8_t aux[32];
+  for (int64_t ib = 0; ib < n / 32; ++ib) {
+    imatrix_weights(x + 32 * ib, qw + 32 * ib, sigma2, weight);
+    float min;
+    const float d = make_qkx_quants(32, nmax, x + 32 * ib, weight, levels, &min, aux, -0.9f, 0.05f, 36, false);
+    y[ib].d = f32_to_f16(d);
+    y[ib].m = f32_to_f16(-min);
+    store_levels(levels, y[ib]);
+  }
+}
+
 }  // namespace
 
 void quantize_q4_0(const float* x, BlockQ4_0* y, int64_t n, const float* qw) {
-  uint8_t levels[32];
-  if (!qw) {
-    for (int64_t ib = 0; ib < n / 32; ++ib) {
-      quantize_symmetric_ref(x + 32 * ib, 8, &y[ib].d, levels);
-      pack_nibbles(levels, y[ib].qs);
-    }
-    return;
-  }
-  const float sigma2 = row_sigma2(x, n);
-  float weight[32];
-  int8_t L[32];
-  for (int64_t ib = 0; ib < n / 32; ++ib) {
-    imatrix_weights(x + 32 * ib, qw + 32 * ib, sigma2, weight);
-    y[ib].d = f32_to_f16(make_qx_quants(32, 8, x + 32 * ib, L, 1, weight));
-    pack_nibbles(L, y[ib].qs);
-  }
+  quantize_symmetric_blocks(x, y, n, qw, 8);
 }
-
-void quantize_q4_1(const float* x, BlockQ4_1* y, int64_t n, const float* qw) {
-  uint8_t levels[32];
-  if (!qw) {
-    for (int64_t ib = 0; ib < n / 32; ++ib) {
-      quantize_affine_ref(x + 32 * ib, 15, true, &y[ib].d, &y[ib].m, levels);
-      pack_nibbles(levels, y[ib].qs);
-    }
-    return;
-  }
-  const float sigma2 = row_sigma2(x, n);
-  float weight[32];
-  uint8_t aux[32];
-  for (int64_t ib = 0; ib < n / 32; ++ib) {
-    imatrix_weights(x + 32 * ib, qw + 32 * ib, sigma2, weight);
-    float min;
-    const float d = make_qkx_quants(32, 15, x + 32 * ib, weight, levels, &min, aux, -0.9f, 0.05f, 36, false);
-    y[ib].d = f32_to_f16(d);
-    y[ib].m = f32_to_f16(-min);
-    pack_nibbles(levels, y[ib].qs);
-  }
-}
-
 void quantize_q5_0(const float* x, BlockQ5_0* y, int64_t n, const float* qw) {
-  uint8_t levels[32];
-  if (!qw) {
-    for (int64_t ib = 0; ib < n / 32; ++ib) {
-      quantize_symmetric_ref(x + 32 * ib, 16, &y[ib].d, levels);
-      pack_nibbles(levels, y[ib].qs);
-      pack_high_bits(levels, y[ib].qh);
-    }
-    return;
-  }
-  const float sigma2 = row_sigma2(x, n);
-  float weight[32];
-  int8_t L[32];
-  for (int64_t ib = 0; ib < n / 32; ++ib) {
-    imatrix_weights(x + 32 * ib, qw + 32 * ib, sigma2, weight);
-    y[ib].d = f32_to_f16(make_qx_quants(32, 16, x + 32 * ib, L, 1, weight));
-    pack_nibbles(L, y[ib].qs);
-    pack_high_bits(L, y[ib].qh);
-  }
+  quantize_symmetric_blocks(x, y, n, qw, 16);
 }
-
+void quantize_q4_1(const float* x, BlockQ4_1* y, int64_t n, const float* qw) {
+  quantize_affine_blocks(x, y, n, qw, 15, true);
+}
 void quantize_q5_1(const float* x, BlockQ5_1* y, int64_t n, const float* qw) {
-  uint8_t levels[32];
-  if (!qw) {
-    for (int64_t ib = 0; ib < n / 32; ++ib) {
-      quantize_affine_ref(x + 32 * ib, 31, false, &y[ib].d, &y[ib].m, levels);
-      pack_nibbles(levels, y[ib].qs);
-      pack_high_bits(levels, y[ib].qh);
-    }
-    return;
-  }
-  const float sigma2 = row_sigma2(x, n);
-  float weight[32];
-  uint8_t aux[32];
-  for (int64_t ib = 0; ib < n / 32; ++ib) {
-    imatrix_weights(x + 32 * ib, qw + 32 * ib, sigma2, weight);
-    float min;
-    const float d = make_qkx_quants(32, 31, x + 32 * ib, weight, levels, &min, aux, -0.9f, 0.05f, 36, false);
-    y[ib].d = f32_to_f16(d);
-    y[ib].m = f32_to_f16(-min);
-    pack_nibbles(levels, y[ib].qs);
-    pack_high_bits(levels, y[ib].qh);
-  }
+  quantize_affine_blocks(x, y, n, qw, 31, false);
 }
 
 void quantize_q8_0(const float* x, BlockQ8_0* y, int64_t n) {
