@@ -23,6 +23,21 @@ inline int32_t trunc_to_int(float v) {
   return static_cast<int32_t>(v);
 }
 
+// The value of largest magnitude among x[0..n) (the first on ties, as ggml's searches pick it);
+// *amax receives its magnitude.
+inline float signed_absmax(const float* x, int n, float* amax) {
+  float max = 0;
+  *amax = 0;
+  for (int i = 0; i < n; ++i) {
+    const float ax = x[i] < 0 ? -x[i] : x[i];
+    if (ax > *amax) {
+      *amax = ax;
+      max = x[i];
+    }
+  }
+  return max;
+}
+
 // Symmetric scale search: L[i] in 0..2*nmax-1 (offset nmax); returns the scale d with
 // x ~ d * (L - nmax). rmse_type and weights as ggml's make_qx_quants.
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L, int rmse_type, const float* qw);

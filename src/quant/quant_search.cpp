@@ -27,11 +27,8 @@ int clamp_int(int v, int lo, int hi) { return v < lo ? lo : (v > hi ? hi : v); }
 }  // namespace
 
 float make_qx_quants(int n, int nmax, const float* x, int8_t* L, int rmse_type, const float* qw) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) { amax = ax; max = x[i]; }
-  }
+  float amax;
+  const float max = signed_absmax(x, n, &amax);
   if (amax < kGroupMaxEps) {
     std::memset(L, 0, n);
     return 0.0f;
@@ -176,11 +173,8 @@ void quantize_iq4_superblock(int super_block, const float* x, uint16_t* dh, uint
     uint8_t* Lb = L + ib * kBlock;
     for (int j = 0; j < kBlock; ++j)
       weight[j] = qw ? qw[ib * kBlock + j] * std::sqrt(sigma2 + xb[j] * xb[j]) : xb[j] * xb[j];
-    float amax = 0, max = 0;
-    for (int j = 0; j < kBlock; ++j) {
-      const float ax = std::fabs(xb[j]);
-      if (ax > amax) { amax = ax; max = xb[j]; }
-    }
+    float amax;
+    const float max = signed_absmax(xb, kBlock, &amax);
     if (amax < kGroupMaxEps) {
       scales[ib] = 0;
       continue;

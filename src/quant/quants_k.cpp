@@ -90,11 +90,8 @@ float make_qp_quants(int n, int nmax, const float* x, uint8_t* L, const float* w
 // Q3_K's unweighted symmetric search (ggml's make_q3_quants with do_rmse): L in 0..2*nmax-1,
 // x ~ d * (L - nmax), refined one level at a time under weights x^2.
 float make_q3_quants(int n, int nmax, const float* x, int8_t* L) {
-  float max = 0, amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) { amax = ax; max = x[i]; }
-  }
+  float amax;
+  const float max = signed_absmax(x, n, &amax);
   if (amax < kGroupMaxEps) {
     std::memset(L, 0, n);
     return 0.0f;

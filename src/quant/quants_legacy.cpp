@@ -40,21 +40,10 @@ uint32_t load_high_bits(const uint8_t* qh) {
   return qh[0] | (qh[1] << 8) | (qh[2] << 16) | (static_cast<uint32_t>(qh[3]) << 24);
 }
 
-// The signed value with the largest magnitude (first one on ties), as ggml's ref quantizers pick it.
-float signed_absmax(const float* x) {
-  float amax = 0, max = 0;
-  for (int j = 0; j < 32; ++j) {
-    if (amax < std::fabs(x[j])) {
-      amax = std::fabs(x[j]);
-      max = x[j];
-    }
-  }
-  return max;
-}
-
 // Symmetric ref quantizer: levels 0..2*half-1 with w = d * (q - half), d = max / -half.
 void quantize_symmetric_ref(const float* x, int half, uint16_t* d_out, uint8_t* levels) {
-  const float d = signed_absmax(x) / static_cast<float>(-half);
+  float amax;
+  const float d = signed_absmax(x, 32, &amax) / static_cast<float>(-half);
   const float id = d ? 1.0f / d : 0.0f;
   *d_out = f32_to_f16(d);
   for (int j = 0; j < 32; ++j) {
