@@ -397,6 +397,17 @@ void quantize_q6_k_block(const float* x, BlockQ6_K& b, const float* qw) {
   }
 }
 
+// Q4_K and Q5_K share everything but the level count and the packing: 8 sub-blocks of 32 with
+// 6-bit scales and mins, found by ggml's searches (ref: rmin, nstep as its quantize_row_q*_K_ref
+// passes them), then every weight requantized against the rounded scales into L.
+template <class Block>
+void k4_levels(const float* xb, const float* qw, int nmax, float rmin, int nstep, uint8_t* L, Block& b) {
+  std::memset(b.scales, 0, sizeof(b.scales));
+  if (qw) k4_imatrix_scales(xb, qw, nmax, L, b.scales, &b.d, &b.dmin);
+  else k4_ref_scales(xb, nmax, rmin, nstep, L, b.scales, &b.d, &b.dmin);
+  requantize_k4(xb, b.d, b.dmin, b.scales, nmax, L);
+}
+
 }  // namespace
 
 void quantize_q2_k(const float* x, BlockQ2_K* y, int64_t n, const float* qw) {
@@ -416,12 +427,8 @@ void quantize_q3_k(const float* x, BlockQ3_K* y, int64_t n, const float* qw) {
 void quantize_q4_k(const float* x, BlockQ4_K* y, int64_t n, const float* qw) {
   uint8_t L[kQK_K];
   for (int64_t i = 0; i < n / kQK_K; ++i) {
-    const float* xb = x + kQK_K * i;
     BlockQ4_K& b = y[i];
-    std::memset(b.scales, 0, sizeof(b.scales));
-    if (qw) k4_imatrix_scales(xb, qw + kQK_K * i, 15, L, b.scales, &b.d, &b.dmin);
-    else k4_ref_scales(xb, 15, -1.0f, 20, L, b.scales, &b.d, &b.dmin);
-    requantize_k4(xb, b.d, b.dmin, b.scales, 15, L);
+    k4_levels(x + kQK_K * i, qw ? qw + kQK_K * i : nullptr, 15, -1.0f, 20, L, b);
     for (int j = 0; j < kQK_K; j += 64)
       for (int l = 0; l < 32; ++l) b.qs[j / 2 + l] = static_cast<uint8_t>(L[j + l] | (L[j + l + 32] << 4));
   }
@@ -430,12 +437,8 @@ void quantize_q4_k(const float* x, BlockQ4_K* y, int64_t n, const float* qw) {
 void quantize_q5_k(const float* x, BlockQ5_K* y, int64_t n, const float* qw) {
   uint8_t L[kQK_K];
   for (int64_t i = 0; i < n / kQK_K; ++i) {
-    const float* xb = x + kQK_K * i;
     BlockQ5_K& b = y[i];
-    std::memset(b.scales, 0, sizeof(b.scales));
-    if (qw) k4_imatrix_scales(xb, qw + kQK_K * i, 31, L, b.scales, &b.d, &b.dmin);
-    else k4_ref_scales(xb, 31, -0.5f, 15, L, b.scales, &b.d, &b.dmin);
-    requantize_k4(xb, b.d, b.dmin, b.scales, 31, L);
+    k4_levels(x + kQK_K * i, qw ? qw + kQK_K * i : nullptr, 31, -0.5f, 15, L, b);
     std::memset(b.qh, 0, sizeof(b.qh));
     for (int j = 0; j < kQK_K; ++j)
       if (L[j] > 15) b.qh[j % 32] |= static_cast<uint8_t>(1 << (j / 32));
