@@ -57,19 +57,6 @@ void put_f32(GgufMetadata& m, const std::string& key, double v) {
   m.set(key, GgufValue::of<float>(static_cast<float>(v)));
 }
 
-// The rope settings for full-attention layers, whichever way the config spells them:
-// "rope_parameters" (newer transformers, possibly split per attention type) or "rope_scaling".
-json rope_parameters(const json& p) {
-  json r = json::object();
-  if (auto* v = find_key(p, {"rope_parameters", "rope_scaling"}); v && v->is_object()) r = *v;
-  if (r.contains("full_attention")) return r["full_attention"];
-  if (!r.contains("rope_theta"))
-    if (auto* t = find_key(p, {"rope_theta", "rotary_emb_base"})) r["rope_theta"] = *t;
-  if (!r.contains("rope_type") && r.contains("type")) r["rope_type"] = r["type"];
-  if (!r.contains("original_max_position_embeddings"))
-    if (auto* t = find_key(p, {"original_max_position_embeddings"})) r["original_max_position_embeddings"] = *t;
-  return r;
-}
 
 std::optional<double> local_rope_theta(const json& p) {
   if (auto* r = find_key(p, {"rope_parameters", "rope_scaling"}); r && r->is_object())
@@ -99,6 +86,18 @@ void write_rope_scaling(const std::string& a, const json& rope, GgufMetadata& m)
 }
 
 }  // namespace
+
+json hf_rope_parameters(const json& p) {
+  json r = json::object();
+  if (auto* v = find_key(p, {"rope_parameters", "rope_scaling"}); v && v->is_object()) r = *v;
+  if (r.contains("full_attention")) return r["full_attention"];
+  if (!r.contains("rope_theta"))
+    if (auto* t = find_key(p, {"rope_theta", "rotary_emb_base"})) r["rope_theta"] = *t;
+  if (!r.contains("rope_type") && r.contains("type")) r["rope_type"] = r["type"];
+  if (!r.contains("original_max_position_embeddings"))
+    if (auto* t = find_key(p, {"original_max_position_embeddings"})) r["original_max_position_embeddings"] = *t;
+  return r;
+}
 
 int64_t HfConfig::n_layers() const { return params.value("num_hidden_layers", int64_t{0}); }
 int64_t HfConfig::n_heads() const {
@@ -156,7 +155,7 @@ void hf_config_to_gguf(const HfConfig& config, const std::string& model_name, Gg
   if (gemma || p.contains("num_key_value_heads"))
     put_u32(m, a + ".attention.head_count_kv", config.n_kv_heads());
 
-  const json rope = rope_parameters(p);
+  const json rope = hf_rope_parameters(p);
   write_rope_scaling(a, rope, m);
   if (rope.contains("rope_theta"))
     put_f32(m, a + ".rope.freq_base", rope["rope_theta"].get<double>());

@@ -24,6 +24,11 @@ struct HfConfig {
 // or unsupported "architectures" entry (listing the supported ones) or a missing key.
 HfConfig parse_hf_config(const std::string& path);
 
+// The rope settings for full-attention layers, whichever way the config spells them:
+// "rope_parameters" (newer transformers, possibly split per attention type) or "rope_scaling",
+// with rope_theta, rope_type and original_max_position_embeddings filled in from the top level.
+nlohmann::json hf_rope_parameters(const nlohmann::json& params);
+
 // Writes general.* and <arch>.* keys for the model into `out`.
 void hf_config_to_gguf(const HfConfig& config, const std::string& model_name, GgufMetadata& out);
 

@@ -88,14 +88,11 @@ ModelSource open_gguf(const fs::path& path) {
 // llama.cpp's converter turns "llama3" rope scaling into per-frequency factors stored as the
 // f32 tensor rope_freqs.weight [head_dim / 2].
 std::vector<float> llama3_rope_factors(const json& p) {
-  json rope = p.contains("rope_scaling") && p["rope_scaling"].is_object() ? p["rope_scaling"]
-              : p.contains("rope_parameters") ? p["rope_parameters"]
-                                              : json::object();
-  if (rope.contains("full_attention")) rope = rope["full_attention"];
-  std::string type = rope.value("rope_type", rope.value("type", std::string()));
+  const json rope = hf_rope_parameters(p);
+  std::string type = rope.value("rope_type", std::string());
   for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (type != "llama3") return {};
-  const double base = rope.value("rope_theta", p.value("rope_theta", 10000.0));
+  const double base = rope.value("rope_theta", 10000.0);
   const int64_t dim = p.contains("head_dim") && p["head_dim"].is_number_integer()
                           ? p["head_dim"].get<int64_t>()
                           : p["hidden_size"].get<int64_t>() / p["num_attention_heads"].get<int64_t>();
