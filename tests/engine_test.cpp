@@ -6,7 +6,7 @@
 #include <numbers>
 #include <vector>
 
-#include "engine/llama_model.h"
+#include "engine/model.h"
 #include "engine/ops.h"
 #include "engine/weight.h"
 #include "test_util.h"
@@ -165,7 +165,7 @@ TEST(EngineOps, MatmulRowsTimesInputsPlusBias) {
 // same tokens at the same positions, so their logits agree up to summation order.
 TEST(EngineForward, PrefillMatchesTokenByTokenDecode) {
   const ModelSource src = open_model_source(test::stories260k());
-  const LlamaModel model = load_llama_model(src);
+  const Model model = load_model(src);
   ASSERT_EQ(model.hp.n_vocab, 512);
   ASSERT_EQ(model.hp.n_head, 8);
   ASSERT_EQ(model.hp.n_head_kv, 4);

@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "cli/commands.h"
-#include "engine/llama_model.h"
+#include "engine/model.h"
 #include "engine/ops.h"
 #include "model/model_source.h"
 #include "model/tokenizer.h"
@@ -48,7 +48,7 @@ Command register_generate(CLI::App& app) {
               throw InputError("optiq generate", std::nullopt, "the prompt is empty (-p TEXT)");
             const std::string path = resolve_model_argument(args->model);
             const ModelSource src = open_model_source(path);
-            const engine::LlamaModel model = engine::load_llama_model(src);
+            const engine::Model model = engine::load_model(src);
             const Tokenizer tok = load_tokenizer(path);
             if (tok.n_tokens() > model.hp.n_vocab)
               throw InputError(path, std::nullopt, "the tokenizer has more tokens than the model's vocabulary");

@@ -5,6 +5,7 @@
 
 #include "io/gguf_writer.h"
 #include "quant/float16.h"
+#include "quant/quantize.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -61,7 +62,7 @@ void convert_tensor(const SourceTensor& t, GgmlType out_type, GgufTensorSink& si
         break;
       default: throw std::logic_error("convert_tensor: not a float type");
     }
-    on_bytes(n * ggml_traits(t.type).block_bytes);
+    on_bytes(n_rows * ggml_row_bytes(t.type, width).value_or(0));
   }
 }
 
@@ -78,11 +79,10 @@ ConvertReport convert_model(const ModelSource& source, const ConvertOptions& opt
   for (const auto& t : source.tensors) {
     const bool is_float = t.type == GgmlType::F32 || t.type == GgmlType::F16 || t.type == GgmlType::BF16;
     GgmlType out = float_outtype_for(t, options.outtype);
-    if (!is_float && out != t.type)
+    if (!is_float && out != t.type && !quantize_supported(t.type))
       throw InputError(t.origin, std::nullopt,
                        "is stored as " + std::string(ggml_type_name(t.type)) +
-                           "; converting it to " + std::string(ggml_type_name(out)) +
-                           " needs dequantization, which this build does not have yet");
+                           ", which optiq cannot dequantize to " + std::string(ggml_type_name(out)));
     if (!ggml_row_bytes(out, t.shape[0]))
       throw InputError(t.origin, std::nullopt, "row length does not fit " + std::string(ggml_type_name(out)));
     decls.push_back({t.name, out, t.shape});

@@ -13,6 +13,7 @@
 #include "model/hf_tensor_names.h"
 #include "model/tokenizer.h"
 #include "quant/float16.h"
+#include "quant/quantize.h"
 #include "util/error.h"
 #include "util/json_file.h"
 
@@ -54,9 +55,11 @@ void read_rows_f32(const SourceTensor& t, uint64_t row0, uint64_t n_rows, float*
       case GgmlType::F16: f16_to_f32_n(reinterpret_cast<const uint16_t*>(p), dst, width); break;
       case GgmlType::BF16: bf16_to_f32_n(reinterpret_cast<const uint16_t*>(p), dst, width); break;
       default:
-        throw InputError(t.origin, std::nullopt,
-                         "reading " + std::string(ggml_type_name(t.type)) +
-                             " weights as floats is not supported yet");
+        if (!quantize_supported(t.type))
+          throw InputError(t.origin, std::nullopt,
+                           "reading " + std::string(ggml_type_name(t.type)) +
+                               " weights as floats is not supported yet");
+        dequantize_row(t.type, p, dst, static_cast<int64_t>(width));
     }
     if (t.transform.add != 0.0f)
       for (uint64_t i = 0; i < width; ++i) dst[i] += t.transform.add;

@@ -16,7 +16,7 @@
 
 namespace optiq::engine {
 
-struct LlamaHParams {
+struct HParams {
   int64_t n_vocab = 0;       // vocabulary size (rows of token_embd)
   int64_t n_embd = 0;        // model width (llama.embedding_length)
   int64_t n_layer = 0;       // transformer blocks (llama.block_count)
@@ -31,7 +31,7 @@ struct LlamaHParams {
   float rope_freq_scale = 1.0f;     // 1 / llama.rope.scaling.factor for "linear" scaling
 };
 
-struct LlamaLayer {
+struct Layer {
   std::vector<float> attn_norm;  // [n_embd]
   Weight wq;                     // [n_head * head_dim, n_embd] (n_out, n_in)
   Weight wk;                     // [n_head_kv * head_dim, n_embd]
@@ -43,10 +43,10 @@ struct LlamaLayer {
   Weight ffn_down;               // [n_embd, n_ff]
 };
 
-struct LlamaModel {
-  LlamaHParams hp;
+struct Model {
+  HParams hp;
   std::vector<float> token_embd;   // [n_vocab, n_embd] row-major: one row per token
-  std::vector<LlamaLayer> layers;  // [n_layer]
+  std::vector<Layer> layers;  // [n_layer]
   std::vector<float> output_norm;  // [n_embd]
   Weight output;                   // [n_vocab, n_embd]; token_embd's copy when the model ties them
   std::vector<float> rope_freqs;   // [n_rot / 2] per-frequency divisors (Llama 3), or empty
@@ -55,17 +55,17 @@ struct LlamaModel {
 // Loads a llama-architecture model from a GGUF or Hugging Face source, F32/F16/BF16 weights.
 // Throws InputError for another architecture, a missing or misshapen tensor, an unsupported
 // tensor type or rope scaling.
-LlamaModel load_llama_model(const ModelSource& src);
+Model load_model(const ModelSource& src);
 
 // A KV cache sized for this model: n_ctx positions in every layer.
-KVCache make_kv_cache(const LlamaModel& model, int64_t n_ctx);
+KVCache make_kv_cache(const Model& model, int64_t n_ctx);
 
 // Runs `tokens` (one batch: prefill when several, decode when one) at positions
 // cache.n_past .. cache.n_past + tokens.size() - 1, appending their keys and values to the
 // cache. Writes logits: [tokens.size(), n_vocab] when all_logits, else [1, n_vocab] for the
 // last token only. Throws InputError for an empty batch, a token id outside the vocabulary or
 // a batch that does not fit in the cache.
-void forward(const LlamaModel& model, KVCache& cache, std::span<const int32_t> tokens,
+void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens,
              bool all_logits, float* logits);
 
 }  // namespace optiq::engine

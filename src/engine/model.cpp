@@ -1,4 +1,4 @@
-#include "engine/llama_model.h"
+#include "engine/model.h"
 
 #include <cmath>
 
@@ -25,14 +25,14 @@ std::string blk(int64_t i, const char* name) { return "blk." + std::to_string(i)
 
 }  // namespace
 
-LlamaModel load_llama_model(const ModelSource& src) {
+Model load_model(const ModelSource& src) {
   const std::string arch = src.architecture();
   if (arch != "llama")
     throw InputError(src.path, std::nullopt,
                      "generation supports the llama architecture only so far, this model is \"" +
                          arch + "\"");
-  LlamaModel m;
-  LlamaHParams& hp = m.hp;
+  Model m;
+  HParams& hp = m.hp;
   hp.n_embd = need_int(src, "llama.embedding_length");
   hp.n_layer = need_int(src, "llama.block_count");
   hp.n_ff = need_int(src, "llama.feed_forward_length");
@@ -84,7 +84,7 @@ LlamaModel load_llama_model(const ModelSource& src) {
   const int64_t n_q = hp.n_head * hp.head_dim, n_kv = hp.n_head_kv * hp.head_dim;
   m.layers.resize(static_cast<size_t>(hp.n_layer));
   for (int64_t i = 0; i < hp.n_layer; ++i) {
-    LlamaLayer& l = m.layers[static_cast<size_t>(i)];
+    Layer& l = m.layers[static_cast<size_t>(i)];
     l.attn_norm = load_vector(src, blk(i, "attn_norm.weight"), hp.n_embd);
     l.wq = load_weight(src, blk(i, "attn_q.weight"), hp.n_embd, n_q);
     l.wk = load_weight(src, blk(i, "attn_k.weight"), hp.n_embd, n_kv);
@@ -105,7 +105,7 @@ LlamaModel load_llama_model(const ModelSource& src) {
   return m;
 }
 
-KVCache make_kv_cache(const LlamaModel& model, int64_t n_ctx) {
+KVCache make_kv_cache(const Model& model, int64_t n_ctx) {
   KVCache c;
   c.n_ctx = n_ctx;
   for (int64_t i = 0; i < model.hp.n_layer; ++i)
@@ -113,9 +113,9 @@ KVCache make_kv_cache(const LlamaModel& model, int64_t n_ctx) {
   return c;
 }
 
-void forward(const LlamaModel& model, KVCache& cache, std::span<const int32_t> tokens,
+void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens,
              bool all_logits, float* logits) {
-  const LlamaHParams& hp = model.hp;
+  const HParams& hp = model.hp;
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t pos0 = cache.n_past;
   if (n == 0) throw InputError("forward", std::nullopt, "no tokens to evaluate");
@@ -149,7 +149,7 @@ void forward(const LlamaModel& model, KVCache& cache, std::span<const int32_t> t
   }
 
   for (int64_t il = 0; il < hp.n_layer; ++il) {
-    const LlamaLayer& L = model.layers[static_cast<size_t>(il)];
+    const Layer& L = model.layers[static_cast<size_t>(il)];
     LayerKVCache& kv = cache.layers[static_cast<size_t>(il)];
     // attention block
     rms_norm(x.data(), L.attn_norm.data(), n, E, hp.rms_eps, cur.data());
