@@ -114,7 +114,7 @@ KVCache make_kv_cache(const Model& model, int64_t n_ctx) {
 }
 
 void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens,
-             bool all_logits, float* logits) {
+             bool all_logits, float* logits, const MatmulObserver& observer) {
   const HParams& hp = model.hp;
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t pos0 = cache.n_past;
@@ -143,6 +143,11 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
   const float kq_scale = 1.0f / std::sqrt(static_cast<float>(D));
   const float* freq_factors = model.rope_freqs.empty() ? nullptr : model.rope_freqs.data();
 
+  auto mm = [&](const Weight& w, const float* in, int64_t n_rows, float* out) {
+    if (observer) observer(w, in, n_rows);
+    matmul(w, in, n_rows, out);
+  };
+
   for (int64_t t = 0; t < n; ++t) {
     const float* row = model.token_embd.data() + static_cast<int64_t>(tokens[t]) * E;
     std::copy(row, row + E, x.begin() + t * E);
@@ -153,9 +158,9 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
     LayerKVCache& kv = cache.layers[static_cast<size_t>(il)];
     // attention block
     rms_norm(x.data(), L.attn_norm.data(), n, E, hp.rms_eps, cur.data());
-    matmul(L.wq, cur.data(), n, q.data());
-    matmul(L.wk, cur.data(), n, k.data());
-    matmul(L.wv, cur.data(), n, v.data());
+    mm(L.wq, cur.data(), n, q.data());
+    mm(L.wk, cur.data(), n, k.data());
+    mm(L.wv, cur.data(), n, v.data());
     for (int64_t t = 0; t < n; ++t) {
       rope_norm(q.data() + t * n_q, hp.n_head, D, hp.n_rot, pos0 + t, hp.rope_freq_base,
                 hp.rope_freq_scale, freq_factors);
@@ -166,14 +171,14 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
     }
     causal_attention(q.data(), kv.k.data(), kv.v.data(), n, pos0, hp.n_head, hp.n_head_kv, D,
                      kq_scale, scores.data(), attn.data());
-    matmul(L.wo, attn.data(), n, proj.data());
+    mm(L.wo, attn.data(), n, proj.data());
     for (int64_t i = 0; i < n * E; ++i) x[i] += proj[i];
     // feed-forward block
     rms_norm(x.data(), L.ffn_norm.data(), n, E, hp.rms_eps, cur.data());
-    matmul(L.ffn_gate, cur.data(), n, gate.data());
-    matmul(L.ffn_up, cur.data(), n, up.data());
+    mm(L.ffn_gate, cur.data(), n, gate.data());
+    mm(L.ffn_up, cur.data(), n, up.data());
     swiglu(gate.data(), up.data(), n * hp.n_ff);
-    matmul(L.ffn_down, gate.data(), n, proj.data());
+    mm(L.ffn_down, gate.data(), n, proj.data());
     for (int64_t i = 0; i < n * E; ++i) x[i] += proj[i];
   }
   cache.n_past = pos0 + n;
@@ -181,7 +186,7 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
   const int64_t first = all_logits ? 0 : n - 1;  // rows whose logits are wanted
   const int64_t n_out = n - first;
   rms_norm(x.data() + first * E, model.output_norm.data(), n_out, E, hp.rms_eps, cur.data());
-  matmul(model.output, cur.data(), n_out, logits);
+  mm(model.output, cur.data(), n_out, logits);
 }
 
 }  // namespace optiq::engine

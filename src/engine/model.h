@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -60,12 +61,17 @@ Model load_model(const ModelSource& src);
 // A KV cache sized for this model: n_ctx positions in every layer.
 KVCache make_kv_cache(const Model& model, int64_t n_ctx);
 
+// Called with the input of every weight matmul of a forward pass: w is the weight about to be
+// applied, x its input [n_tokens, w.n_in]. The importance matrix accumulates these.
+using MatmulObserver = std::function<void(const Weight& w, const float* x, int64_t n_tokens)>;
+
 // Runs `tokens` (one batch: prefill when several, decode when one) at positions
 // cache.n_past .. cache.n_past + tokens.size() - 1, appending their keys and values to the
 // cache. Writes logits: [tokens.size(), n_vocab] when all_logits, else [1, n_vocab] for the
 // last token only. Throws InputError for an empty batch, a token id outside the vocabulary or
 // a batch that does not fit in the cache.
+// `observer`, when set, sees every matmul input (see MatmulObserver).
 void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens,
-             bool all_logits, float* logits);
+             bool all_logits, float* logits, const MatmulObserver& observer = {});
 
 }  // namespace optiq::engine
