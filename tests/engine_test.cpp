@@ -10,6 +10,8 @@
 #include "engine/model.h"
 #include "engine/ops.h"
 #include "engine/weight.h"
+#include "io/gguf.h"
+#include "io/gguf_writer.h"
 #include "quant/float16.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -291,6 +293,32 @@ TEST(EngineForward, ForwardFromBlockEqualsFullPassWithTheSwap) {
     moved = std::max(moved, std::abs(double(part[i]) - full[i]));
   }
   EXPECT_GT(moved, 1e-2);  // the swap changes the output
+}
+
+TEST(EngineLoad, ClearErrorsForMissingTensorsAndOverlongContext) {
+  test::ScratchDir dir;
+  GgufFile src(test::stories260k().string());
+  std::vector<GgufTensorDecl> decls;
+  std::vector<const GgufTensorInfo*> kept;
+  for (const auto& t : src.tensors())
+    if (t.name != "blk.1.ffn_up.weight") {
+      decls.push_back({t.name, t.type, t.shape});
+      kept.push_back(&t);
+    }
+  const std::string path = (dir / "missing.gguf").string();
+  write_gguf(path, src.metadata(), decls, [&](size_t i, GgufTensorSink& sink) {
+    const auto bytes = src.tensor_data(*kept[i]);
+    sink.write(bytes.data(), bytes.size());
+  });
+  try {
+    load_model(open_model_source(path));
+    FAIL() << "a model without blk.1.ffn_up.weight loaded";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.1.ffn_up.weight is missing"), std::string::npos) << e.what();
+  }
+  const Model model = load_model(open_model_source(test::stories260k()));
+  EXPECT_NO_THROW(make_kv_cache(model, 2048));  // llama.context_length
+  EXPECT_THROW(make_kv_cache(model, 2049), InputError);
 }
 
 TEST(CliGenerate, ContinuesAndRejectsBadPrompts) {

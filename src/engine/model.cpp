@@ -148,6 +148,11 @@ Model load_model(const ModelSource& src) {
 }
 
 KVCache make_kv_cache(const Model& model, int64_t n_ctx, std::span<const KVType> types) {
+  if (n_ctx <= 0 || n_ctx > model.hp.n_ctx_train)
+    throw InputError("context size", std::nullopt,
+                     std::to_string(n_ctx) + " tokens; the model was trained on at most " +
+                         std::to_string(model.hp.n_ctx_train) + " (" + arch_gguf_name(model.hp.arch).data() +
+                         ".context_length), and longer contexts are not supported");
   if (!types.empty() && static_cast<int64_t>(types.size()) != model.hp.n_layer)
     throw std::invalid_argument("make_kv_cache: one type per layer expected");
   KVCache c;

@@ -82,7 +82,8 @@ struct Model {
 Model load_model(const ModelSource& src);
 
 // A KV cache sized for this model: n_ctx positions in every layer. `types`: the storage type of
-// each layer ([n_layer]), or empty for F32 everywhere.
+// each layer ([n_layer]), or empty for F32 everywhere. Throws InputError when n_ctx exceeds the
+// trained context (rope positions beyond it are untrained).
 KVCache make_kv_cache(const Model& model, int64_t n_ctx, std::span<const KVType> types = {});
 
 // Called with the input of every weight matmul of a forward pass: w is the weight about to be

@@ -22,7 +22,7 @@ function logSoftmax(map, nVocab) {
   return row.map((v) => v - logZ);
 }
 
-// llama.cpp: BOS + the prompt in one batch, then greedy decoding one token at a time, taking
+// llama.cpp: the prompt in one batch, then greedy decoding one token at a time, taking
 // the argmax of llama.cpp's own logits at each step (prefill and single-token decode, the two
 // paths optiq has). Stops at EOS. logprobs[p] is the log-softmax after tokens[0..p].
 // (node-llama-cpp's LlamaCompletion with temperature 0 was seen to leave the argmax path at a
@@ -31,7 +31,8 @@ export async function runLlamaCpp(llama, file, prompt, nTokens) {
   const model = await llama.loadModel({ modelPath: file });
   const context = await model.createContext({ contextSize: 512, ...LLAMA_CONTEXT });
   const sequence = context.getSequence();
-  const promptTokens = [model.tokens.bos, ...model.tokenize(prompt)];
+  // BOS as the vocabulary asks (tokenizer.ggml.add_bos_token), as optiq does.
+  const promptTokens = [...(model.tokens.shouldPrependBosToken ? [model.tokens.bos] : []), ...model.tokenize(prompt)];
   const logprobs = [];
   const keep = (evaluated) => {
     for (const o of evaluated) logprobs.push(logSoftmax(o.next.logits, o.next.logits.size));
