@@ -133,11 +133,9 @@ TEST(EngineOps, SoftmaxLogSoftmaxArgmaxSwiglu) {
 }
 
 TEST(EngineOps, MatmulRowsTimesInputsPlusBias) {
-  Weight w;
-  w.n_in = 3;
-  w.n_out = 2;
-  w.data = {1, 2, 3,     // output 0
-            -1, 0, 1};   // output 1
+  const std::vector<float> values = {1, 2, 3,    // output 0
+                                     -1, 0, 1};  // output 1
+  Weight w = make_weight_f32("w", 3, 2, values);
   const float x[6] = {1, 1, 1,   // token 0
                       2, 0, -1}; // token 1
   float y[4];
@@ -150,11 +148,8 @@ TEST(EngineOps, MatmulRowsTimesInputsPlusBias) {
   matmul(w, x, 1, y);
   EXPECT_FLOAT_EQ(y[0], 16.0f);
   EXPECT_FLOAT_EQ(y[1], 20.0f);
-  // Long rows take the 8-wide path plus a tail.
-  Weight l;
-  l.n_in = 19;
-  l.n_out = 1;
-  l.data.assign(19, 1.0f);
+  // Long rows take the vector path plus a tail.
+  const Weight l = make_weight_f32("l", 19, 1, std::vector<float>(19, 1.0f));
   std::vector<float> xs(19);
   for (int i = 0; i < 19; ++i) xs[i] = static_cast<float>(i);
   matmul(l, xs.data(), 1, y);

@@ -69,16 +69,10 @@ Model load_model(const ModelSource& src) {
   if (!embd || embd->shape.size() != 2 || embd->shape[0] != static_cast<uint64_t>(hp.n_embd))
     throw InputError(src.path, std::nullopt, "token_embd.weight is missing or not [n_embd, n_vocab]");
   hp.n_vocab = static_cast<int64_t>(embd->shape[1]);
-  m.token_embd = load_weight(src, "token_embd.weight", hp.n_embd, hp.n_vocab).data;
+  m.token_embd = load_weight(src, "token_embd.weight", hp.n_embd, hp.n_vocab);
   m.output_norm = load_vector(src, "output_norm.weight", hp.n_embd);
   m.output = load_weight(src, "output.weight", hp.n_embd, hp.n_vocab, /*required=*/false);
-  if (m.output.n_out == 0) {  // tied embeddings
-    m.output.name = "token_embd.weight";
-    m.output.source_type = embd->type;
-    m.output.n_in = hp.n_embd;
-    m.output.n_out = hp.n_vocab;
-    m.output.data = m.token_embd;
-  }
+  if (m.output.n_out == 0) m.output = m.token_embd;  // tied embeddings
   m.rope_freqs = load_vector(src, "rope_freqs.weight", hp.n_rot / 2, /*required=*/false);
 
   const int64_t n_q = hp.n_head * hp.head_dim, n_kv = hp.n_head_kv * hp.head_dim;
@@ -148,10 +142,7 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
     matmul(w, in, n_rows, out);
   };
 
-  for (int64_t t = 0; t < n; ++t) {
-    const float* row = model.token_embd.data() + static_cast<int64_t>(tokens[t]) * E;
-    std::copy(row, row + E, x.begin() + t * E);
-  }
+  get_rows(model.token_embd, tokens, x.data());
 
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     const Layer& L = model.layers[static_cast<size_t>(il)];

@@ -1,5 +1,5 @@
 // The llama architecture (Llama 2/3.x, TinyLlama, SmolLM2, stories260K) as the engine runs it:
-// hyperparameters from llama.cpp's GGUF keys, weights dequantized to f32 at load, and the
+// hyperparameters from llama.cpp's GGUF keys, weights kept in their stored type, and the
 // forward pass llama.cpp's graph computes (src/models/llama.cpp there): RMSNorm, q/k/v
 // projections, rope (LLAMA_ROPE_TYPE_NORM), causal grouped-query attention, output projection,
 // RMSNorm, SwiGLU feed-forward, final RMSNorm and the vocabulary projection.
@@ -46,14 +46,15 @@ struct Layer {
 
 struct Model {
   HParams hp;
-  std::vector<float> token_embd;   // [n_vocab, n_embd] row-major: one row per token
+  Weight token_embd;               // [n_vocab, n_embd]: one row per token, read with get_rows
   std::vector<Layer> layers;  // [n_layer]
   std::vector<float> output_norm;  // [n_embd]
   Weight output;                   // [n_vocab, n_embd]; token_embd's copy when the model ties them
   std::vector<float> rope_freqs;   // [n_rot / 2] per-frequency divisors (Llama 3), or empty
 };
 
-// Loads a llama-architecture model from a GGUF or Hugging Face source, F32/F16/BF16 weights.
+// Loads a llama-architecture model from a GGUF or Hugging Face source (weight types: see
+// vec_dot_supported in quant/dot.h).
 // Throws InputError for another architecture, a missing or misshapen tensor, an unsupported
 // tensor type or rope scaling.
 Model load_model(const ModelSource& src);
