@@ -26,6 +26,13 @@ float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+int32_t hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
 __m256i load32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
 // 16 bytes of packed nibbles -> 32 bytes: byte j < 16 is the low nibble of byte j, byte
@@ -216,7 +223,7 @@ float dot_q2_k(int64_t n, const void* w, const void* a) {
 float dot_q3_k(int64_t n, const void* w, const void* a) {
   const BlockQ3_K* x = static_cast<const BlockQ3_K*>(w);
   const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
-  __m256 acc = _mm256_setzero_ps();
+  float sum = 0;
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     // Levels are stored as (q + 4), 0..7: the offset comes back through the group sums.
     int scale[16], offset = 0;
@@ -228,16 +235,16 @@ float dot_q3_k(int64_t n, const void* w, const void* a) {
       const __m256i low = two_bits_of_bytes(load32(q.qs + 32 * c), 2 * g);
       return _mm256_or_si256(low, _mm256_slli_epi16(bit_of_bytes(load32(q.hmask), 4 * c + g), 2));
     });
-    const __m256i total = _mm256_sub_epi32(sumi, _mm256_setr_epi32(4 * offset, 0, 0, 0, 0, 0, 0, 0));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(y[b].d * f16(x[b].d)), _mm256_cvtepi32_ps(total), acc);
+    // The offset cancels much of the sum: subtract it exactly, in integers.
+    sum += y[b].d * f16(x[b].d) * static_cast<float>(hsum_i32(sumi) - 4 * offset);
   }
-  return hsum(acc);
+  return sum;
 }
 
 float dot_q6_k(int64_t n, const void* w, const void* a) {
   const BlockQ6_K* x = static_cast<const BlockQ6_K*>(w);
   const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
-  __m256 acc = _mm256_setzero_ps();
+  float sum = 0;
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     // Levels are stored as (q + 32), 0..63.
     int scale[16], offset = 0;
@@ -251,10 +258,10 @@ float dot_q6_k(int64_t n, const void* w, const void* a) {
                                 : _mm256_and_si256(_mm256_srli_epi16(ql, 4), _mm256_set1_epi8(0x0F));
       return _mm256_or_si256(low, _mm256_slli_epi16(two_bits_of_bytes(load32(q.qh + 32 * c), 2 * g), 4));
     });
-    const __m256i total = _mm256_sub_epi32(sumi, _mm256_setr_epi32(32 * offset, 0, 0, 0, 0, 0, 0, 0));
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(y[b].d * f16(x[b].d)), _mm256_cvtepi32_ps(total), acc);
+    // The offset cancels much of the sum: subtract it exactly, in integers.
+    sum += y[b].d * f16(x[b].d) * static_cast<float>(hsum_i32(sumi) - 32 * offset);
   }
-  return hsum(acc);
+  return sum;
 }
 
 // Q4_K / Q5_K: 4 chunks of 64 weights, low nibbles the first 32-weight sub-block of a chunk,
