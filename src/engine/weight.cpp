@@ -64,9 +64,25 @@ void matmul_vec_dot(const Weight& w, const float* x, int64_t n_tokens, float* y)
   }
 }
 
-void matmul_sgemm(const Weight& w, const float* x, int64_t n_tokens, float* y) {
+// x rounded to the activation type's values, [n_tokens, n_in]: what ggml's CPU backend
+// multiplies in prefill too, so a batch and token-by-token decode see the same activations.
+std::vector<float> rounded_activations(GgmlType act_type, const float* x, int64_t n_tokens, int64_t n_in) {
+  std::vector<float> out(static_cast<size_t>(n_tokens * n_in));
+  std::vector<std::byte> row(*ggml_row_bytes(act_type, static_cast<uint64_t>(n_in)));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    quantize_activation(act_type, x + t * n_in, row.data(), n_in);
+    dequantize_activation(act_type, row.data(), out.data() + t * n_in, n_in);
+  }
+  return out;
+}
+
+void matmul_sgemm(const Weight& w, const float* x_in, int64_t n_tokens, float* y) {
   const int64_t n_in = w.n_in, n_out = w.n_out;
   const int64_t n_tiles = (n_out + kTileRows - 1) / kTileRows;
+  const GgmlType act_type = *vec_dot_type(w.type);
+  std::vector<float> rounded;
+  if (act_type != GgmlType::F32) rounded = rounded_activations(act_type, x_in, n_tokens, n_in);
+  const float* x = rounded.empty() ? x_in : rounded.data();
 #pragma omp parallel num_threads(threads_for(n_in * n_out * n_tokens))
   {
     std::vector<float> tile;  // [kTileRows, n_in]: the tile's rows in f32 (non-F32 weights)

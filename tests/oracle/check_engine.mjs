@@ -20,12 +20,15 @@ const work = workDir("engine");
 const PROMPT = "Once upon a time";
 const N_TOKENS = 200;
 const EXPECTED_START = ", there was a little girl named Lily";
-// F32: observed 2.0e-5. F16/BF16: observed 1.4e-2 / 9.4e-2 with all 200 tokens identical; the
-// bounds are about 2.5x that. llama.cpp rounds activations to the weight type before F16/BF16
-// products (ggml's vec_dot_type); doing the same in optiq did not narrow the gap (1.5e-2 /
-// 8.1e-2, and the BF16 path then left llama.cpp's at a near-tie), so where the rest of the
-// difference comes from is still open.
+// F32: observed 1.3e-5. F16/BF16: observed 1.3e-2 / 8.9e-2; the bounds are about 2.5x the
+// largest seen. optiq's matmul rounds activations to the weight type before F16/BF16 products,
+// as llama.cpp does (ggml's vec_dot_type): BF16 then agrees within 3e-6 up to position 45 and
+// F16 at position 0, so the remaining gap comes from elsewhere (still open). With that gap the
+// BF16 greedy path leaves llama.cpp's at a near-tie (token 181, llama.cpp's two best 0.008
+// apart): a divergence is accepted only at such a tie, after at least MIN_SHARED tokens.
 const MAX_LOGPROB_DIFF = { f32: 1e-3, f16: 0.04, bf16: 0.25 };
+const NEAR_TIE = 0.02;  // most llama.cpp log-probability gap between its token and optiq's
+const MIN_SHARED = 150;
 
 // llama.cpp's defaults keep the KV cache in F16 and (on CPU, "auto") use flash attention,
 // which rounds queries, keys, values and attention weights to f16. optiq's cache is f32, so
@@ -104,10 +107,19 @@ try {
     check(JSON.stringify(got.prompt) === JSON.stringify(ref.prompt),
       `${outtype}: prompt tokens ${JSON.stringify(got.prompt)} != llama.cpp's ${JSON.stringify(ref.prompt)}`);
     const firstDiff = ref.tokens.findIndex((t, i) => got.tokens[i] !== t);
-    check(got.tokens.length === ref.tokens.length && firstDiff === -1,
-      `${outtype}: generated tokens differ from llama.cpp's at index ${firstDiff} ` +
-        `(optiq ${got.tokens.length} tokens, llama.cpp ${ref.tokens.length})`);
-    check(got.text === ref.text, `${outtype}: text ${JSON.stringify(got.text)} != llama.cpp's ${JSON.stringify(ref.text)}`);
+    if (firstDiff === -1) {
+      check(got.tokens.length === ref.tokens.length,
+        `${outtype}: optiq generated ${got.tokens.length} tokens, llama.cpp ${ref.tokens.length}`);
+      check(got.text === ref.text, `${outtype}: text ${JSON.stringify(got.text)} != llama.cpp's ${JSON.stringify(ref.text)}`);
+    } else {
+      const lp = ref.logprobs[got.prompt.length + firstDiff - 1];
+      const gap = lp[ref.tokens[firstDiff]] - lp[got.tokens[firstDiff]];
+      check(outtype !== "f32" && firstDiff >= MIN_SHARED && gap <= NEAR_TIE,
+        `${outtype}: generated tokens differ from llama.cpp's at index ${firstDiff}, where llama.cpp's ` +
+          `log-probabilities of the two tokens are ${gap} apart (accepted: F16/BF16, a gap <= ${NEAR_TIE} after ` +
+          `${MIN_SHARED} shared tokens)`);
+      console.log(`${outtype}: greedy paths part at token ${firstDiff}, a near-tie (gap ${gap.toExponential(2)})`);
+    }
     // optiq evaluates every position but the last token's; compare where both have logits.
     check(got.logprobs.length === got.prompt.length + got.tokens.length - 1,
       `${outtype}: optiq dumped ${got.logprobs.length} positions, expected ${got.prompt.length + got.tokens.length - 1}`);
