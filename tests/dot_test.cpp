@@ -289,7 +289,7 @@ double activation_budget(GgmlType t) {
 // dequantized tiles with the rounded activations) against the f32 matmul of the dequantized
 // weight, and against each other: they multiply the same values.
 TEST(Matmul, QuantizedWeightMatchesDequantizedCopy) {
-  const int64_t n_in = 512, n_out = 300, n_prefill = 24;
+  const int64_t n_in = 512, n_out = 300, n_prefill = 64;  // 64 tokens: the sgemm path for every type
   const std::vector<float> x = normal_floats(static_cast<size_t>(n_in * n_prefill), 51);
   for (GgmlType t : kWeightTypes) {
     const TestWeight w = random_weight(t, n_in, n_out, 61);
@@ -312,8 +312,8 @@ TEST(Matmul, QuantizedWeightMatchesDequantizedCopy) {
 TEST(Matmul, ThreadCountDoesNotChangeResults) {
   const int64_t n_in = 1024, n_out = 512;
   const TestWeight w = random_weight(GgmlType::Q4_K, n_in, n_out, 71);
-  const std::vector<float> x = normal_floats(static_cast<size_t>(n_in * 16), 72);
-  for (int64_t n_tokens : {1, 16}) {
+  const std::vector<float> x = normal_floats(static_cast<size_t>(n_in * 64), 72);
+  for (int64_t n_tokens : {1, 64}) {
     std::vector<float> one(static_cast<size_t>(n_out * n_tokens)), two(one.size());
     engine::set_num_threads(1);
     engine::matmul(w.stored, x.data(), n_tokens, one.data());
