@@ -1,6 +1,7 @@
 // Kernel micro-benchmarks: one dot product over a 4096-wide row per weight type, scalar vs
 // AVX2, and the engine's matmul of a 4096 x 4096 weight for 1 token (decode) and 64 tokens
-// (prefill) per type. Results: docs/benchmarks.md.
+// (prefill; and 8 tokens) per type. Results:
+// docs/benchmarks.md.
 //   optiq_kernels_bench [--benchmark_filter=REGEX] [google benchmark flags]
 // OPTIQ_THREADS sets the matmul threads (default: the number of cores).
 #include <benchmark/benchmark.h>
@@ -86,6 +87,8 @@ void register_all() {
   for (GgmlType type : kTypes) {
     const std::string name(optiq::ggml_type_name(type));
     benchmark::RegisterBenchmark(("matmul_4096/" + name + "/decode_1").c_str(), BM_Matmul, type, 1)
+        ->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark(("matmul_4096/" + name + "/prefill_8").c_str(), BM_Matmul, type, 8)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark(("matmul_4096/" + name + "/prefill_64").c_str(), BM_Matmul, type, 64)
         ->Unit(benchmark::kMillisecond)->UseRealTime();

@@ -205,6 +205,9 @@ TEST(ActivationQuant, RoundTripWithinHalfAStep) {
       std::vector<std::byte> q(row_bytes(t, n));
       quantize_activation(t, x.data(), q.data(), n);
       const std::vector<double> back = row_values(t, q.data(), n);
+      std::vector<float> deq(static_cast<size_t>(n));
+      dequantize_activation(t, q.data(), deq.data(), n);
+      EXPECT_TRUE(std::equal(deq.begin(), deq.end(), back.begin())) << ggml_type_name(t);
       for (int64_t b = 0; b < n / 32; ++b) {
         float amax = 0;
         for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[32 * b + j]));
@@ -282,10 +285,11 @@ double activation_budget(GgmlType t) {
   }
 }
 
-// Decode (few tokens: vec_dot on quantized activations) and prefill (many tokens: sgemm on
-// dequantized tiles) against the f32 matmul of the dequantized weight, and against each other.
+// Decode (few tokens: vec_dot on quantized activations) and prefill (many tokens: sgemm of
+// dequantized tiles with the rounded activations) against the f32 matmul of the dequantized
+// weight, and against each other: they multiply the same values.
 TEST(Matmul, QuantizedWeightMatchesDequantizedCopy) {
-  const int64_t n_in = 512, n_out = 300, n_prefill = 24;
+  const int64_t n_in = 512, n_out = 300, n_prefill = 64;  // 64 tokens: the sgemm path for every type
   const std::vector<float> x = normal_floats(static_cast<size_t>(n_in * n_prefill), 51);
   for (GgmlType t : kWeightTypes) {
     const TestWeight w = random_weight(t, n_in, n_out, 61);
@@ -295,9 +299,11 @@ TEST(Matmul, QuantizedWeightMatchesDequantizedCopy) {
     engine::matmul(w.stored, x.data(), n_prefill, prefill.data());
     for (int64_t tok = 0; tok < n_prefill; ++tok)
       engine::matmul(w.stored, x.data() + tok * n_in, 1, decode.data() + tok * n_out);
-    EXPECT_LT(rel_rms(prefill, want), 1e-5) << ggml_type_name(t);
+    EXPECT_LT(rel_rms(prefill, want), activation_budget(t)) << ggml_type_name(t);
     EXPECT_LT(rel_rms(decode, want), activation_budget(t)) << ggml_type_name(t);
-    EXPECT_LT(rel_rms(decode, prefill), activation_budget(t)) << ggml_type_name(t);
+    // Q4_1/Q5_1 decode multiplies the min by the f16-rounded activation sum s (measured 4e-4).
+    const bool uses_s = *vec_dot_type(t) == GgmlType::Q8_1;
+    EXPECT_LT(rel_rms(decode, prefill), uses_s ? 1e-3 : 1e-5) << ggml_type_name(t);
   }
 }
 
@@ -306,8 +312,8 @@ TEST(Matmul, QuantizedWeightMatchesDequantizedCopy) {
 TEST(Matmul, ThreadCountDoesNotChangeResults) {
   const int64_t n_in = 1024, n_out = 512;
   const TestWeight w = random_weight(GgmlType::Q4_K, n_in, n_out, 71);
-  const std::vector<float> x = normal_floats(static_cast<size_t>(n_in * 16), 72);
-  for (int64_t n_tokens : {1, 16}) {
+  const std::vector<float> x = normal_floats(static_cast<size_t>(n_in * 64), 72);
+  for (int64_t n_tokens : {1, 64}) {
     std::vector<float> one(static_cast<size_t>(n_out * n_tokens)), two(one.size());
     engine::set_num_threads(1);
     engine::matmul(w.stored, x.data(), n_tokens, one.data());

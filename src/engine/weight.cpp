@@ -16,9 +16,19 @@ namespace optiq::engine {
 namespace {
 
 // From this many tokens on, matmul dequantizes tiles of rows and calls sgemm (prefill);
-// below it every output is a vec_dot on quantized activations (decode). Measured with
-// optiq_kernels_bench (docs/benchmarks.md): sgemm wins from a handful of tokens on.
-constexpr int64_t kSgemmMinTokens = 8;
+// below it every output is a vec_dot on quantized activations (decode). The crossover is where
+// sgemm's gain pays for dequantizing the whole weight once per call, measured with
+// optiq_kernels_bench on 4096 x 4096 (docs/benchmarks.md): float types from a few tokens on,
+// the legacy blocks from ~16, the K-quants (slower scalar dequantization) from ~64.
+int64_t sgemm_min_tokens(GgmlType type) {
+  switch (type) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: return 4;
+    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
+    case GgmlType::IQ4_NL:
+      return 16;
+    default: return 64;
+  }
+}
 // Rows of W dequantized per sgemm call: enough that packing x (which sgemm repeats per call)
 // is paid over many rows, few enough that a tile stays in the L2 cache for n_in ~ 4096.
 constexpr int64_t kTileRows = 128;
@@ -64,9 +74,25 @@ void matmul_vec_dot(const Weight& w, const float* x, int64_t n_tokens, float* y)
   }
 }
 
-void matmul_sgemm(const Weight& w, const float* x, int64_t n_tokens, float* y) {
+// x rounded to the activation type's values, [n_tokens, n_in]: what ggml's CPU backend
+// multiplies in prefill too, so a batch and token-by-token decode see the same activations.
+std::vector<float> rounded_activations(GgmlType act_type, const float* x, int64_t n_tokens, int64_t n_in) {
+  std::vector<float> out(static_cast<size_t>(n_tokens * n_in));
+  std::vector<std::byte> row(*ggml_row_bytes(act_type, static_cast<uint64_t>(n_in)));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    quantize_activation(act_type, x + t * n_in, row.data(), n_in);
+    dequantize_activation(act_type, row.data(), out.data() + t * n_in, n_in);
+  }
+  return out;
+}
+
+void matmul_sgemm(const Weight& w, const float* x_in, int64_t n_tokens, float* y) {
   const int64_t n_in = w.n_in, n_out = w.n_out;
   const int64_t n_tiles = (n_out + kTileRows - 1) / kTileRows;
+  const GgmlType act_type = *vec_dot_type(w.type);
+  std::vector<float> rounded;
+  if (act_type != GgmlType::F32) rounded = rounded_activations(act_type, x_in, n_tokens, n_in);
+  const float* x = rounded.empty() ? x_in : rounded.data();
 #pragma omp parallel num_threads(threads_for(n_in * n_out * n_tokens))
   {
     std::vector<float> tile;  // [kTileRows, n_in]: the tile's rows in f32 (non-F32 weights)
@@ -126,7 +152,7 @@ Weight make_weight_f32(std::string name, int64_t n_in, int64_t n_out, std::span<
 
 void matmul(const Weight& w, const float* x, int64_t n_tokens, float* y) {
   if (n_tokens <= 0 || w.n_out == 0) return;
-  if (n_tokens >= kSgemmMinTokens)
+  if (n_tokens >= sgemm_min_tokens(w.type))
     matmul_sgemm(w, x, n_tokens, y);
   else
     matmul_vec_dot(w, x, n_tokens, y);

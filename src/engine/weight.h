@@ -39,10 +39,13 @@ Weight make_weight_f32(std::string name, int64_t n_in, int64_t n_out, std::span<
 
 // y[t, o] = sum_i W[o, i] * x[t, i] (+ bias[o]), W being w's rows in f32.
 // x: [n_tokens, w.n_in], y: [n_tokens, w.n_out]; y must not alias x.
-// Few tokens (decode): each token's x is converted to the type's activation type once (as ggml's
-// CPU backend does: Q8_0/Q8_1/Q8_K for block types, f16 for F16, bf16 for BF16) and every
-// output is one vec_dot. Many tokens (prefill): tiles of rows dequantized to f32 and multiplied
-// with f32 x by cblas_sgemm, which does not round x. Rows are split over num_threads() threads.
+// As in ggml's CPU backend, x is first rounded to the weight type's activation type (Q8_0,
+// Q8_1 or Q8_K for block types, f16 for F16, bf16 for BF16, none for F32). Few tokens (decode):
+// every output is one vec_dot of a stored row with a token's quantized x. Many tokens
+// (prefill): tiles of rows dequantized to f32 are multiplied with the rounded x by cblas_sgemm;
+// the products are the same, only the f32 summation order (and, for Q4_1/Q5_1, the f16
+// rounding of the activation sums the dot kernels use) differs. Rows are split over
+// num_threads() threads.
 void matmul(const Weight& w, const float* x, int64_t n_tokens, float* y);
 
 // Rows `ids` of w dequantized to f32: out is [ids.size(), w.n_in] (embedding lookup).

@@ -2,11 +2,13 @@
 
 #include <cpuid.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
 #include "quant/dot_impl.h"
 #include "quant/float16.h"
+#include "quant/quantize.h"
 
 namespace optiq {
 namespace {
@@ -24,10 +26,18 @@ bool detect_avx2() {
   return ebx & (1u << 5);
 }
 
-void check_activation_row(GgmlType act_type, int64_t n) {
+void check_activation_row(GgmlType act_type, int64_t n, const char* what) {
+  switch (act_type) {
+    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q8_1:
+    case GgmlType::Q8_K:
+      break;
+    default:
+      throw std::invalid_argument(std::string(what) + ": " + std::string(ggml_type_name(act_type)) +
+                                  " is not an activation type");
+  }
   const uint32_t block = ggml_traits(act_type).block_elems;
   if (n <= 0 || n % block != 0)
-    throw std::invalid_argument("quantize_activation: row of " + std::to_string(n) + " values is not a multiple of " +
+    throw std::invalid_argument(std::string(what) + ": row of " + std::to_string(n) + " values is not a multiple of " +
                                 std::string(ggml_type_name(act_type)) + "'s block of " + std::to_string(block));
 }
 
@@ -50,15 +60,7 @@ std::optional<GgmlType> vec_dot_type(GgmlType weight_type) {
 }
 
 void quantize_activation(GgmlType act_type, const float* x, void* dst, int64_t n) {
-  switch (act_type) {
-    case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: case GgmlType::Q8_0: case GgmlType::Q8_1:
-    case GgmlType::Q8_K:
-      check_activation_row(act_type, n);
-      break;
-    default:
-      throw std::invalid_argument("quantize_activation: " + std::string(ggml_type_name(act_type)) +
-                                  " is not an activation type");
-  }
+  check_activation_row(act_type, n, "quantize_activation");
   const auto count = static_cast<size_t>(n);
   switch (act_type) {
     case GgmlType::F32: std::copy(x, x + n, static_cast<float*>(dst)); break;
@@ -67,6 +69,26 @@ void quantize_activation(GgmlType act_type, const float* x, void* dst, int64_t n
     case GgmlType::Q8_0: dot_detail::quantize_act_q8_0(x, static_cast<BlockQ8_0*>(dst), n); break;
     case GgmlType::Q8_1: dot_detail::quantize_act_q8_1(x, static_cast<BlockQ8_1*>(dst), n); break;
     default: dot_detail::quantize_act_q8_k(x, static_cast<BlockQ8_K*>(dst), n); break;
+  }
+}
+
+void dequantize_activation(GgmlType act_type, const void* src, float* x, int64_t n) {
+  check_activation_row(act_type, n, "dequantize_activation");
+  const auto count = static_cast<size_t>(n);
+  switch (act_type) {
+    case GgmlType::F32: std::copy_n(static_cast<const float*>(src), n, x); break;
+    case GgmlType::F16: f16_to_f32_n(static_cast<const uint16_t*>(src), x, count); break;
+    case GgmlType::BF16: bf16_to_f32_n(static_cast<const uint16_t*>(src), x, count); break;
+    case GgmlType::Q8_0: dequantize_row(GgmlType::Q8_0, src, x, n); break;
+    case GgmlType::Q8_1: {
+      const auto* b = static_cast<const BlockQ8_1*>(src);
+      for (int64_t i = 0; i < n; ++i) x[i] = f16_to_f32(b[i / 32].d) * static_cast<float>(b[i / 32].qs[i % 32]);
+      break;
+    }
+    default: {
+      const auto* b = static_cast<const BlockQ8_K*>(src);
+      for (int64_t i = 0; i < n; ++i) x[i] = b[i / kQK_K].d * static_cast<float>(b[i / kQK_K].qs[i % kQK_K]);
+    }
   }
 }
 

@@ -24,6 +24,10 @@ inline bool vec_dot_supported(GgmlType weight_type) { return vec_dot_type(weight
 // another type or a bad n.
 void quantize_activation(GgmlType act_type, const float* x, void* dst, int64_t n);
 
+// The values an activation row stands for: n floats from ggml_row_bytes(act_type, n) bytes
+// (Q8_1's s is not used: a = d * q). Same types and checks as quantize_activation.
+void dequantize_activation(GgmlType act_type, const void* src, float* x, int64_t n);
+
 // sum_i w[i] * a[i] over one row of n weights: w_row holds ggml_row_bytes(weight_type, n)
 // bytes, act_row ggml_row_bytes(*vec_dot_type(weight_type), n) bytes. No checks: the caller
 // validated the type and n (a multiple of the block size).
