@@ -1,0 +1,80 @@
+#include "sensitivity/tensor_kl.h"
+
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+
+#include "engine/ops.h"
+#include "quant/quantize.h"
+
+namespace optiq::sensitivity {
+
+engine::Weight quantized_copy(const engine::Weight& w, GgmlType type, const float* importance) {
+  const auto row_bytes = ggml_row_bytes(type, static_cast<uint64_t>(w.n_in));
+  if (!row_bytes || !quantize_supported(type))
+    throw std::invalid_argument(w.name + ": rows of " + std::to_string(w.n_in) + " cannot be stored as " +
+                                std::string(ggml_type_name(type)));
+  std::vector<std::byte> bytes(*row_bytes * static_cast<size_t>(w.n_out));
+#pragma omp parallel
+  {
+    std::vector<float> row(static_cast<size_t>(w.n_in));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < w.n_out; ++r) {
+      const int32_t id = static_cast<int32_t>(r);
+      engine::get_rows(w, std::span(&id, 1), row.data());
+      quantize_row(type, row.data(), bytes.data() + static_cast<size_t>(r) * *row_bytes, w.n_in, importance);
+    }
+  }
+  engine::Weight q = engine::make_weight(w.name, type, w.n_in, w.n_out, bytes);
+  q.bias = w.bias;
+  return q;
+}
+
+double kl_divergence(const float* lp, const float* lq, int64_t n) {
+  double kl = 0;
+  for (int64_t v = 0; v < n; ++v) {
+    const double p = std::exp(static_cast<double>(lp[v]));
+    if (p > 0) kl += p * (static_cast<double>(lp[v]) - lq[v]);
+  }
+  return kl;
+}
+
+TensorKL::TensorKL(const engine::Model& model, std::vector<std::vector<int32_t>> sequences, bool keep_reference)
+    : model_(model) {
+  for (const auto& seq : sequences) {
+    inputs_.push_back(engine::capture_block_inputs(model, seq));
+    n_positions_ += static_cast<int64_t>(seq.size());
+  }
+  if (keep_reference) {
+    reference_.resize(inputs_.size());
+    for (size_t s = 0; s < inputs_.size(); ++s) logprobs(s, model.hp.n_layer, {}, reference_[s]);
+  }
+}
+
+void TensorKL::logprobs(size_t s, int64_t first, const engine::WeightSwap& swap, std::vector<float>& out) const {
+  const int64_t n = inputs_[s].n_tokens, V = model_.hp.n_vocab;
+  out.resize(static_cast<size_t>(n * V));
+  engine::forward_from_block(model_, inputs_[s], first, swap, out.data());
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < n; ++t) engine::log_softmax(out.data() + t * V, V, out.data() + t * V);
+}
+
+double TensorKL::measure(const engine::Weight& original, const engine::Weight& replacement) const {
+  const int64_t first = engine::block_of(model_, original);
+  const int64_t V = model_.hp.n_vocab;
+  double total = 0;
+  std::vector<float> ref, quant;
+  for (size_t s = 0; s < inputs_.size(); ++s) {
+    if (reference_.empty()) logprobs(s, model_.hp.n_layer, {}, ref);
+    const std::vector<float>& r = reference_.empty() ? ref : reference_[s];
+    logprobs(s, first, {&original, &replacement}, quant);
+    const int64_t n = inputs_[s].n_tokens;
+    double seq_total = 0;
+#pragma omp parallel for reduction(+ : seq_total) schedule(static)
+    for (int64_t t = 0; t < n; ++t) seq_total += kl_divergence(r.data() + t * V, quant.data() + t * V, V);
+    total += seq_total;
+  }
+  return total / static_cast<double>(n_positions_);
+}
+
+}  // namespace optiq::sensitivity

@@ -1,0 +1,50 @@
+// The damage one quantized tensor does to a model's output, measured exactly: the mean KL
+// divergence KL(P_ref || P_quant) of the next-token distributions over calibration tokens,
+// where P_ref comes from the model as loaded and P_quant from the same model with one weight
+// replaced by its quantized copy. Only the blocks from the replaced weight's block onward are
+// re-run; each sequence's block inputs are computed once (engine::BlockInputCache).
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "engine/model.h"
+#include "io/ggml_type.h"
+
+namespace optiq::sensitivity {
+
+// w's values quantized to `type` (row by row, with optional per-column importance [w.n_in]),
+// as a Weight of that type. Throws std::invalid_argument when w's rows are not whole blocks of
+// `type`.
+engine::Weight quantized_copy(const engine::Weight& w, GgmlType type, const float* importance);
+
+// KL(P || Q) for one position, from log-probabilities: sum_v exp(lp[v]) (lp[v] - lq[v]). [n] each.
+double kl_divergence(const float* lp, const float* lq, int64_t n);
+
+class TensorKL {
+ public:
+  // `sequences`: token sequences evaluated from position 0 (each must fit the model's context).
+  // Every position of every sequence is scored. `keep_reference`: store the reference
+  // log-probabilities ([tokens, n_vocab] floats per sequence) instead of recomputing them
+  // from the cached final hidden states at each measurement (half the head's work, much more
+  // memory for large vocabularies).
+  TensorKL(const engine::Model& model, std::vector<std::vector<int32_t>> sequences, bool keep_reference);
+
+  // Mean KL over all scored positions with `original` (a weight of the model) multiplied as
+  // `replacement`.
+  double measure(const engine::Weight& original, const engine::Weight& replacement) const;
+
+  int64_t n_positions() const { return n_positions_; }
+
+ private:
+  // Log-probabilities [n, n_vocab] of sequence s with `swap`, from block `first` on.
+  void logprobs(size_t s, int64_t first, const engine::WeightSwap& swap, std::vector<float>& out) const;
+
+  const engine::Model& model_;
+  std::vector<engine::BlockInputCache> inputs_;  // [sequences]
+  std::vector<std::vector<float>> reference_;    // [sequences][n * n_vocab] when kept
+  int64_t n_positions_ = 0;
+};
+
+}  // namespace optiq::sensitivity
