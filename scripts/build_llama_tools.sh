@@ -17,6 +17,7 @@ tools=(llama-perplexity llama-quantize llama-imatrix)
 mkdir -p "$build"
 exec 9>"$build.lock"
 flock 9
+: >"$build.log"
 
 if [[ ! -d $src/.git ]]; then
   [[ -f $bundle ]] || { echo "build_llama_tools: $bundle is missing; run scripts/test.sh first" >&2; exit 1; }
@@ -24,10 +25,14 @@ if [[ ! -d $src/.git ]]; then
 fi
 # Portable (no -march=native), no network code, no llama.cpp tests: only what the tools need.
 if [[ ! -f $build/build.ninja ]]; then
-  cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF \
-    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF >/dev/null
+  if ! cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF \
+    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF >>"$build.log" 2>&1; then
+    tail -n 40 "$build.log" >&2
+    echo "build_llama_tools: configuring failed; the whole log is $build.log" >&2
+    exit 1
+  fi
 fi
-if ! cmake --build "$build" --target "${tools[@]}" -j"${LLAMA_BUILD_JOBS:-$(nproc)}" >"$build.log" 2>&1; then
+if ! cmake --build "$build" --target "${tools[@]}" -j"${LLAMA_BUILD_JOBS:-$(nproc)}" >>"$build.log" 2>&1; then
   tail -n 40 "$build.log" >&2
   echo "build_llama_tools: the build failed; the whole log is $build.log" >&2
   exit 1

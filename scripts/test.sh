@@ -36,4 +36,7 @@ fi
 [[ -d $cache/llama.cpp-src/.git ]] || git -c advice.detachedHead=false clone -q \
   "$cache/node/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$cache/llama.cpp-src"
 
+# llama.cpp's tools the oracle tests run (llama-perplexity, llama-quantize, llama-imatrix).
+scripts/build_llama_tools.sh
+
 ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"
