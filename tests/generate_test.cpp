@@ -6,8 +6,7 @@
 
 #include <fstream>
 
-#include "io/gguf.h"
-#include "io/gguf_writer.h"
+#include "gguf_copy.h"
 #include "test_util.h"
 
 namespace optiq {
@@ -20,18 +19,10 @@ std::string stories() { return test::stories260k().string(); }
 
 // stories260K with a chat template that writes BOS itself, as many templates do.
 std::string stories_with_template(const ScratchDir& dir) {
-  GgufFile in(stories());
-  GgufMetadata meta = in.metadata();
-  meta.set("tokenizer.chat_template",
-           GgufValue::string("{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-                             "{% if add_generation_prompt %}assistant:{% endif %}"));
-  std::vector<GgufTensorDecl> decls;
-  for (const auto& t : in.tensors()) decls.push_back({t.name, t.type, t.shape});
   const std::string path = (dir / "chat.gguf").string();
-  write_gguf(path, meta, decls, [&](size_t i, GgufTensorSink& sink) {
-    const auto data = in.tensor_data(in.tensors()[i]);
-    sink.write(data.data(), data.size());
-  });
+  test::copy_gguf_with(stories(), path, "tokenizer.chat_template",
+                       GgufValue::string("{{ bos_token }}{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                                         "{% if add_generation_prompt %}assistant:{% endif %}"));
   return path;
 }
 

@@ -14,6 +14,7 @@
 #include "eval/logits_file.h"
 #include "eval/perplexity.h"
 #include "model/model_source.h"
+#include "gguf_copy.h"
 #include "test_util.h"
 
 namespace optiq::eval {
@@ -140,6 +141,17 @@ TEST(PerplexityCli, BaseFileRoundTripsThroughKlDivergence) {
   const size_t at = kld.output.find("Mean    KLD:");
   ASSERT_NE(at, std::string::npos) << kld.output;
   EXPECT_LT(std::fabs(std::strtod(kld.output.c_str() + at + 12, nullptr)), 1e-5) << kld.output;
+}
+
+TEST(PerplexityCli, ContextBeyondTrainingOnlyWarns) {
+  ScratchDir dir;
+  const std::string model = (dir / "short-ctx.gguf").string();
+  test::copy_gguf_with(stories_model(), model, "llama.context_length", GgufValue::of<uint32_t>(64));
+  auto r = run_optiq("perplexity " + model + " -f " + kStories.string() + " -c 128 --chunks 1");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("warning: the model was trained on only 64 context tokens (128 specified)"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("Final estimate"), std::string::npos) << r.output;
 }
 
 TEST(PerplexityCli, BadInputsGiveOneClearError) {
