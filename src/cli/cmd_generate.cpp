@@ -54,7 +54,7 @@ Command register_generate(CLI::App& app) {
     bool chat = false;
     engine::SamplingParams sampling;
     std::optional<uint32_t> seed;  // unset: a random seed, printed
-    int threads = 1;
+    int threads = 0;
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("generate", "Continue a prompt or answer it as a chat (llama architecture, F32/F16/BF16 weights)");
@@ -63,6 +63,8 @@ Command register_generate(CLI::App& app) {
   sub->add_option("-n,--n-predict", args->n_predict, "most tokens to generate (default 128); stops early at end of text")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("-c,--ctx-size", args->n_ctx, "context size in tokens (default: the trained context, at most 4096)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("-t,--threads", args->threads, "matmul threads (default: the number of cores)")
       ->check(CLI::PositiveNumber);
   sub->add_flag("--chat", args->chat, "render the prompt as a user message with the model's chat template, ending with the assistant's turn");
   sub->add_option("--system", args->system, "with --chat: a system message before the user's");
@@ -79,8 +81,6 @@ Command register_generate(CLI::App& app) {
   sub->add_option("--repeat-last-n", args->sampling.repeat_last_n, "tokens the repeat penalty looks back over (default 64; 0: off)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--seed", args->seed, "seed of the random draws (default: random, printed to stderr)");
-  sub->add_option("-t,--threads", args->threads, "CPU threads (the engine runs on one thread for now)")
-      ->check(CLI::PositiveNumber);
   sub->add_option("--dump-logprobs", args->dump_logprobs,
                   "debugging aid: write JSON {tokens, n_prompt, logprobs} to FILE, logprobs[i] being "
                   "the log-softmax over the vocabulary after tokens[0..i]");

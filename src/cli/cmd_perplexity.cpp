@@ -22,7 +22,7 @@ struct PerplexityArgs {
   int64_t n_batch = 2048;
   int64_t n_chunks = -1;  // < 0: all
   bool kl_divergence = false;
-  int threads = 1;
+  int threads = 0;        // matmul threads, 0: the number of cores
 };
 
 // The text as llama-perplexity reads -f: the whole file, one trailing newline removed.
@@ -136,7 +136,7 @@ Command register_perplexity(CLI::App& app) {
   sub->add_flag("--kl-divergence", args->kl_divergence,
                 "compare the model's distributions with those in --kl-divergence-base (-f optional: "
                 "when given, its tokens must match the base's)");
-  sub->add_option("-t,--threads", args->threads, "CPU threads (the engine runs on one thread for now)")
+  sub->add_option("-t,--threads", args->threads, "matmul threads (default: the number of cores)")
       ->check(CLI::PositiveNumber);
   return {sub, [args] {
             const std::string path = resolve_model_argument(args->model);
