@@ -130,7 +130,7 @@ Command register_perplexity(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   sub->add_option("-b,--batch-size", args->n_batch, "most tokens per forward pass (default 2048)")
       ->check(CLI::PositiveNumber);
-  sub->add_option("--chunks", args->n_chunks, "evaluate at most N chunks (default: all)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--chunks", args->n_chunks, "evaluate at most N chunks (default: all)")->check(CLI::PositiveNumber);
   sub->add_option("--kl-divergence-base", args->base_file,
                   "llama.cpp's log-probability file: written by a perplexity run, read by --kl-divergence");
   sub->add_flag("--kl-divergence", args->kl_divergence,
