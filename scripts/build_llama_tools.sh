@@ -1,43 +1,58 @@
 #!/usr/bin/env bash
-# Builds the llama.cpp command-line tools the oracle tests and benchmarks run (llama-perplexity,
-# llama-quantize, llama-imatrix) from the llama.cpp source node-llama-cpp pins
-# (.cache/llama.cpp-src, cloned from the npm package's bundle), into .cache/llama.cpp-build.
-# Idempotent: an up-to-date build is a Ninja no-op. Runs under a lock so that concurrent test
-# runs (ctest -j, several checkouts sharing .cache) never build into the same folder at once.
-# Usage: scripts/build_llama_tools.sh [BUILD_DIR]   (default .cache/llama.cpp-build)
-# A fresh build of the three tools costs about 800 CPU-seconds (144 Ninja steps): about 7 minutes
-# on an idle 2-core machine. CI should keep .cache/llama.cpp-build between runs.
+# The llama.cpp command-line tools the oracle tests and benchmarks run — llama-perplexity,
+# llama-imatrix, llama-quantize, llama-bench — compiled from the llama.cpp source node-llama-cpp
+# pins (.cache/llama.cpp-src, cloned from the npm package's bundle) and linked against that
+# package's own prebuilt CPU libraries (libllama, libllama-common, libggml*), into
+# .cache/llama-tools/. Only each tool's own one or two source files are compiled, so this takes
+# about a minute instead of the ~13 minutes a full llama.cpp build takes on 2 cores, and the
+# tools run exactly the llama.cpp build the node oracle tests load.
+#
+# The prebuilt libggml finds its CPU backend (libggml-cpu-<isa>.so) next to the executable, so
+# those are symlinked into the tools folder. Idempotent, and safe to run concurrently (flock).
+# Usage: scripts/build_llama_tools.sh   (prints the tools folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cache=$PWD/.cache
-build=$(realpath -m "${1:-$cache/llama.cpp-build}")
 src=$cache/llama.cpp-src
+bins=$cache/node/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
 bundle=$cache/node/node_modules/node-llama-cpp/llama/gitRelease.bundle
-tools=(llama-perplexity llama-quantize llama-imatrix)
-
-mkdir -p "$build"
-exec 9>"$build.lock"
+out=$cache/llama-tools
+mkdir -p "$out"
+exec 9>"$out.lock"
 flock 9
-: >"$build.log"
 
+[[ -d $bins ]] || { echo "build_llama_tools: $bins is missing; run scripts/test.sh first" >&2; exit 1; }
 if [[ ! -d $src/.git ]]; then
-  [[ -f $bundle ]] || { echo "build_llama_tools: $bundle is missing; run scripts/test.sh first" >&2; exit 1; }
   git -c advice.detachedHead=false clone -q "$bundle" "$src"
 fi
-# Portable (no -march=native), no network code, no llama.cpp tests: only what the tools need.
-if [[ ! -f $build/build.ninja ]]; then
-  if ! cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF \
-    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF >>"$build.log" 2>&1; then
-    tail -n 40 "$build.log" >&2
-    echo "build_llama_tools: configuring failed; the whole log is $build.log" >&2
-    exit 1
-  fi
-fi
-if ! cmake --build "$build" --target "${tools[@]}" -j"${LLAMA_BUILD_JOBS:-$(nproc)}" >>"$build.log" 2>&1; then
-  tail -n 40 "$build.log" >&2
-  echo "build_llama_tools: the build failed; the whole log is $build.log" >&2
+for lib in "$bins"/libggml-cpu-*.so; do ln -sf "$lib" "$out/"; done
+
+# tool name -> its sources under tools/
+declare -A sources=(
+  [llama-perplexity]="perplexity/perplexity.cpp perplexity/main.cpp"
+  [llama-imatrix]="imatrix/imatrix.cpp"
+  [llama-quantize]="quantize/quantize.cpp quantize/main.cpp"
+  [llama-bench]="llama-bench/llama-bench.cpp llama-bench/main.cpp"
+)
+stamp="$(git -C "$src" rev-parse HEAD) $(sha256sum "$bins/libllama.v0.5.0.so" | cut -c1-16)"
+pids=()
+for tool in "${!sources[@]}"; do
+  [[ -x $out/$tool && $(cat "$out/$tool.stamp" 2>/dev/null) == "$stamp" ]] && continue
+  files=()
+  for f in ${sources[$tool]}; do files+=("$src/tools/$f"); done
+  dir=$(dirname "${files[0]}")
+  (
+    g++ -std=c++17 -O2 -w -I"$src/include" -I"$src/common" -I"$src/ggml/include" -I"$src/vendor" -I"$dir" \
+      "${files[@]}" -o "$out/$tool.tmp" -L"$bins" -l:libllama-common.so -l:libllama.v0.5.0.so \
+      -l:libggml.v0.5.0.so -l:libggml-base.so -pthread -Wl,-rpath,"$bins" 2>"$out/$tool.log" &&
+      mv "$out/$tool.tmp" "$out/$tool" && echo "$stamp" >"$out/$tool.stamp"
+  ) &
+  pids+=($!)
+done
+status=0
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+if ((status)); then
+  for tool in "${!sources[@]}"; do [[ -x $out/$tool ]] || { echo "build_llama_tools: $tool failed:" >&2; tail -n 20 "$out/$tool.log" >&2; }; done
   exit 1
 fi
-for t in "${tools[@]}"; do
-  [[ -x $build/bin/$t ]] || { echo "build_llama_tools: $build/bin/$t was not built" >&2; exit 1; }
-done
+echo "$out"

@@ -143,15 +143,15 @@ TEST(PerplexityCli, BaseFileRoundTripsThroughKlDivergence) {
   EXPECT_LT(std::fabs(std::strtod(kld.output.c_str() + at + 12, nullptr)), 1e-5) << kld.output;
 }
 
-TEST(PerplexityCli, ContextBeyondTrainingOnlyWarns) {
+TEST(PerplexityCli, ContextBeyondTrainingIsAnError) {
   ScratchDir dir;
   const std::string model = (dir / "short-ctx.gguf").string();
   test::copy_gguf_with(stories_model(), model, "llama.context_length", GgufValue::of<uint32_t>(64));
   auto r = run_optiq("perplexity " + model + " -f " + kStories.string() + " -c 128 --chunks 1");
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("warning: the model was trained on only 64 context tokens (128 specified)"), std::string::npos)
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("a context of 128 tokens is longer than the 64 the model was trained on"), std::string::npos)
       << r.output;
-  EXPECT_NE(r.output.find("Final estimate"), std::string::npos) << r.output;
+  EXPECT_EQ(run_optiq("perplexity " + model + " -f " + kStories.string() + " -c 64 --chunks 1").exit_code, 0);
 }
 
 TEST(PerplexityCli, BadInputsGiveOneClearError) {

@@ -9,6 +9,7 @@
 #include "engine/model.h"
 #include "engine/ops.h"
 #include "engine/sampling.h"
+#include "engine/threads.h"
 #include "model/chat_template.h"
 #include "model/model_source.h"
 #include "model/tokenizer.h"
@@ -57,7 +58,7 @@ Command register_generate(CLI::App& app) {
     int threads = 0;
   };
   auto args = std::make_shared<Args>();
-  CLI::App* sub = app.add_subcommand("generate", "Continue a prompt or answer it as a chat (llama architecture, F32/F16/BF16 weights)");
+  CLI::App* sub = app.add_subcommand("generate", "Continue a prompt, or answer it as a chat, with optiq's engine");
   sub->add_option("model", args->model, ".gguf file, Hugging Face folder, or hub id org/name[@revision]")->required();
   sub->add_option("-p,--prompt", args->prompt, "the text to continue (BOS is added as the vocabulary asks), or the user message with --chat")->required();
   sub->add_option("-n,--n-predict", args->n_predict, "most tokens to generate (default 128); stops early at end of text")
@@ -87,6 +88,7 @@ Command register_generate(CLI::App& app) {
   return {sub, [args] {
             if (args->prompt.empty())
               throw InputError("optiq generate", std::nullopt, "the prompt is empty (-p TEXT)");
+            engine::set_num_threads(args->threads);
             const std::string path = resolve_model_argument(args->model);
             const ModelSource src = open_model_source(path);
             const engine::Model model = engine::load_model(src);

@@ -36,10 +36,14 @@ std::string read_text(const std::string& path) {
   return text;
 }
 
-void warn_beyond_training(const engine::Model& model, int64_t n_ctx) {
-  if (model.hp.n_ctx_train > 0 && n_ctx > model.hp.n_ctx_train)
-    std::fprintf(stderr, "optiq: warning: the model was trained on only %lld context tokens (%lld specified)\n",
-                 static_cast<long long>(model.hp.n_ctx_train), static_cast<long long>(n_ctx));
+// llama-perplexity only warns here; optiq's engine refuses contexts beyond the trained one
+// (make_kv_cache), so say so before any work is done.
+void check_trained_context(const engine::Model& model, int64_t n_ctx) {
+  if (n_ctx > model.hp.n_ctx_train)
+    throw InputError("optiq perplexity", std::nullopt,
+                     "a context of " + std::to_string(n_ctx) + " tokens is longer than the " +
+                         std::to_string(model.hp.n_ctx_train) +
+                         " the model was trained on; the engine does not run beyond it (use a smaller -c)");
 }
 
 int run_perplexity(const PerplexityArgs& args, const engine::Model& model, const Tokenizer& tok,
@@ -50,7 +54,7 @@ int run_perplexity(const PerplexityArgs& args, const engine::Model& model, const
   setup.n_ctx = args.n_ctx > 0 ? args.n_ctx : 512;
   if (eval::scored_per_chunk(setup.n_ctx) < 1)
     throw InputError("-c", std::nullopt, "a context of " + std::to_string(setup.n_ctx) + " tokens scores nothing; use at least 3");
-  warn_beyond_training(model, setup.n_ctx);
+  check_trained_context(model, setup.n_ctx);
   const std::vector<int32_t> tokens = tok.encode(read_text(args.text_file), /*add_special=*/true, /*parse_special=*/false);
   const auto n_tokens = static_cast<int64_t>(tokens.size());
   if (n_tokens < 2 * setup.n_ctx)
@@ -103,7 +107,7 @@ int run_kl_divergence(const PerplexityArgs& args, const engine::Model& model, co
   }
   eval::ChunkSetup setup = base_setup;
   setup.n_ctx = base.n_ctx();
-  warn_beyond_training(model, setup.n_ctx);
+  check_trained_context(model, setup.n_ctx);
   const int64_t n_chunk = args.n_chunks < 0 ? base.n_chunk() : std::min<int64_t>(args.n_chunks, base.n_chunk());
   std::fprintf(stderr, "kl-divergence: %lld chunks of %lld tokens from %s\n", static_cast<long long>(n_chunk),
                static_cast<long long>(setup.n_ctx), base.path().c_str());

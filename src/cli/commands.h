@@ -18,6 +18,7 @@ Command register_convert(CLI::App& app);
 Command register_tokenize(CLI::App& app);
 Command register_template(CLI::App& app);
 Command register_generate(CLI::App& app);
+Command register_benchmark(CLI::App& app);
 Command register_perplexity(CLI::App& app);
 
 // A model argument as users give it (folder, .gguf, or hub id org/name[@rev]) -> local path.

@@ -1,4 +1,4 @@
-"""oracle_perplexity: `optiq perplexity` against llama.cpp's llama-perplexity (built from the
+"""oracle_perplexity: `optiq perplexity` against llama.cpp's llama-perplexity (compiled from the
 llama.cpp source node-llama-cpp pins by scripts/build_llama_tools.sh), on stories260K and the
 text in tests/fixtures/stories.txt (-c 128: 24 chunks).
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from oracle_util import STORIES, Failures, convert, run_optiq, work_dir
 
-LLAMA_BIN = Path(os.environ["OPTIQ_CACHE"]) / "llama.cpp-build" / "bin"
+LLAMA_BIN = Path(os.environ["OPTIQ_CACHE"]) / "llama-tools"
 TEXT = Path("tests/fixtures/stories.txt")
 N_CTX = 128
 KLD_DONE = "Same top p:"  # the last line of llama-perplexity's KL divergence summary

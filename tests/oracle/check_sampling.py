@@ -1,6 +1,6 @@
 """oracle_sampling: each step of optiq's sampler chain (src/engine/sampling.h) against the
-llama.cpp sampler of the same name, called through ctypes in the libllama that
-scripts/build_llama_tools.sh builds (.cache/llama.cpp-build/bin), on random rows of logits:
+llama.cpp sampler of the same name, called through ctypes in node-llama-cpp's prebuilt libllama
+(the llama.cpp the other oracle tests run), on random rows of logits:
 - top-k: the same tokens in the same (descending) order, for k = 1, 5, 40, 0 (off) and > n_vocab;
 - top-p and min-p: the same set of tokens, for several p, including vocabularies over 1024
   (llama.cpp's top-p then takes its partial-sort path);
@@ -21,7 +21,8 @@ import numpy as np
 from oracle_util import Failures, work_dir
 
 TOOL = sys.argv[1]
-LIBLLAMA = Path(os.environ["OPTIQ_CACHE"]) / "llama.cpp-build" / "bin" / "libllama.so"
+LIBLLAMA = (Path(os.environ["OPTIQ_CACHE"]) / "node" / "node_modules" / "@node-llama-cpp" / "linux-x64" / "bins"
+            / "linux-x64" / "libllama.v0.5.0.so")
 
 
 class TokenData(ctypes.Structure):
@@ -35,7 +36,7 @@ class TokenDataArray(ctypes.Structure):
 
 def load_llama() -> ctypes.CDLL:
     if not LIBLLAMA.exists():
-        raise SystemExit(f"check_sampling: {LIBLLAMA} is missing; run scripts/build_llama_tools.sh")
+        raise SystemExit(f"check_sampling: {LIBLLAMA} is missing; run scripts/test.sh")
     lib = ctypes.CDLL(str(LIBLLAMA))
     sig = {
         "llama_sampler_init_top_k": [ctypes.c_int32],
