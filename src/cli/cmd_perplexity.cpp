@@ -6,6 +6,7 @@
 
 #include "cli/commands.h"
 #include "engine/model.h"
+#include "engine/threads.h"
 #include "eval/kl_divergence.h"
 #include "eval/logits_file.h"
 #include "eval/perplexity.h"
@@ -143,6 +144,7 @@ Command register_perplexity(CLI::App& app) {
   sub->add_option("-t,--threads", args->threads, "matmul threads (default: the number of cores)")
       ->check(CLI::PositiveNumber);
   return {sub, [args] {
+            engine::set_num_threads(args->threads);
             const std::string path = resolve_model_argument(args->model);
             const engine::Model model = engine::load_model(open_model_source(path));
             const Tokenizer tok = load_tokenizer(path);
