@@ -3,11 +3,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "engine/model.h"
 #include "engine/ops.h"
+#include "engine/sampling.h"
 #include "engine/threads.h"
+#include "model/chat_template.h"
 #include "model/model_source.h"
 #include "model/tokenizer.h"
 #include "util/error.h"
@@ -26,24 +29,59 @@ size_t complete_utf8_prefix(const std::string& s) {
   return back + 1 >= need ? n : n - back - 1;
 }
 
+// The prompt --chat builds: the model's chat template over [system], user, with the assistant's
+// turn opened. A template that writes BOS itself loses it here when the vocabulary adds BOS on
+// tokenizing anyway, as llama.cpp does, so the prompt never starts with two.
+std::string chat_prompt(const std::string& model_path, const Tokenizer& tok, const std::string& system,
+                        const std::string& user) {
+  ChatRequest req;
+  if (!system.empty()) req.messages.push_back({{"role", "system"}, {"content", system}});
+  req.messages.push_back({{"role", "user"}, {"content", user}});
+  req.add_generation_prompt = true;
+  std::string text = render_chat(load_chat_template(model_path), req);
+  if (tok.add_bos && tok.bos >= 0) {
+    const std::string& bos = tok.tokens[static_cast<size_t>(tok.bos)].text;
+    if (!bos.empty() && text.starts_with(bos)) text.erase(0, bos.size());
+  }
+  return text;
+}
+
 }  // namespace
 
 Command register_generate(CLI::App& app) {
   struct Args {
-    std::string model, prompt, dump_logprobs;
+    std::string model, prompt, dump_logprobs, system;
     int64_t n_predict = 128, n_ctx = 0;
+    bool chat = false;
+    engine::SamplingParams sampling;
+    std::optional<uint32_t> seed;  // unset: a random seed, printed
     int threads = 0;
   };
   auto args = std::make_shared<Args>();
-  CLI::App* sub = app.add_subcommand("generate", "Continue a prompt with greedy decoding (llama architecture)");
+  CLI::App* sub = app.add_subcommand("generate", "Continue a prompt, or answer it as a chat, with optiq's engine");
   sub->add_option("model", args->model, ".gguf file, Hugging Face folder, or hub id org/name[@revision]")->required();
-  sub->add_option("-p,--prompt", args->prompt, "the text to continue (BOS is added as the vocabulary asks)")->required();
+  sub->add_option("-p,--prompt", args->prompt, "the text to continue (BOS is added as the vocabulary asks), or the user message with --chat")->required();
   sub->add_option("-n,--n-predict", args->n_predict, "most tokens to generate (default 128); stops early at end of text")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("-c,--ctx-size", args->n_ctx, "context size in tokens (default: the trained context, at most 4096)")
       ->check(CLI::PositiveNumber);
   sub->add_option("-t,--threads", args->threads, "matmul threads (default: the number of cores)")
       ->check(CLI::PositiveNumber);
+  sub->add_flag("--chat", args->chat, "render the prompt as a user message with the model's chat template, ending with the assistant's turn");
+  sub->add_option("--system", args->system, "with --chat: a system message before the user's");
+  sub->add_option("--temp", args->sampling.temperature, "temperature (default 0: greedy decoding)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--top-k", args->sampling.top_k, "keep the K most likely tokens (default 40; 0: off)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--top-p", args->sampling.top_p, "keep the most likely tokens up to this probability mass (default 0.95; 1: off)")
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--min-p", args->sampling.min_p, "drop tokens below P times the top token's probability (default 0.05; 0: off)")
+      ->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--repeat-penalty", args->sampling.repeat_penalty, "penalty for tokens among the last --repeat-last-n (default 1: off)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--repeat-last-n", args->sampling.repeat_last_n, "tokens the repeat penalty looks back over (default 64; 0: off)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--seed", args->seed, "seed of the random draws (default: random, printed to stderr)");
   sub->add_option("--dump-logprobs", args->dump_logprobs,
                   "debugging aid: write JSON {tokens, n_prompt, logprobs} to FILE, logprobs[i] being "
                   "the log-softmax over the vocabulary after tokens[0..i]");
@@ -58,7 +96,8 @@ Command register_generate(CLI::App& app) {
             if (tok.n_tokens() > model.hp.n_vocab)
               throw InputError(path, std::nullopt, "the tokenizer has more tokens than the model's vocabulary");
             const int64_t n_ctx = args->n_ctx > 0 ? args->n_ctx : std::min<int64_t>(model.hp.n_ctx_train, 4096);
-            std::vector<int32_t> ids = tok.encode(args->prompt, /*add_special=*/true, /*parse_special=*/true);
+            std::vector<int32_t> ids = tok.encode(args->chat ? chat_prompt(path, tok, args->system, args->prompt) : args->prompt,
+                                                  /*add_special=*/true, /*parse_special=*/true);
             const size_t n_prompt = ids.size();
             if (static_cast<int64_t>(n_prompt) > n_ctx)
               throw InputError("optiq generate", std::nullopt,
@@ -80,12 +119,21 @@ Command register_generate(CLI::App& app) {
               for (size_t t = 0; t < n_prompt; ++t) keep(logits.data() + t * V);
             const float* last = logits.data() + (dump ? (n_prompt - 1) * V : 0);
 
+            engine::SamplingParams sampling = args->sampling;
+            if (sampling.temperature > 0) {
+              sampling.seed = args->seed ? *args->seed : engine::random_seed();
+              std::fprintf(stderr, "optiq: seed %u\n", sampling.seed);
+            }
+            engine::Sampler sampler(sampling, V);
+            for (const int32_t id : ids) sampler.accept(id);
+
             const std::string prompt_text = tok.decode(ids, /*skip_special=*/true);
             size_t printed = 0;  // bytes of the continuation written so far
             for (int64_t i = 0; i < args->n_predict; ++i) {
-              const auto next = static_cast<int32_t>(engine::argmax(last, V));
+              const int32_t next = sampler.sample(last);
               if (next == tok.eos || next == tok.eot) break;
               ids.push_back(next);
+              sampler.accept(next);
               const std::string full = tok.decode(ids, /*skip_special=*/true);
               if (full.size() >= prompt_text.size()) {
                 const std::string cont = full.substr(prompt_text.size());

@@ -23,7 +23,8 @@ int main(int argc, char** argv) {
                                              cli::register_template(app),
                                              cli::register_generate(app),
                                              cli::register_benchmark(app),
-                                             cli::register_calib_mix(app)};
+                                             cli::register_calib_mix(app),
+                                             cli::register_perplexity(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
