@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "engine/model.h"
+#include "engine/threads.h"
 #include "eval/speed.h"
 #include "model/model_source.h"
 
@@ -17,6 +18,7 @@ Command register_benchmark(CLI::App& app) {
     std::string model;
     eval::SpeedOptions speed;
     bool json = false;
+    int threads = 0;
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("benchmark", "Prefill and decode speed of optiq's engine on a model (like llama-bench)");
@@ -26,8 +28,11 @@ Command register_benchmark(CLI::App& app) {
   sub->add_option("-n,--n-gen", args->speed.n_gen, "tokens decoded one at a time (default 128; 0 skips)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("-r,--repetitions", args->speed.repetitions, "runs of each test (default 3)")->check(CLI::PositiveNumber);
+  sub->add_option("-t,--threads", args->threads, "matmul threads (default: the number of cores)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_flag("--json", args->json, "print one JSON object instead of the table");
   return {sub, [args] {
+            engine::set_num_threads(args->threads);
             const std::string path = resolve_model_argument(args->model);
             const ModelSource src = open_model_source(path);
             uint64_t bytes = 0, params = 0;
@@ -49,6 +54,7 @@ Command register_benchmark(CLI::App& app) {
               j["bits_per_weight"] = bpw;
               j["n_prompt"] = args->speed.n_prompt;
               j["n_gen"] = args->speed.n_gen;
+              j["threads"] = engine::num_threads();
               j["prefill_tps"] = r.prefill_tps;
               j["decode_tps"] = r.decode_tps;
               j["first_token_ms"] = r.first_token_ms;
