@@ -83,17 +83,17 @@ TEST(EngineOps, CausalAttentionMasksTheFuture) {
   // the weight if the mask let tokens 0 and 1 see it.
   const float q[3] = {1, 1, 1}, k[3] = {0, 0, 100}, v[3] = {1, 3, 8};
   float scores[3], out[3];
-  causal_attention(q, k, v, 3, 0, 1, 1, 1, 1.0f, 0, scores, out);
+  causal_attention(q, k, v, 3, 0, 1, 1, 1, 1.0f, 0, out);
   EXPECT_FLOAT_EQ(out[0], 1.0f);        // sees v0 only
   EXPECT_FLOAT_EQ(out[1], 2.0f);        // (1 + 3) / 2
   EXPECT_NEAR(out[2], 8.0f, 1e-6);      // softmax(0, 0, 100) is all on v2
   // Decoding one token at position 1 (pos0 = 1) sees positions 0 and 1 of the cache.
   const float q1[1] = {1};
-  causal_attention(q1, k, v, 1, 1, 1, 1, 1, 1.0f, 0, scores, out);
+  causal_attention(q1, k, v, 1, 1, 1, 1, 1, 1.0f, 0, out);
   EXPECT_FLOAT_EQ(out[0], 2.0f);
   // The scale multiplies the scores: k = (0, ln 3) with scale 1 gives weights (1/4, 3/4).
   const float k2[2] = {0, static_cast<float>(std::log(3.0))}, v2[2] = {0, 4};
-  causal_attention(q1, k2, v2, 1, 1, 1, 1, 1, 1.0f, 0, scores, out);
+  causal_attention(q1, k2, v2, 1, 1, 1, 1, 1, 1.0f, 0, out);
   EXPECT_NEAR(out[0], 3.0f, 1e-6);
 }
 
@@ -109,7 +109,7 @@ TEST(EngineOps, GroupedQueryHeadMapping) {
   const float k[4] = {5, 5, 6, 6};
   const float v[4] = {10, 11, 20, 21};  // kv head 0: (10, 11), kv head 1: (20, 21)
   float scores[1], out[8];
-  causal_attention(q, k, v, 1, 0, 4, 2, 2, 0.5f, 0, scores, out);
+  causal_attention(q, k, v, 1, 0, 4, 2, 2, 0.5f, 0, out);
   const float expect[8] = {10, 11, 10, 11, 20, 21, 20, 21};
   for (int i = 0; i < 8; ++i) EXPECT_FLOAT_EQ(out[i], expect[i]) << i;
 }
@@ -169,11 +169,11 @@ TEST(EngineOps, SlidingWindowHidesOldPositions) {
   // position 2 sees all three without a window (mean 43.33) and positions 1..2 with window 2.
   const float q[1] = {1}, k[3] = {0, 0, 0}, v[3] = {100, 10, 20};
   float scores[3], out[1];
-  causal_attention(q, k, v, 1, 2, 1, 1, 1, 1.0f, 0, scores, out);
+  causal_attention(q, k, v, 1, 2, 1, 1, 1, 1.0f, 0, out);
   EXPECT_NEAR(out[0], 130.0 / 3, 1e-4);
-  causal_attention(q, k, v, 1, 2, 1, 1, 1, 1.0f, 2, scores, out);
+  causal_attention(q, k, v, 1, 2, 1, 1, 1, 1.0f, 2, out);
   EXPECT_NEAR(out[0], 15.0, 1e-5);
-  causal_attention(q, k, v, 1, 2, 1, 1, 1, 1.0f, 1, scores, out);  // only itself
+  causal_attention(q, k, v, 1, 2, 1, 1, 1, 1.0f, 1, out);  // only itself
   EXPECT_NEAR(out[0], 20.0, 1e-5);
 }
 

@@ -180,9 +180,8 @@ struct Scratch {
   std::vector<float> attn;    // [n, n_head, head_dim]
   std::vector<float> proj;    // [n, n_embd]
   std::vector<float> gate, up;  // [n, n_ff]
-  std::vector<float> scores;  // [positions visible]
 
-  Scratch(const HParams& hp, int64_t n, int64_t n_visible)
+  Scratch(const HParams& hp, int64_t n)
       : cur(static_cast<size_t>(n * hp.n_embd)),
         q(static_cast<size_t>(n * hp.n_head * hp.head_dim)),
         k(static_cast<size_t>(n * hp.n_head_kv * hp.head_dim)),
@@ -190,8 +189,7 @@ struct Scratch {
         attn(q.size()),
         proj(cur.size()),
         gate(static_cast<size_t>(n * hp.n_ff)),
-        up(gate.size()),
-        scores(static_cast<size_t>(n_visible)) {}
+        up(gate.size()) {}
 };
 
 void check_tokens(const HParams& hp, std::span<const int32_t> tokens) {
@@ -238,7 +236,7 @@ void run_block(const Model& model, int64_t il, float* x, int64_t n, int64_t pos0
   }
   kv.store(pos0, n, s.k.data(), s.v.data());
   causal_attention(s.q.data(), kv.keys(pos0 + n), kv.values(pos0 + n), n, pos0, hp.n_head, hp.n_head_kv, D,
-                   hp.attn_scale, swa ? hp.n_swa : 0, s.scores.data(), s.attn.data());
+                   hp.attn_scale, swa ? hp.n_swa : 0, s.attn.data());
   mm(L.wo, s.attn.data(), n, s.proj.data());
   if (!L.attn_post_norm.empty())
     rms_norm(s.proj.data(), L.attn_post_norm.data(), n, E, hp.rms_eps, s.proj.data());
@@ -283,7 +281,7 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
                          std::to_string(cache.n_ctx));
 
   const Matmul mm{&observer, {}};
-  Scratch s(hp, n, pos0 + n);
+  Scratch s(hp, n);
   std::vector<float> x(static_cast<size_t>(n * hp.n_embd));  // [n, n_embd] residual stream
   embed(hp, model.token_embd, tokens, x.data());
   for (int64_t il = 0; il < hp.n_layer; ++il)
@@ -303,7 +301,7 @@ BlockInputCache capture_block_inputs(const Model& model, std::span<const int32_t
   c.tokens.assign(tokens.begin(), tokens.end());
   c.inputs.assign(static_cast<size_t>(hp.n_layer + 1), std::vector<float>(static_cast<size_t>(n * hp.n_embd)));
   embed(hp, model.token_embd, tokens, c.inputs[0].data());
-  Scratch s(hp, n, n);
+  Scratch s(hp, n);
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     LayerKVCache kv(n, hp.n_head_kv, hp.head_dim, KVType::F32);
     auto& next = c.inputs[static_cast<size_t>(il + 1)];
@@ -334,7 +332,7 @@ void forward_from_block(const Model& model, const BlockInputCache& cache, int64_
     throw std::invalid_argument("forward_from_block: the replacement's shape differs from " + swap.original->name);
   const int64_t n = cache.n_tokens;
   const Matmul mm{nullptr, swap};
-  Scratch s(hp, n, n);
+  Scratch s(hp, n);
   std::vector<float> x = cache.inputs[static_cast<size_t>(first_block)];
   if (first_block == 0 && swap.original == &model.token_embd) embed(hp, *swap.replacement, cache.tokens, x.data());
   for (int64_t il = first_block; il < hp.n_layer; ++il) {

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
+#include "engine/threads.h"
 #include "quant/float16.h"
 
 namespace optiq::engine {
@@ -96,27 +98,35 @@ void geglu(float* gate, const float* up, int64_t n) {
 
 void causal_attention(const float* q, const float* k, const float* v, int64_t n_tokens,
                       int64_t pos0, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                      float scale, int64_t window, float* scores, float* out) {
+                      float scale, int64_t window, float* out) {
   const int64_t kv_stride = n_head_kv * head_dim;  // floats per cached position
-  for (int64_t t = 0; t < n_tokens; ++t) {
-    const int64_t last = pos0 + t;  // causal mask: positions first .. last
-    const int64_t first = window > 0 ? std::max<int64_t>(0, last - window + 1) : 0;
-    const int64_t n_visible = last - first + 1;
-    for (int64_t h = 0; h < n_head; ++h) {
+  const int64_t n_items = n_tokens * n_head;        // one (token, query head) pair each
+  // Threads only pay off past ~100K multiply-adds; decode of a short context stays serial.
+  const int64_t work = n_items * (pos0 + n_tokens) * head_dim;
+  const int threads = work < 100'000 ? 1 : num_threads();
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> scores(static_cast<size_t>(pos0 + n_tokens));  // [positions visible]
+#pragma omp for schedule(static)
+    for (int64_t item = 0; item < n_items; ++item) {
+      const int64_t t = item / n_head, h = item % n_head;
+      const int64_t last = pos0 + t;  // causal mask: positions first .. last
+      const int64_t first = window > 0 ? std::max<int64_t>(0, last - window + 1) : 0;
+      const int64_t n_visible = last - first + 1;
       const int64_t g = kv_head_of(h, n_head, n_head_kv);
       const float* qh = q + (t * n_head + h) * head_dim;
       for (int64_t j = 0; j < n_visible; ++j) {
         const float* kj = k + (first + j) * kv_stride + g * head_dim;
         float dot = 0.0f;
         for (int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kj[d];
-        scores[j] = dot * scale;
+        scores[static_cast<size_t>(j)] = dot * scale;
       }
-      softmax(scores, n_visible);
+      softmax(scores.data(), n_visible);
       float* oh = out + (t * n_head + h) * head_dim;
       for (int64_t d = 0; d < head_dim; ++d) oh[d] = 0.0f;
       for (int64_t j = 0; j < n_visible; ++j) {
         const float* vj = v + (first + j) * kv_stride + g * head_dim;
-        const float wj = scores[j];
+        const float wj = scores[static_cast<size_t>(j)];
         for (int64_t d = 0; d < head_dim; ++d) oh[d] += wj * vj[d];
       }
     }

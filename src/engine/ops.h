@@ -56,10 +56,10 @@ inline int64_t kv_head_of(int64_t head, int64_t n_head, int64_t n_head_kv) {
 //   k:   [n_ctx, n_head_kv, head_dim]      cache; rows 0 .. pos0+n_tokens-1 filled
 //   v:   [n_ctx, n_head_kv, head_dim]      cache, same rows filled
 //   out: [n_tokens, n_head, head_dim]
-//   scores: scratch of at least pos0 + n_tokens floats
 // Each score is scale * dot(q, k); softmax over the visible positions; out = sum weights * v.
+// (token, head) pairs are spread over the engine's threads when the work is large enough.
 void causal_attention(const float* q, const float* k, const float* v, int64_t n_tokens,
                       int64_t pos0, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                      float scale, int64_t window, float* scores, float* out);
+                      float scale, int64_t window, float* out);
 
 }  // namespace optiq::engine
