@@ -18,6 +18,8 @@ Command register_convert(CLI::App& app);
 Command register_tokenize(CLI::App& app);
 Command register_template(CLI::App& app);
 Command register_generate(CLI::App& app);
+Command register_quantize(CLI::App& app);
+Command register_imatrix(CLI::App& app);
 
 // A model argument as users give it (folder, .gguf, or hub id org/name[@rev]) -> local path.
 std::string resolve_model_argument(const std::string& arg);

@@ -21,7 +21,9 @@ int main(int argc, char** argv) {
   const std::vector<cli::Command> commands = {cli::register_info(app), cli::register_convert(app),
                                              cli::register_tokenize(app),
                                              cli::register_template(app),
-                                             cli::register_generate(app)};
+                                             cli::register_generate(app),
+                                             cli::register_quantize(app),
+                                             cli::register_imatrix(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

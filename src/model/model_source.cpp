@@ -49,7 +49,7 @@ void read_rows_f32(const SourceTensor& t, uint64_t row0, uint64_t n_rows, float*
       src = h * head_rows + (within % 2) * (head_rows / 2) + within / 2;
     }
     float* dst = out + (r - row0) * width;
-    const std::byte* p = t.data.data() + src * width * ggml_traits(t.type).block_bytes;
+    const std::byte* p = t.data.data() + src * ggml_row_bytes(t.type, width).value_or(0);
     switch (t.type) {
       case GgmlType::F32: std::memcpy(dst, p, width * sizeof(float)); break;
       case GgmlType::F16: f16_to_f32_n(reinterpret_cast<const uint16_t*>(p), dst, width); break;
