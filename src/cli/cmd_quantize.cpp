@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "export/quantize_model.h"
+#include "io/hub.h"
 #include "io/imatrix_file.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -88,7 +89,10 @@ Command register_quantize(CLI::App& app) {
               options.imatrix_chunks = m.chunk_count;
             }
             const std::string path = resolve_model_argument(args->model);
-            const ModelSource source = open_model_source(path);
+            ModelSource source = open_model_source(path);
+            // A hub snapshot folder is named by commit; the repo name is the better model name.
+            if (auto id = hub::parse_hub_id(args->model); id && source.kind == SourceKind::HuggingFace)
+              source.metadata.set("general.name", GgufValue::string(id->repo.substr(id->repo.find('/') + 1)));
             const QuantizePlan plan = plan_quantization(source, options);
             std::printf("%s %s as %s (general.file_type %u)%s\n", args->dry_run ? "planning" : "quantizing",
                         path.c_str(), std::string(quant_mix_name(*mix)).c_str(), plan.file_type,
