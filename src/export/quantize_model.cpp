@@ -7,6 +7,9 @@
 #include <numeric>
 #include <thread>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "export/convert.h"
 #include "io/gguf_writer.h"
 #include "quant/float16.h"
@@ -62,6 +65,17 @@ bool all_finite(const float* x, uint64_t n) {
   for (uint64_t i = 0; i < n; ++i)
     if (!std::isfinite(x[i])) return false;
   return true;
+}
+
+// A written tensor's input pages are not read again: dropping them from the resident set keeps
+// it at about one tensor, as llama-quantize does by unmapping each tensor. Only for views into
+// a read-only file mapping (file_offset > 0), where the pages simply refault from the file.
+void release_input_pages(const SourceTensor& t) {
+  if (t.file_offset == 0 || t.data.empty()) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(t.data.data());
+  const uintptr_t first = (begin + page - 1) / page * page, last = (begin + t.data.size()) / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
 }
 
 void write_tensor(const PlannedTensor& p, int threads, GgufTensorSink& sink) {
@@ -202,6 +216,7 @@ void write_quantized(const ModelSource& source, const QuantizePlan& plan, const 
   for (const auto& p : plan.tensors) decls.push_back({p.source->name, p.to, p.source->shape});
   write_gguf(options.output_path, md, decls, [&](size_t i, GgufTensorSink& sink) {
     write_tensor(plan.tensors[i], options.threads, sink);
+    release_input_pages(*plan.tensors[i].source);
     if (on_tensor) on_tensor(i);
   });
 }

@@ -27,6 +27,13 @@ CTX = "128"
 SAME_ARITHMETIC = ["-ctk", "f32", "-ctv", "f32", "-fa", "off"]
 
 
+def need_tools() -> None:
+    for tool in ("llama-imatrix", "llama-quantize"):
+        if not (BIN / tool).exists():
+            raise SystemExit(f"oracle_imatrix: {BIN / tool} is missing; build it with "
+                             f"cmake --build .cache/llama.cpp-build --target {tool}")
+
+
 def run(cmd: list, what: str) -> str:
     r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
     if r.returncode != 0:
@@ -83,6 +90,7 @@ def same_tensors(f: Failures, ours: Path, ref: Path, what: str) -> int:
 
 
 def main() -> None:
+    need_tools()
     d = work_dir("imatrix")
     f = Failures()
     text = str(TEXT)
@@ -121,6 +129,9 @@ def main() -> None:
             run([BIN / "llama-quantize", "--imatrix", d / im, STORIES, d / f"{tag}.llama.gguf", mix, "2"],
                 f"llama-quantize --imatrix {im} {mix}")
             n_same += same_tensors(f, d / f"{tag}.optiq.gguf", d / f"{tag}.llama.gguf", tag)
+            # Including the quantize.imatrix.* keys both add.
+            f.check((d / f"{tag}.optiq.gguf").read_bytes() == (d / f"{tag}.llama.gguf").read_bytes(),
+                    f"{tag}: the files differ (metadata or layout)")
     # Without the imatrix the bytes differ: the check above really exercised it.
     run_optiq("quantize", STORIES, "-o", d / "plain.gguf", "--type", "IQ4_XS")
     a = {t.name: np.asarray(t.data).tobytes() for t in gguf.GGUFReader(d / "plain.gguf").tensors}

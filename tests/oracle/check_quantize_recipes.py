@@ -54,10 +54,13 @@ def optiq_quantize(src: Path, out: Path, mix: str, *extra: str) -> str:
 
 class Tally:
     def __init__(self) -> None:
-        self.files = self.tensors = self.same_type = self.same_bytes = 0
+        self.files = self.tensors = self.same_type = self.same_bytes = self.same_file = 0
 
 
-def compare(f: Failures, tally: Tally, ours: Path, ref: Path, what: str) -> None:
+def compare(f: Failures, tally: Tally, ours: Path, ref: Path, what: str, whole_file: bool = True) -> None:
+    """Tensor by tensor; with whole_file, also the files byte for byte (metadata order and
+    values, tensor order and padding). Calls through the library with an imatrix skip that:
+    the quantize.imatrix.* keys are added by the llama-quantize program, not the library."""
     a, b = gguf.GGUFReader(ours), gguf.GGUFReader(ref)
     ta = {t.name: t for t in a.tensors}
     tb = {t.name: t for t in b.tensors}
@@ -78,6 +81,10 @@ def compare(f: Failures, tally: Tally, ours: Path, ref: Path, what: str) -> None
         same = np.asarray(o.data).tobytes() == np.asarray(t.data).tobytes()
         tally.same_bytes += same
         f.check(same, f"{what}: {name} ({t.tensor_type.name}): bytes differ")
+    if whole_file:
+        same_file = ours.read_bytes() == ref.read_bytes()
+        tally.same_file += same_file
+        f.check(same_file, f"{what}: the files differ (metadata or layout)")
 
 
 def fallback_counts(optiq_stdout: str, llama_log: str) -> tuple[int, int]:
@@ -122,7 +129,7 @@ def main() -> None:
         ours, ref = d / f"{tag}.optiq.gguf", d / f"{tag}.llama.gguf"
         out = optiq_quantize(src, ours, mix, *optiq_args)
         llama.quantize(src, ref, mix, **llama_args)
-        compare(f, tally, ours, ref, tag)
+        compare(f, tally, ours, ref, tag, whole_file="imatrix" not in llama_args)
         return out, "".join(llama.log)
 
     # stories260K: every K-quant falls back (64 columns), ffn_down (172 columns) ends in F16.
@@ -187,7 +194,7 @@ def main() -> None:
     compare(f, tally, ours, d / "llama_q-hf.llama.gguf", "llama_q HF folder Q4_K_M")
 
     print(f"oracle_quantize_recipes: {tally.files} file pairs, {tally.tensors} tensors: "
-          f"{tally.same_type} same type, {tally.same_bytes} byte-identical")
+          f"{tally.same_type} same type, {tally.same_bytes} byte-identical; {tally.same_file} whole files identical")
     f.finish("oracle_quantize_recipes")
 
 
