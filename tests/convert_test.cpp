@@ -1,11 +1,15 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "export/convert.h"
 #include "io/gguf.h"
+#include "io/gguf_writer.h"
 #include "io/safetensors.h"
+#include "model/model_source.h"
+#include "quant/quantize.h"
 #include "quant/float16.h"
 #include "test_util.h"
 #include "util/error.h"
@@ -209,6 +213,33 @@ TEST(ConvertGguf, Stories260KToF16) {
   const auto* h = reinterpret_cast<const uint16_t*>(f.tensor_data(*f.find_tensor("token_embd.weight")).data());
   EXPECT_EQ(h[1000], f32_to_f16(x));
   EXPECT_EQ(f.metadata().get_string("tokenizer.ggml.model"), "llama");  // metadata carried over
+}
+
+// A quantized source tensor reads back as its dequantized rows, row by row, and convert writes
+// those values (stories260K's Q8_0 copy of token_embd: rows of 64 = two blocks each).
+TEST(ConvertGguf, QuantizedSourceDequantizesRowByRow) {
+  ScratchDir dir;
+  GgufFile src(test::stories260k().string());
+  const GgufTensorInfo* emb = src.find_tensor("token_embd.weight");
+  const int64_t width = static_cast<int64_t>(emb->shape[0]), rows = static_cast<int64_t>(emb->shape[1]);
+  const auto* f32 = reinterpret_cast<const float*>(src.tensor_data(*emb).data());
+  const size_t row_bytes = *ggml_row_bytes(GgmlType::Q8_0, static_cast<uint64_t>(width));
+  std::vector<std::byte> q(row_bytes * static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) quantize_row(GgmlType::Q8_0, f32 + r * width, q.data() + r * row_bytes, width, nullptr);
+  GgufMetadata meta = src.metadata();
+  const std::string path = (dir / "q8.gguf").string();
+  write_gguf(path, meta, {{"token_embd.weight", GgmlType::Q8_0, emb->shape}},
+             [&](size_t, GgufTensorSink& sink) { sink.write(q.data(), q.size()); });
+  const ModelSource ms = open_model_source(path);
+  std::vector<float> got(static_cast<size_t>(2 * width)), want(got.size());
+  read_rows_f32(*ms.find("token_embd.weight"), 7, 2, got.data());
+  dequantize_row(GgmlType::Q8_0, q.data() + 7 * row_bytes, want.data(), width);
+  dequantize_row(GgmlType::Q8_0, q.data() + 8 * row_bytes, want.data() + width, width);
+  EXPECT_EQ(got, want);
+
+  GgufFile out = convert(path, dir / "f32.gguf", GgmlType::F32);
+  const auto* back = reinterpret_cast<const float*>(out.tensor_data(*out.find_tensor("token_embd.weight")).data());
+  EXPECT_TRUE(std::equal(want.begin(), want.end(), back + 7 * width));
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // self-consistency (batched prefill vs token-by-token decode) on stories260K.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 #include <vector>
@@ -9,6 +10,9 @@
 #include "engine/model.h"
 #include "engine/ops.h"
 #include "engine/weight.h"
+#include "io/gguf.h"
+#include "io/gguf_writer.h"
+#include "quant/float16.h"
 #include "test_util.h"
 #include "util/error.h"
 
@@ -39,14 +43,14 @@ TEST(EngineOps, RmsNormOfKnownVector) {
 TEST(EngineOps, RopeRotatesUnitVectorByKnownAngle) {
   // head_dim 2: one pair, frequency 1, so position 3 rotates (1, 0) by 3 radians.
   float x[2] = {1, 0};
-  rope_norm(x, 1, 2, 2, 3, 10000.0f, 1.0f, nullptr);
+  rope(RopeType::Norm, x, 1, 2, 2, 3, 10000.0f, 1.0f, nullptr);
   EXPECT_NEAR(x[0], std::cos(3.0), 1e-6);
   EXPECT_NEAR(x[1], std::sin(3.0), 1e-6);
   // head_dim 4, base 10000: the second pair turns at 10000^(-2/4) = 0.01 rad per position, so
   // at position 100 (0, 1) in that pair turns by 1 rad to (-sin 1, cos 1); the first pair at
   // 1 rad per position turns (1, 0) by 100 rad.
   float y[4] = {1, 0, 0, 1};
-  rope_norm(y, 1, 4, 4, 100, 10000.0f, 1.0f, nullptr);
+  rope(RopeType::Norm, y, 1, 4, 4, 100, 10000.0f, 1.0f, nullptr);
   EXPECT_NEAR(y[0], std::cos(100.0), 1e-4);
   EXPECT_NEAR(y[1], std::sin(100.0), 1e-4);
   EXPECT_NEAR(y[2], -std::sin(1.0), 1e-5);
@@ -55,7 +59,7 @@ TEST(EngineOps, RopeRotatesUnitVectorByKnownAngle) {
   // the identity; every head gets the same rotation.
   float z[8] = {0, 1, 7, 8, 0, 1, 7, 8};
   const float factors[1] = {2.0f};
-  rope_norm(z, 2, 4, 2, 1, 10000.0f, 1.0f, factors);  // angle 1 / 2
+  rope(RopeType::Norm, z, 2, 4, 2, 1, 10000.0f, 1.0f, factors);  // angle 1 / 2
   for (int h = 0; h < 2; ++h) {
     EXPECT_NEAR(z[h * 4 + 0], -std::sin(0.5), 1e-6);
     EXPECT_NEAR(z[h * 4 + 1], std::cos(0.5), 1e-6);
@@ -63,12 +67,12 @@ TEST(EngineOps, RopeRotatesUnitVectorByKnownAngle) {
     EXPECT_EQ(z[h * 4 + 3], 8.0f);
   }
   float w[2] = {0.3f, -0.4f};
-  rope_norm(w, 1, 2, 2, 0, 10000.0f, 1.0f, nullptr);
+  rope(RopeType::Norm, w, 1, 2, 2, 0, 10000.0f, 1.0f, nullptr);
   EXPECT_EQ(w[0], 0.3f);
   EXPECT_EQ(w[1], -0.4f);
   // Linear scaling (freq_scale 0.5) halves the angle.
   float s[2] = {1, 0};
-  rope_norm(s, 1, 2, 2, 2, 10000.0f, 0.5f, nullptr);
+  rope(RopeType::Norm, s, 1, 2, 2, 2, 10000.0f, 0.5f, nullptr);
   EXPECT_NEAR(s[0], std::cos(1.0), 1e-6);
   EXPECT_NEAR(s[1], std::sin(1.0), 1e-6);
 }
@@ -79,17 +83,17 @@ TEST(EngineOps, CausalAttentionMasksTheFuture) {
   // the weight if the mask let tokens 0 and 1 see it.
   const float q[3] = {1, 1, 1}, k[3] = {0, 0, 100}, v[3] = {1, 3, 8};
   float scores[3], out[3];
-  causal_attention(q, k, v, 3, 0, 1, 1, 1, 1.0f, scores, out);
+  causal_attention(q, k, v, 3, 0, 1, 1, 1, 1.0f, 0, scores, out);
   EXPECT_FLOAT_EQ(out[0], 1.0f);        // sees v0 only
   EXPECT_FLOAT_EQ(out[1], 2.0f);        // (1 + 3) / 2
   EXPECT_NEAR(out[2], 8.0f, 1e-6);      // softmax(0, 0, 100) is all on v2
   // Decoding one token at position 1 (pos0 = 1) sees positions 0 and 1 of the cache.
   const float q1[1] = {1};
-  causal_attention(q1, k, v, 1, 1, 1, 1, 1, 1.0f, scores, out);
+  causal_attention(q1, k, v, 1, 1, 1, 1, 1, 1.0f, 0, scores, out);
   EXPECT_FLOAT_EQ(out[0], 2.0f);
   // The scale multiplies the scores: k = (0, ln 3) with scale 1 gives weights (1/4, 3/4).
   const float k2[2] = {0, static_cast<float>(std::log(3.0))}, v2[2] = {0, 4};
-  causal_attention(q1, k2, v2, 1, 1, 1, 1, 1, 1.0f, scores, out);
+  causal_attention(q1, k2, v2, 1, 1, 1, 1, 1, 1.0f, 0, scores, out);
   EXPECT_NEAR(out[0], 3.0f, 1e-6);
 }
 
@@ -105,7 +109,7 @@ TEST(EngineOps, GroupedQueryHeadMapping) {
   const float k[4] = {5, 5, 6, 6};
   const float v[4] = {10, 11, 20, 21};  // kv head 0: (10, 11), kv head 1: (20, 21)
   float scores[1], out[8];
-  causal_attention(q, k, v, 1, 0, 4, 2, 2, 0.5f, scores, out);
+  causal_attention(q, k, v, 1, 0, 4, 2, 2, 0.5f, 0, scores, out);
   const float expect[8] = {10, 11, 10, 11, 20, 21, 20, 21};
   for (int i = 0; i < 8; ++i) EXPECT_FLOAT_EQ(out[i], expect[i]) << i;
 }
@@ -130,6 +134,47 @@ TEST(EngineOps, SoftmaxLogSoftmaxArgmaxSwiglu) {
   swiglu(gate, up, 2);
   EXPECT_FLOAT_EQ(gate[0], 0.0f);
   EXPECT_NEAR(gate[1], 2.0 / (1.0 + std::exp(-1.0)), 1e-6);
+}
+
+TEST(EngineOps, RopeNeoxRotatesSplitHalves) {
+  // NEOX pairs dimension i with i + n_rot/2. head_dim 4, position 1, base 10000: pair 0 is
+  // (x0, x2) at angle 1, pair 1 is (x1, x3) at angle 10000^(-2/4) = 0.01.
+  float x[4] = {1, 1, 0, 0};
+  rope(RopeType::Neox, x, 1, 4, 4, 1, 10000.0f, 1.0f, nullptr);
+  EXPECT_NEAR(x[0], std::cos(1.0), 1e-6);
+  EXPECT_NEAR(x[2], std::sin(1.0), 1e-6);
+  EXPECT_NEAR(x[1], std::cos(0.01), 1e-6);
+  EXPECT_NEAR(x[3], std::sin(0.01), 1e-6);
+}
+
+TEST(EngineOps, GegluIsTanhGeluTimesUpAtF16Precision) {
+  auto gelu = [](double v) { return 0.5 * v * (1 + std::tanh(0.7978845608028654 * v * (1 + 0.044715 * v * v))); };
+  float gate[5] = {1.0f, -0.5f, 3.3f, -12.0f, 12.0f};
+  const float up[5] = {2, 1, 1, 5, 0.5f};
+  geglu(gate, up, 5);
+  EXPECT_NEAR(gate[0], 2 * gelu(1.0), 2e-3);
+  EXPECT_NEAR(gate[1], gelu(-0.5), 1e-3);
+  EXPECT_NEAR(gate[2], gelu(3.3), 4e-3);
+  EXPECT_FLOAT_EQ(gate[3], 0.0f);  // below -10: 0
+  EXPECT_FLOAT_EQ(gate[4], 6.0f);  // above 10: the identity
+  // The result is an f16 value times `up` (the table ggml looks gelu up in).
+  float one[1] = {0.3f};
+  const float unit[1] = {1};
+  geglu(one, unit, 1);
+  EXPECT_EQ(f16_to_f32(f32_to_f16(one[0])), one[0]);
+}
+
+TEST(EngineOps, SlidingWindowHidesOldPositions) {
+  // Equal scores (k = 0), so each visible position gets the same weight. Values 100, 10, 20:
+  // position 2 sees all three without a window (mean 43.33) and positions 1..2 with window 2.
+  const float q[1] = {1}, k[3] = {0, 0, 0}, v[3] = {100, 10, 20};
+  float scores[3], out[1];
+  causal_attention(q, k, v, 1, 2, 1, 1, 1, 1.0f, 0, scores, out);
+  EXPECT_NEAR(out[0], 130.0 / 3, 1e-4);
+  causal_attention(q, k, v, 1, 2, 1, 1, 1, 1.0f, 2, scores, out);
+  EXPECT_NEAR(out[0], 15.0, 1e-5);
+  causal_attention(q, k, v, 1, 2, 1, 1, 1, 1.0f, 1, scores, out);  // only itself
+  EXPECT_NEAR(out[0], 20.0, 1e-5);
 }
 
 TEST(EngineOps, MatmulRowsTimesInputsPlusBias) {
@@ -193,6 +238,87 @@ TEST(EngineForward, PrefillMatchesTokenByTokenDecode) {
   EXPECT_THROW(forward(model, fresh, std::span<const int32_t>(), false, one.data()), InputError);
   const std::vector<int32_t> bad = {1, 512};
   EXPECT_THROW(forward(model, fresh, bad, false, one.data()), InputError);
+}
+
+TEST(EngineForward, F16CacheStaysCloseToF32) {
+  const ModelSource src = open_model_source(test::stories260k());
+  const Model model = load_model(src);
+  const std::vector<int32_t> tokens = {1, 403, 407, 261, 378, 432, 383, 286};
+  const int64_t V = model.hp.n_vocab, n = static_cast<int64_t>(tokens.size());
+  std::vector<float> ref(static_cast<size_t>(n * V)), half(ref.size());
+  KVCache c32 = make_kv_cache(model, 16);
+  forward(model, c32, tokens, true, ref.data());
+  // Mixed per layer: F16 in odd layers only.
+  std::vector<KVType> types(static_cast<size_t>(model.hp.n_layer), KVType::F32);
+  for (size_t i = 1; i < types.size(); i += 2) types[i] = KVType::F16;
+  KVCache c16 = make_kv_cache(model, 16, types);
+  EXPECT_EQ(c16.layers[1].type(), KVType::F16);
+  EXPECT_EQ(c16.layers[0].type(), KVType::F32);
+  forward(model, c16, tokens, true, half.data());
+  double worst = 0;
+  for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::abs(double(ref[i]) - half[i]));
+  EXPECT_GT(worst, 0.0);  // the cache really rounds
+  EXPECT_LT(worst, 2e-2);
+  EXPECT_THROW(parse_kv_type("q4_0"), InputError);
+}
+
+// Re-running from a block with cached inputs gives what a full pass with the same weight
+// swapped in gives, and nothing when the swap is an exact copy.
+TEST(EngineForward, ForwardFromBlockEqualsFullPassWithTheSwap) {
+  const ModelSource src = open_model_source(test::stories260k());
+  const Model model = load_model(src);
+  const std::vector<int32_t> tokens = {1, 403, 407, 261, 378, 432, 383, 286};
+  const int64_t V = model.hp.n_vocab, n = static_cast<int64_t>(tokens.size());
+  std::vector<float> full(static_cast<size_t>(n * V)), part(full.size()), from0(full.size());
+  KVCache cache = make_kv_cache(model, 16);
+  forward(model, cache, tokens, true, full.data());
+
+  const BlockInputCache inputs = capture_block_inputs(model, tokens);
+  ASSERT_EQ(inputs.inputs.size(), static_cast<size_t>(model.hp.n_layer + 1));
+  forward_from_block(model, inputs, 3, {}, part.data());
+  for (size_t i = 0; i < full.size(); ++i) ASSERT_NEAR(part[i], full[i], 1e-4) << i;
+
+  const Weight& target = model.layers[2].ffn_down;
+  EXPECT_EQ(block_of(model, target), 2);
+  EXPECT_EQ(block_of(model, model.output), model.hp.n_layer);
+  Weight foreign = target;
+  EXPECT_THROW(block_of(model, foreign), std::invalid_argument);
+  Weight halved = target;
+  for (float& w : halved.data) w *= 0.5f;
+  forward_from_block(model, inputs, 2, {&target, &halved}, part.data());
+  forward_from_block(model, inputs, 0, {&target, &halved}, from0.data());
+  double moved = 0;
+  for (size_t i = 0; i < full.size(); ++i) {
+    ASSERT_NEAR(part[i], from0[i], 1e-4) << i;
+    moved = std::max(moved, std::abs(double(part[i]) - full[i]));
+  }
+  EXPECT_GT(moved, 1e-2);  // the swap changes the output
+}
+
+TEST(EngineLoad, ClearErrorsForMissingTensorsAndOverlongContext) {
+  test::ScratchDir dir;
+  GgufFile src(test::stories260k().string());
+  std::vector<GgufTensorDecl> decls;
+  std::vector<const GgufTensorInfo*> kept;
+  for (const auto& t : src.tensors())
+    if (t.name != "blk.1.ffn_up.weight") {
+      decls.push_back({t.name, t.type, t.shape});
+      kept.push_back(&t);
+    }
+  const std::string path = (dir / "missing.gguf").string();
+  write_gguf(path, src.metadata(), decls, [&](size_t i, GgufTensorSink& sink) {
+    const auto bytes = src.tensor_data(*kept[i]);
+    sink.write(bytes.data(), bytes.size());
+  });
+  try {
+    load_model(open_model_source(path));
+    FAIL() << "a model without blk.1.ffn_up.weight loaded";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("blk.1.ffn_up.weight is missing"), std::string::npos) << e.what();
+  }
+  const Model model = load_model(open_model_source(test::stories260k()));
+  EXPECT_NO_THROW(make_kv_cache(model, 2048));  // llama.context_length
+  EXPECT_THROW(make_kv_cache(model, 2049), InputError);
 }
 
 TEST(CliGenerate, ContinuesAndRejectsBadPrompts) {

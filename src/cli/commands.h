@@ -18,6 +18,7 @@ Command register_convert(CLI::App& app);
 Command register_tokenize(CLI::App& app);
 Command register_template(CLI::App& app);
 Command register_generate(CLI::App& app);
+Command register_benchmark(CLI::App& app);
 Command register_quantize(CLI::App& app);
 Command register_imatrix(CLI::App& app);
 

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
                                              cli::register_tokenize(app),
                                              cli::register_template(app),
                                              cli::register_generate(app),
+                                             cli::register_benchmark(app),
                                              cli::register_quantize(app),
                                              cli::register_imatrix(app)};
   try {

@@ -1,28 +1,44 @@
 // The key/value cache of causal attention: each layer's rotated keys and values of every
-// position seen so far. f32 today; the storage type is per layer so that later slices can keep
-// some layers' caches in a smaller type.
+// position seen so far. The storage type is chosen per layer, so a layer whose attention is
+// robust can keep its cache in a smaller type than one that is not.
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace optiq::engine {
 
-struct LayerKVCache {
-  int64_t n_ctx = 0;      // positions the cache holds
-  int64_t n_head_kv = 0;  // key/value heads
-  int64_t head_dim = 0;   // width of one head
-  std::vector<float> k;   // [n_ctx, n_head_kv, head_dim]; rows 0 .. n_past-1 valid
-  std::vector<float> v;   // [n_ctx, n_head_kv, head_dim]; rows 0 .. n_past-1 valid
+enum class KVType { F32, F16 };
 
+std::string_view kv_type_name(KVType t);       // "f32", "f16"
+KVType parse_kv_type(const std::string& name);  // throws InputError for an unknown name
+
+class LayerKVCache {
+ public:
   LayerKVCache() = default;
-  LayerKVCache(int64_t n_ctx_, int64_t n_head_kv_, int64_t head_dim_)
-      : n_ctx(n_ctx_), n_head_kv(n_head_kv_), head_dim(head_dim_),
-        k(static_cast<size_t>(n_ctx_ * n_head_kv_ * head_dim_)),
-        v(static_cast<size_t>(n_ctx_ * n_head_kv_ * head_dim_)) {}
+  LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KVType type);
 
-  float* k_row(int64_t pos) { return k.data() + pos * n_head_kv * head_dim; }  // [n_head_kv, head_dim]
-  float* v_row(int64_t pos) { return v.data() + pos * n_head_kv * head_dim; }  // [n_head_kv, head_dim]
+  int64_t n_ctx() const { return n_ctx_; }
+  int64_t row_width() const { return n_head_kv_ * head_dim_; }  // floats per position
+  KVType type() const { return type_; }
+
+  // Stores n positions from `pos` on: k, v are [n, n_head_kv, head_dim] f32.
+  void store(int64_t pos, int64_t n, const float* k, const float* v);
+  // Positions [0, n) as f32 [n, n_head_kv, head_dim]: the storage itself for F32, else
+  // converted into the scratch buffers (valid until the next call).
+  const float* keys(int64_t n);
+  const float* values(int64_t n);
+
+ private:
+  int64_t n_ctx_ = 0;      // positions the cache holds
+  int64_t n_head_kv_ = 0;  // key/value heads
+  int64_t head_dim_ = 0;   // width of one head
+  KVType type_ = KVType::F32;
+  std::vector<float> k32_, v32_;     // F32 storage [n_ctx, n_head_kv, head_dim]
+  std::vector<uint16_t> k16_, v16_;  // F16 storage, same shape
+  std::vector<float> k_scratch_, v_scratch_;  // F16 storage converted for one attention call
 };
 
 struct KVCache {

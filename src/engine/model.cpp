@@ -23,47 +23,84 @@ int64_t opt_int(const ModelSource& src, const std::string& key, int64_t fallback
 
 std::string blk(int64_t i, const char* name) { return "blk." + std::to_string(i) + "." + name; }
 
+float opt_float(const ModelSource& src, const std::string& key, float fallback) {
+  const auto v = src.metadata.get_double(key);
+  return v ? static_cast<float>(*v) : fallback;
+}
+
 }  // namespace
 
 Model load_model(const ModelSource& src) {
-  const std::string arch = src.architecture();
-  if (arch != "llama")
+  const std::string name = src.architecture();
+  const auto arch = arch_from_gguf_name(name);
+  if (!arch)
     throw InputError(src.path, std::nullopt,
-                     "generation supports the llama architecture only so far, this model is \"" +
-                         arch + "\"");
+                     "the engine runs llama, qwen2, qwen3 and gemma3 models; this one is \"" + name + "\"");
+  const std::string a = name + ".";
   Model m;
   HParams& hp = m.hp;
-  hp.n_embd = need_int(src, "llama.embedding_length");
-  hp.n_layer = need_int(src, "llama.block_count");
-  hp.n_ff = need_int(src, "llama.feed_forward_length");
-  hp.n_head = need_int(src, "llama.attention.head_count");
-  hp.n_head_kv = opt_int(src, "llama.attention.head_count_kv", hp.n_head);
+  hp.arch = *arch;
+  hp.n_embd = need_int(src, a + "embedding_length");
+  hp.n_layer = need_int(src, a + "block_count");
+  hp.n_ff = need_int(src, a + "feed_forward_length");
+  hp.n_head = need_int(src, a + "attention.head_count");
+  hp.n_head_kv = opt_int(src, a + "attention.head_count_kv", hp.n_head);
   if (hp.n_head % hp.n_head_kv != 0)
-    throw InputError(src.path, std::nullopt, "llama.attention.head_count (" + std::to_string(hp.n_head) +
+    throw InputError(src.path, std::nullopt, a + "attention.head_count (" + std::to_string(hp.n_head) +
                                                  ") is not a multiple of head_count_kv (" +
                                                  std::to_string(hp.n_head_kv) + ")");
-  hp.head_dim = opt_int(src, "llama.attention.key_length", hp.n_embd / hp.n_head);
-  if (opt_int(src, "llama.attention.value_length", hp.head_dim) != hp.head_dim)
-    throw InputError(src.path, std::nullopt, "llama.attention.value_length differs from key_length");
-  hp.n_rot = opt_int(src, "llama.rope.dimension_count", hp.head_dim);
-  if (hp.n_rot != hp.head_dim)  // llama.cpp asserts the same for this architecture
-    throw InputError(src.path, std::nullopt, "llama.rope.dimension_count (" + std::to_string(hp.n_rot) +
+  hp.head_dim = opt_int(src, a + "attention.key_length", hp.n_embd / hp.n_head);
+  if (opt_int(src, a + "attention.value_length", hp.head_dim) != hp.head_dim)
+    throw InputError(src.path, std::nullopt, a + "attention.value_length differs from key_length");
+  hp.n_rot = opt_int(src, a + "rope.dimension_count", hp.head_dim);
+  if (hp.n_rot != hp.head_dim)  // llama.cpp asserts the same for these architectures
+    throw InputError(src.path, std::nullopt, a + "rope.dimension_count (" + std::to_string(hp.n_rot) +
                                                  ") differs from the head width (" +
                                                  std::to_string(hp.head_dim) + ")");
-  hp.n_ctx_train = opt_int(src, "llama.context_length", 2048);
-  if (auto eps = src.metadata.get_double("llama.attention.layer_norm_rms_epsilon"))
-    hp.rms_eps = static_cast<float>(*eps);
-  if (auto base = src.metadata.get_double("llama.rope.freq_base")) hp.rope_freq_base = static_cast<float>(*base);
-  const std::string scaling = src.metadata.get_string("llama.rope.scaling.type").value_or("none");
+  hp.n_ctx_train = opt_int(src, a + "context_length", 2048);
+  hp.rms_eps = opt_float(src, a + "attention.layer_norm_rms_epsilon", hp.rms_eps);
+  hp.rope_freq_base = opt_float(src, a + "rope.freq_base", hp.rope_freq_base);
+  const std::string scaling = src.metadata.get_string(a + "rope.scaling.type").value_or("none");
   if (scaling == "linear") {
-    const double factor = src.metadata.get_double("llama.rope.scaling.factor").value_or(1.0);
-    if (!(factor > 0)) throw InputError(src.path, std::nullopt, "llama.rope.scaling.factor must be positive");
+    const double factor = src.metadata.get_double(a + "rope.scaling.factor").value_or(1.0);
+    if (!(factor > 0)) throw InputError(src.path, std::nullopt, a + "rope.scaling.factor must be positive");
     hp.rope_freq_scale = static_cast<float>(1.0 / factor);
   } else if (scaling != "none") {
     throw InputError(src.path, std::nullopt, "rope scaling \"" + scaling + "\" is not supported yet");
   }
-  if (auto fs = src.metadata.get_double("llama.rope.scaling.factor"); fs && scaling == "none" && *fs != 1.0)
-    throw InputError(src.path, std::nullopt, "llama.rope.scaling.factor without a scaling type");
+  if (auto fs = src.metadata.get_double(a + "rope.scaling.factor"); fs && scaling == "none" && *fs != 1.0)
+    throw InputError(src.path, std::nullopt, a + "rope.scaling.factor without a scaling type");
+  hp.rope_type = hp.arch == Arch::Llama ? RopeType::Norm : RopeType::Neox;
+  hp.attn_scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
+  hp.swa_layers.assign(static_cast<size_t>(hp.n_layer), false);
+  if (hp.arch == Arch::Gemma3) {
+    hp.embd_scale = std::sqrt(static_cast<float>(hp.n_embd));
+    hp.ffn_act = FfnActivation::GeluTanh;
+    hp.logit_softcap = opt_float(src, a + "final_logit_softcapping", 0.0f);
+    // Gemma 3 27B (62 layers) scales queries by the model width per head, not the head width.
+    if (hp.n_layer == 62) hp.attn_scale = 1.0f / std::sqrt(static_cast<float>(hp.n_embd / hp.n_head));
+    hp.n_swa = opt_int(src, a + "attention.sliding_window", 0);
+    if (hp.n_swa > 0) {
+      hp.rope_freq_base_swa = opt_float(src, a + "rope.freq_base_swa", hp.rope_freq_base_swa);
+      const GgufValue* pattern = src.metadata.find(a + "attention.sliding_window_pattern");
+      if (const GgufArray* arr = pattern ? pattern->as_array() : nullptr) {
+        const auto& items = arr->items;
+        if (static_cast<int64_t>(items.size()) != hp.n_layer)
+          throw InputError(src.path, std::nullopt,
+                           a + "attention.sliding_window_pattern has " + std::to_string(items.size()) +
+                               " entries for " + std::to_string(hp.n_layer) + " layers");
+        for (size_t i = 0; i < items.size(); ++i) {
+          const auto b = items[i].as_bool();
+          if (!b) throw InputError(src.path, std::nullopt, a + "attention.sliding_window_pattern is not an array of bools");
+          hp.swa_layers[i] = *b;
+        }
+      } else {
+        // A period: every period-th layer is global, the others local (llama.cpp's default 6).
+        const int64_t period = opt_int(src, a + "attention.sliding_window_pattern", 6);  // positive
+        for (int64_t i = 0; i < hp.n_layer; ++i) hp.swa_layers[static_cast<size_t>(i)] = i % period < period - 1;
+      }
+    }
+  }
 
   const SourceTensor* embd = src.find("token_embd.weight");
   if (!embd || embd->shape.size() != 2 || embd->shape[0] != static_cast<uint64_t>(hp.n_embd))
@@ -82,10 +119,13 @@ Model load_model(const ModelSource& src) {
   m.rope_freqs = load_vector(src, "rope_freqs.weight", hp.n_rot / 2, /*required=*/false);
 
   const int64_t n_q = hp.n_head * hp.head_dim, n_kv = hp.n_head_kv * hp.head_dim;
+  const bool gemma = hp.arch == Arch::Gemma3, qk_norm = gemma || hp.arch == Arch::Qwen3;
   m.layers.resize(static_cast<size_t>(hp.n_layer));
   for (int64_t i = 0; i < hp.n_layer; ++i) {
     Layer& l = m.layers[static_cast<size_t>(i)];
     l.attn_norm = load_vector(src, blk(i, "attn_norm.weight"), hp.n_embd);
+    l.attn_q_norm = load_vector(src, blk(i, "attn_q_norm.weight"), hp.head_dim, qk_norm);
+    l.attn_k_norm = load_vector(src, blk(i, "attn_k_norm.weight"), hp.head_dim, qk_norm);
     l.wq = load_weight(src, blk(i, "attn_q.weight"), hp.n_embd, n_q);
     l.wk = load_weight(src, blk(i, "attn_k.weight"), hp.n_embd, n_kv);
     l.wv = load_weight(src, blk(i, "attn_v.weight"), hp.n_embd, n_kv);
@@ -94,6 +134,7 @@ Model load_model(const ModelSource& src) {
     l.wk.bias = load_vector(src, blk(i, "attn_k.bias"), n_kv, false);
     l.wv.bias = load_vector(src, blk(i, "attn_v.bias"), n_kv, false);
     l.wo.bias = load_vector(src, blk(i, "attn_output.bias"), hp.n_embd, false);
+    l.attn_post_norm = load_vector(src, blk(i, "post_attention_norm.weight"), hp.n_embd, gemma);
     l.ffn_norm = load_vector(src, blk(i, "ffn_norm.weight"), hp.n_embd);
     l.ffn_gate = load_weight(src, blk(i, "ffn_gate.weight"), hp.n_embd, hp.n_ff);
     l.ffn_up = load_weight(src, blk(i, "ffn_up.weight"), hp.n_embd, hp.n_ff);
@@ -101,92 +142,211 @@ Model load_model(const ModelSource& src) {
     l.ffn_gate.bias = load_vector(src, blk(i, "ffn_gate.bias"), hp.n_ff, false);
     l.ffn_up.bias = load_vector(src, blk(i, "ffn_up.bias"), hp.n_ff, false);
     l.ffn_down.bias = load_vector(src, blk(i, "ffn_down.bias"), hp.n_embd, false);
+    l.ffn_post_norm = load_vector(src, blk(i, "post_ffw_norm.weight"), hp.n_embd, gemma);
   }
   return m;
 }
 
-KVCache make_kv_cache(const Model& model, int64_t n_ctx) {
+KVCache make_kv_cache(const Model& model, int64_t n_ctx, std::span<const KVType> types) {
+  if (n_ctx <= 0 || n_ctx > model.hp.n_ctx_train)
+    throw InputError("context size", std::nullopt,
+                     std::to_string(n_ctx) + " tokens; the model was trained on at most " +
+                         std::to_string(model.hp.n_ctx_train) + " (" + arch_gguf_name(model.hp.arch).data() +
+                         ".context_length), and longer contexts are not supported");
+  if (!types.empty() && static_cast<int64_t>(types.size()) != model.hp.n_layer)
+    throw std::invalid_argument("make_kv_cache: one type per layer expected");
   KVCache c;
   c.n_ctx = n_ctx;
   for (int64_t i = 0; i < model.hp.n_layer; ++i)
-    c.layers.emplace_back(n_ctx, model.hp.n_head_kv, model.hp.head_dim);
+    c.layers.emplace_back(n_ctx, model.hp.n_head_kv, model.hp.head_dim,
+                          types.empty() ? KVType::F32 : types[static_cast<size_t>(i)]);
   return c;
 }
+
+namespace {
+
+// Every weight product of a pass goes through here: the observer sees the input, and a swapped
+// weight is multiplied in place of the model's.
+struct Matmul {
+  const MatmulObserver* observer = nullptr;
+  WeightSwap swap;
+
+  void operator()(const Weight& w, const float* x, int64_t n_tokens, float* y) const {
+    const Weight& use = &w == swap.original ? *swap.replacement : w;
+    if (observer && *observer) (*observer)(use, x, n_tokens);
+    matmul(use, x, n_tokens, y);
+  }
+};
+
+// Buffers of one pass over n tokens.
+struct Scratch {
+  std::vector<float> cur;     // [n, n_embd] normed input
+  std::vector<float> q;       // [n, n_head, head_dim]
+  std::vector<float> k, v;    // [n, n_head_kv, head_dim]
+  std::vector<float> attn;    // [n, n_head, head_dim]
+  std::vector<float> proj;    // [n, n_embd]
+  std::vector<float> gate, up;  // [n, n_ff]
+  std::vector<float> scores;  // [positions visible]
+
+  Scratch(const HParams& hp, int64_t n, int64_t n_visible)
+      : cur(static_cast<size_t>(n * hp.n_embd)),
+        q(static_cast<size_t>(n * hp.n_head * hp.head_dim)),
+        k(static_cast<size_t>(n * hp.n_head_kv * hp.head_dim)),
+        v(k.size()),
+        attn(q.size()),
+        proj(cur.size()),
+        gate(static_cast<size_t>(n * hp.n_ff)),
+        up(gate.size()),
+        scores(static_cast<size_t>(n_visible)) {}
+};
+
+void check_tokens(const HParams& hp, std::span<const int32_t> tokens) {
+  if (tokens.empty()) throw InputError("forward", std::nullopt, "no tokens to evaluate");
+  for (int32_t t : tokens)
+    if (t < 0 || t >= hp.n_vocab)
+      throw InputError("forward", std::nullopt,
+                       "token id " + std::to_string(t) + " is outside the vocabulary of " +
+                           std::to_string(hp.n_vocab));
+}
+
+// x: [n, n_embd] the scaled embedding rows of `tokens`.
+void embed(const Model& model, std::span<const int32_t> tokens, float* x) {
+  const int64_t E = model.hp.n_embd;
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const float* row = model.token_embd.data() + static_cast<int64_t>(tokens[t]) * E;
+    float* dst = x + static_cast<int64_t>(t) * E;
+    for (int64_t i = 0; i < E; ++i) dst[i] = row[i] * model.hp.embd_scale;
+  }
+}
+
+// Block il on the residual stream x [n, n_embd] of tokens at positions pos0 .. pos0+n-1, in
+// place; their keys and values are appended to kv, which holds positions 0 .. pos0-1 already.
+void run_block(const Model& model, int64_t il, float* x, int64_t n, int64_t pos0, LayerKVCache& kv,
+               const Matmul& mm, Scratch& s) {
+  const HParams& hp = model.hp;
+  const Layer& L = model.layers[static_cast<size_t>(il)];
+  const int64_t E = hp.n_embd, D = hp.head_dim;
+  const int64_t n_q = hp.n_head * D, n_kv = hp.n_head_kv * D;
+  const bool swa = hp.swa_layers[static_cast<size_t>(il)];
+  const float base = swa ? hp.rope_freq_base_swa : hp.rope_freq_base;
+  const float scale = swa ? 1.0f : hp.rope_freq_scale;
+  const float* freq_factors = model.rope_freqs.empty() ? nullptr : model.rope_freqs.data();
+
+  // attention
+  rms_norm(x, L.attn_norm.data(), n, E, hp.rms_eps, s.cur.data());
+  mm(L.wq, s.cur.data(), n, s.q.data());
+  mm(L.wk, s.cur.data(), n, s.k.data());
+  mm(L.wv, s.cur.data(), n, s.v.data());
+  if (!L.attn_q_norm.empty()) rms_norm(s.q.data(), L.attn_q_norm.data(), n * hp.n_head, D, hp.rms_eps, s.q.data());
+  if (!L.attn_k_norm.empty())
+    rms_norm(s.k.data(), L.attn_k_norm.data(), n * hp.n_head_kv, D, hp.rms_eps, s.k.data());
+  for (int64_t t = 0; t < n; ++t) {
+    rope(hp.rope_type, s.q.data() + t * n_q, hp.n_head, D, hp.n_rot, pos0 + t, base, scale, freq_factors);
+    rope(hp.rope_type, s.k.data() + t * n_kv, hp.n_head_kv, D, hp.n_rot, pos0 + t, base, scale, freq_factors);
+  }
+  kv.store(pos0, n, s.k.data(), s.v.data());
+  causal_attention(s.q.data(), kv.keys(pos0 + n), kv.values(pos0 + n), n, pos0, hp.n_head, hp.n_head_kv, D,
+                   hp.attn_scale, swa ? hp.n_swa : 0, s.scores.data(), s.attn.data());
+  mm(L.wo, s.attn.data(), n, s.proj.data());
+  if (!L.attn_post_norm.empty())
+    rms_norm(s.proj.data(), L.attn_post_norm.data(), n, E, hp.rms_eps, s.proj.data());
+  for (int64_t i = 0; i < n * E; ++i) x[i] += s.proj[i];
+
+  // feed-forward
+  rms_norm(x, L.ffn_norm.data(), n, E, hp.rms_eps, s.cur.data());
+  mm(L.ffn_gate, s.cur.data(), n, s.gate.data());
+  mm(L.ffn_up, s.cur.data(), n, s.up.data());
+  if (hp.ffn_act == FfnActivation::SiLU)
+    swiglu(s.gate.data(), s.up.data(), n * hp.n_ff);
+  else
+    geglu(s.gate.data(), s.up.data(), n * hp.n_ff);
+  mm(L.ffn_down, s.gate.data(), n, s.proj.data());
+  if (!L.ffn_post_norm.empty())
+    rms_norm(s.proj.data(), L.ffn_post_norm.data(), n, E, hp.rms_eps, s.proj.data());
+  for (int64_t i = 0; i < n * E; ++i) x[i] += s.proj[i];
+}
+
+// Final norm and vocabulary projection of n rows of the residual stream x [n, n_embd].
+// normed: scratch [n, n_embd]; logits: [n, n_vocab].
+void run_head(const Model& model, const float* x, int64_t n, const Matmul& mm, float* normed, float* logits) {
+  const HParams& hp = model.hp;
+  rms_norm(x, model.output_norm.data(), n, hp.n_embd, hp.rms_eps, normed);
+  mm(model.output, normed, n, logits);
+  if (hp.logit_softcap > 0.0f)
+    for (int64_t i = 0; i < n * hp.n_vocab; ++i)
+      logits[i] = std::tanh(logits[i] / hp.logit_softcap) * hp.logit_softcap;
+}
+
+}  // namespace
 
 void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens,
              bool all_logits, float* logits, const MatmulObserver& observer) {
   const HParams& hp = model.hp;
   const int64_t n = static_cast<int64_t>(tokens.size());
   const int64_t pos0 = cache.n_past;
-  if (n == 0) throw InputError("forward", std::nullopt, "no tokens to evaluate");
+  check_tokens(hp, tokens);
   if (pos0 + n > cache.n_ctx)
     throw InputError("forward", std::nullopt,
                      std::to_string(pos0 + n) + " tokens do not fit in the context of " +
                          std::to_string(cache.n_ctx));
-  for (int32_t t : tokens)
-    if (t < 0 || t >= hp.n_vocab)
-      throw InputError("forward", std::nullopt,
-                       "token id " + std::to_string(t) + " is outside the vocabulary of " +
-                           std::to_string(hp.n_vocab));
 
-  const int64_t E = hp.n_embd, D = hp.head_dim;
-  const int64_t n_q = hp.n_head * D, n_kv = hp.n_head_kv * D;
-  std::vector<float> x(static_cast<size_t>(n * E));       // [n, n_embd] residual stream
-  std::vector<float> cur(static_cast<size_t>(n * E));     // [n, n_embd] normed input
-  std::vector<float> q(static_cast<size_t>(n * n_q));     // [n, n_head, head_dim]
-  std::vector<float> k(static_cast<size_t>(n * n_kv));    // [n, n_head_kv, head_dim]
-  std::vector<float> v(static_cast<size_t>(n * n_kv));    // [n, n_head_kv, head_dim]
-  std::vector<float> attn(static_cast<size_t>(n * n_q));  // [n, n_head, head_dim]
-  std::vector<float> proj(static_cast<size_t>(n * E));    // [n, n_embd]
-  std::vector<float> gate(static_cast<size_t>(n * hp.n_ff)), up(static_cast<size_t>(n * hp.n_ff));  // [n, n_ff]
-  std::vector<float> scores(static_cast<size_t>(pos0 + n));  // [positions visible]
-  const float kq_scale = 1.0f / std::sqrt(static_cast<float>(D));
-  const float* freq_factors = model.rope_freqs.empty() ? nullptr : model.rope_freqs.data();
-
-  auto mm = [&](const Weight& w, const float* in, int64_t n_rows, float* out) {
-    if (observer) observer(w, in, n_rows);
-    matmul(w, in, n_rows, out);
-  };
-
-  for (int64_t t = 0; t < n; ++t) {
-    const float* row = model.token_embd.data() + static_cast<int64_t>(tokens[t]) * E;
-    std::copy(row, row + E, x.begin() + t * E);
-  }
-
-  for (int64_t il = 0; il < hp.n_layer; ++il) {
-    const Layer& L = model.layers[static_cast<size_t>(il)];
-    LayerKVCache& kv = cache.layers[static_cast<size_t>(il)];
-    // attention block
-    rms_norm(x.data(), L.attn_norm.data(), n, E, hp.rms_eps, cur.data());
-    mm(L.wq, cur.data(), n, q.data());
-    mm(L.wk, cur.data(), n, k.data());
-    mm(L.wv, cur.data(), n, v.data());
-    for (int64_t t = 0; t < n; ++t) {
-      rope_norm(q.data() + t * n_q, hp.n_head, D, hp.n_rot, pos0 + t, hp.rope_freq_base,
-                hp.rope_freq_scale, freq_factors);
-      rope_norm(k.data() + t * n_kv, hp.n_head_kv, D, hp.n_rot, pos0 + t, hp.rope_freq_base,
-                hp.rope_freq_scale, freq_factors);
-      std::copy(k.begin() + t * n_kv, k.begin() + (t + 1) * n_kv, kv.k_row(pos0 + t));
-      std::copy(v.begin() + t * n_kv, v.begin() + (t + 1) * n_kv, kv.v_row(pos0 + t));
-    }
-    causal_attention(q.data(), kv.k.data(), kv.v.data(), n, pos0, hp.n_head, hp.n_head_kv, D,
-                     kq_scale, scores.data(), attn.data());
-    mm(L.wo, attn.data(), n, proj.data());
-    for (int64_t i = 0; i < n * E; ++i) x[i] += proj[i];
-    // feed-forward block
-    rms_norm(x.data(), L.ffn_norm.data(), n, E, hp.rms_eps, cur.data());
-    mm(L.ffn_gate, cur.data(), n, gate.data());
-    mm(L.ffn_up, cur.data(), n, up.data());
-    swiglu(gate.data(), up.data(), n * hp.n_ff);
-    mm(L.ffn_down, gate.data(), n, proj.data());
-    for (int64_t i = 0; i < n * E; ++i) x[i] += proj[i];
-  }
+  const Matmul mm{&observer, {}};
+  Scratch s(hp, n, pos0 + n);
+  std::vector<float> x(static_cast<size_t>(n * hp.n_embd));  // [n, n_embd] residual stream
+  embed(model, tokens, x.data());
+  for (int64_t il = 0; il < hp.n_layer; ++il)
+    run_block(model, il, x.data(), n, pos0, cache.layers[static_cast<size_t>(il)], mm, s);
   cache.n_past = pos0 + n;
 
   const int64_t first = all_logits ? 0 : n - 1;  // rows whose logits are wanted
-  const int64_t n_out = n - first;
-  rms_norm(x.data() + first * E, model.output_norm.data(), n_out, E, hp.rms_eps, cur.data());
-  mm(model.output, cur.data(), n_out, logits);
+  run_head(model, x.data() + first * hp.n_embd, n - first, mm, s.cur.data(), logits);
+}
+
+BlockInputCache capture_block_inputs(const Model& model, std::span<const int32_t> tokens) {
+  const HParams& hp = model.hp;
+  check_tokens(hp, tokens);
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  BlockInputCache c;
+  c.n_tokens = n;
+  c.inputs.assign(static_cast<size_t>(hp.n_layer + 1), std::vector<float>(static_cast<size_t>(n * hp.n_embd)));
+  embed(model, tokens, c.inputs[0].data());
+  Scratch s(hp, n, n);
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    LayerKVCache kv(n, hp.n_head_kv, hp.head_dim, KVType::F32);
+    auto& next = c.inputs[static_cast<size_t>(il + 1)];
+    next = c.inputs[static_cast<size_t>(il)];
+    run_block(model, il, next.data(), n, 0, kv, Matmul{}, s);
+  }
+  return c;
+}
+
+int64_t block_of(const Model& model, const Weight& w) {
+  if (&w == &model.output) return model.hp.n_layer;
+  for (size_t il = 0; il < model.layers.size(); ++il) {
+    const Layer& L = model.layers[il];
+    for (const Weight* p : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down})
+      if (p == &w) return static_cast<int64_t>(il);
+  }
+  throw std::invalid_argument("block_of: " + w.name + " is not a weight of this model");
+}
+
+void forward_from_block(const Model& model, const BlockInputCache& cache, int64_t first_block,
+                        const WeightSwap& swap, float* logits) {
+  const HParams& hp = model.hp;
+  if (first_block < 0 || first_block > hp.n_layer || cache.inputs.size() != static_cast<size_t>(hp.n_layer + 1))
+    throw std::invalid_argument("forward_from_block: block index or cache does not fit the model");
+  if (swap.original && (swap.replacement == nullptr || swap.replacement->n_in != swap.original->n_in ||
+                        swap.replacement->n_out != swap.original->n_out))
+    throw std::invalid_argument("forward_from_block: the replacement's shape differs from " + swap.original->name);
+  const int64_t n = cache.n_tokens;
+  const Matmul mm{nullptr, swap};
+  Scratch s(hp, n, n);
+  std::vector<float> x = cache.inputs[static_cast<size_t>(first_block)];
+  for (int64_t il = first_block; il < hp.n_layer; ++il) {
+    LayerKVCache kv(n, hp.n_head_kv, hp.head_dim, KVType::F32);
+    run_block(model, il, x.data(), n, 0, kv, mm, s);
+  }
+  run_head(model, x.data(), n, mm, s.cur.data(), logits);
 }
 
 }  // namespace optiq::engine

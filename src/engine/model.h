@@ -1,8 +1,14 @@
-// The llama architecture (Llama 2/3.x, TinyLlama, SmolLM2, stories260K) as the engine runs it:
-// hyperparameters from llama.cpp's GGUF keys, weights dequantized to f32 at load, and the
-// forward pass llama.cpp's graph computes (src/models/llama.cpp there): RMSNorm, q/k/v
-// projections, rope (LLAMA_ROPE_TYPE_NORM), causal grouped-query attention, output projection,
-// RMSNorm, SwiGLU feed-forward, final RMSNorm and the vocabulary projection.
+// The decoder-only transformers the engine runs, as llama.cpp's graphs compute them
+// (src/models/{llama,qwen2,qwen3,gemma3}.cpp there):
+//   llama   RMSNorm, q/k/v (optional biases), rope NORM (Llama 3 frequency factors), causal
+//           grouped-query attention, output projection, RMSNorm, SwiGLU feed-forward.
+//   qwen2   llama with q/k/v biases and rope NEOX.
+//   qwen3   per-head RMSNorm of q and k before rope NEOX, no biases.
+//   gemma3  embeddings scaled by sqrt(n_embd), per-head q/k RMSNorm, norms after attention and
+//           feed-forward as well as before, GeGLU (tanh GELU) feed-forward, sliding-window local
+//           layers with their own rope base interleaved with global layers, tied output.
+// Hyperparameters come from llama.cpp's GGUF keys (<arch>.*), read from a GGUF or from an HF
+// folder through ModelSource.
 #pragma once
 
 #include <cstdint>
@@ -12,54 +18,73 @@
 #include <vector>
 
 #include "engine/kv_cache.h"
+#include "engine/ops.h"
 #include "engine/weight.h"
+#include "model/arch.h"
 #include "model/model_source.h"
 
 namespace optiq::engine {
 
+enum class FfnActivation { SiLU, GeluTanh };
+
 struct HParams {
+  Arch arch = Arch::Llama;
   int64_t n_vocab = 0;       // vocabulary size (rows of token_embd)
-  int64_t n_embd = 0;        // model width (llama.embedding_length)
-  int64_t n_layer = 0;       // transformer blocks (llama.block_count)
-  int64_t n_ff = 0;          // feed-forward width (llama.feed_forward_length)
-  int64_t n_head = 0;        // query heads (llama.attention.head_count)
-  int64_t n_head_kv = 0;     // key/value heads (llama.attention.head_count_kv; = n_head if absent)
-  int64_t head_dim = 0;      // per-head width (llama.attention.key_length; n_embd / n_head)
-  int64_t n_rot = 0;         // rotated dims per head (llama.rope.dimension_count; = head_dim)
-  int64_t n_ctx_train = 0;   // trained context (llama.context_length)
-  float rms_eps = 1e-5f;     // llama.attention.layer_norm_rms_epsilon
-  float rope_freq_base = 10000.0f;  // llama.rope.freq_base
-  float rope_freq_scale = 1.0f;     // 1 / llama.rope.scaling.factor for "linear" scaling
+  int64_t n_embd = 0;        // model width (<arch>.embedding_length)
+  int64_t n_layer = 0;       // transformer blocks (<arch>.block_count)
+  int64_t n_ff = 0;          // feed-forward width (<arch>.feed_forward_length)
+  int64_t n_head = 0;        // query heads (<arch>.attention.head_count)
+  int64_t n_head_kv = 0;     // key/value heads (<arch>.attention.head_count_kv; = n_head if absent)
+  int64_t head_dim = 0;      // per-head width (<arch>.attention.key_length; n_embd / n_head)
+  int64_t n_rot = 0;         // rotated dims per head (<arch>.rope.dimension_count; = head_dim)
+  int64_t n_ctx_train = 0;   // trained context (<arch>.context_length)
+  float rms_eps = 1e-5f;     // <arch>.attention.layer_norm_rms_epsilon
+  RopeType rope_type = RopeType::Norm;
+  float rope_freq_base = 10000.0f;  // <arch>.rope.freq_base
+  float rope_freq_scale = 1.0f;     // 1 / <arch>.rope.scaling.factor for "linear" scaling
+  float attn_scale = 0.0f;          // multiplies q·k: 1/sqrt(head_dim) (gemma3 27B: 1/sqrt(n_embd/n_head))
+  float embd_scale = 1.0f;          // multiplies token embeddings: sqrt(n_embd) for gemma3
+  float logit_softcap = 0.0f;       // <arch>.final_logit_softcapping: cap*tanh(logit/cap), 0 = off
+  FfnActivation ffn_act = FfnActivation::SiLU;
+  int64_t n_swa = 0;                // sliding window of local layers (<arch>.attention.sliding_window), 0 = none
+  std::vector<bool> swa_layers;     // [n_layer] true where the layer attends through the window
+  float rope_freq_base_swa = 10000.0f;  // rope base of the local layers (<arch>.rope.freq_base_swa)
 };
 
 struct Layer {
-  std::vector<float> attn_norm;  // [n_embd]
-  Weight wq;                     // [n_head * head_dim, n_embd] (n_out, n_in)
-  Weight wk;                     // [n_head_kv * head_dim, n_embd]
-  Weight wv;                     // [n_head_kv * head_dim, n_embd]
-  Weight wo;                     // [n_embd, n_head * head_dim]
-  std::vector<float> ffn_norm;   // [n_embd]
-  Weight ffn_gate;               // [n_ff, n_embd]
-  Weight ffn_up;                 // [n_ff, n_embd]
-  Weight ffn_down;               // [n_embd, n_ff]
+  std::vector<float> attn_norm;       // [n_embd]
+  std::vector<float> attn_q_norm;     // [head_dim] per-head q RMSNorm (qwen3, gemma3), or empty
+  std::vector<float> attn_k_norm;     // [head_dim] per-head k RMSNorm (qwen3, gemma3), or empty
+  Weight wq;                          // [n_head * head_dim, n_embd] (n_out, n_in)
+  Weight wk;                          // [n_head_kv * head_dim, n_embd]
+  Weight wv;                          // [n_head_kv * head_dim, n_embd]
+  Weight wo;                          // [n_embd, n_head * head_dim]
+  std::vector<float> attn_post_norm;  // [n_embd] norm of the attention output (gemma3), or empty
+  std::vector<float> ffn_norm;        // [n_embd]
+  Weight ffn_gate;                    // [n_ff, n_embd]
+  Weight ffn_up;                      // [n_ff, n_embd]
+  Weight ffn_down;                    // [n_embd, n_ff]
+  std::vector<float> ffn_post_norm;   // [n_embd] norm of the feed-forward output (gemma3), or empty
 };
 
 struct Model {
   HParams hp;
   std::vector<float> token_embd;   // [n_vocab, n_embd] row-major: one row per token
-  std::vector<Layer> layers;  // [n_layer]
+  std::vector<Layer> layers;       // [n_layer]
   std::vector<float> output_norm;  // [n_embd]
   Weight output;                   // [n_vocab, n_embd]; token_embd's copy when the model ties them
   std::vector<float> rope_freqs;   // [n_rot / 2] per-frequency divisors (Llama 3), or empty
 };
 
-// Loads a llama-architecture model from a GGUF or Hugging Face source, F32/F16/BF16 weights.
-// Throws InputError for another architecture, a missing or misshapen tensor, an unsupported
-// tensor type or rope scaling.
+// Loads a llama, qwen2, qwen3 or gemma3 model from a GGUF or Hugging Face source. Throws
+// InputError for another architecture, a missing or misshapen tensor, an unsupported tensor type
+// or rope scaling.
 Model load_model(const ModelSource& src);
 
-// A KV cache sized for this model: n_ctx positions in every layer.
-KVCache make_kv_cache(const Model& model, int64_t n_ctx);
+// A KV cache sized for this model: n_ctx positions in every layer. `types`: the storage type of
+// each layer ([n_layer]), or empty for F32 everywhere. Throws InputError when n_ctx exceeds the
+// trained context (rope positions beyond it are untrained).
+KVCache make_kv_cache(const Model& model, int64_t n_ctx, std::span<const KVType> types = {});
 
 // Called with the input of every weight matmul of a forward pass: w is the weight about to be
 // applied, x its input [n_tokens, w.n_in]. The importance matrix accumulates these.
@@ -69,9 +94,38 @@ using MatmulObserver = std::function<void(const Weight& w, const float* x, int64
 // cache.n_past .. cache.n_past + tokens.size() - 1, appending their keys and values to the
 // cache. Writes logits: [tokens.size(), n_vocab] when all_logits, else [1, n_vocab] for the
 // last token only. Throws InputError for an empty batch, a token id outside the vocabulary or
-// a batch that does not fit in the cache.
-// `observer`, when set, sees every matmul input (see MatmulObserver).
+// a batch that does not fit in the cache. `observer`, when set, sees every matmul input.
 void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens,
              bool all_logits, float* logits, const MatmulObserver& observer = {});
+
+// --- Re-running part of the model with one weight replaced (sensitivity measurement) ---------
+
+// The residual stream entering every block for one token sequence evaluated from position 0:
+// inputs[il] is block il's input, inputs[n_layer] the last block's output (before the final
+// norm). Each is [n_tokens, n_embd].
+struct BlockInputCache {
+  int64_t n_tokens = 0;
+  std::vector<std::vector<float>> inputs;  // [n_layer + 1][n_tokens * n_embd]
+};
+
+// Runs `tokens` through the whole model once and keeps every block's input.
+BlockInputCache capture_block_inputs(const Model& model, std::span<const int32_t> tokens);
+
+// One weight of the model multiplied as another: `replacement` must have the shape of
+// `original`, which must be a weight of the model (compared by address).
+struct WeightSwap {
+  const Weight* original = nullptr;
+  const Weight* replacement = nullptr;
+};
+
+// The block that owns a weight (its index in model.layers), or n_layer for the output head.
+// Throws std::invalid_argument for a weight that is not the model's.
+int64_t block_of(const Model& model, const Weight& w);
+
+// Logits [n_tokens, n_vocab] of the cached sequence with `swap` applied, recomputing only the
+// blocks from first_block on (first_block = n_layer: the output head only) from the cached
+// inputs. Equals a full forward with the swap when first_block <= block_of(swap.original).
+void forward_from_block(const Model& model, const BlockInputCache& cache, int64_t first_block,
+                        const WeightSwap& swap, float* logits);
 
 }  // namespace optiq::engine

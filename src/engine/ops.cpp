@@ -1,6 +1,9 @@
 #include "engine/ops.h"
 
+#include <algorithm>
 #include <cmath>
+
+#include "quant/float16.h"
 
 namespace optiq::engine {
 
@@ -16,21 +19,24 @@ void rms_norm(const float* x, const float* w, int64_t n_tokens, int64_t n, float
   }
 }
 
-void rope_norm(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos,
-               float freq_base, float freq_scale, const float* freq_factors) {
+void rope(RopeType type, float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos,
+          float freq_base, float freq_scale, const float* freq_factors) {
   // ggml walks the frequencies by repeated multiplication with base^(-2/n_rot); doing the same
   // keeps the angles bit-close to llama.cpp's.
   const float theta_scale = std::pow(freq_base, -2.0f / static_cast<float>(n_rot));
+  // Offset from the first to the second element of a pair, and from one pair to the next.
+  const int64_t pair_gap = type == RopeType::Norm ? 1 : n_rot / 2;
+  const int64_t pair_step = type == RopeType::Norm ? 2 : 1;
   float theta = static_cast<float>(pos);
-  for (int64_t i0 = 0; i0 < n_rot; i0 += 2) {
-    const float ff = freq_factors ? freq_factors[i0 / 2] : 1.0f;
+  for (int64_t i = 0; i < n_rot / 2; ++i) {
+    const float ff = freq_factors ? freq_factors[i] : 1.0f;
     const float angle = freq_scale * (theta / ff);
     const float c = std::cos(angle), s = std::sin(angle);
     for (int64_t h = 0; h < n_heads; ++h) {
-      float* p = x + h * head_dim + i0;
-      const float a = p[0], b = p[1];
+      float* p = x + h * head_dim + i * pair_step;
+      const float a = p[0], b = p[pair_gap];
       p[0] = a * c - b * s;
-      p[1] = a * s + b * c;
+      p[pair_gap] = a * s + b * c;
     }
     theta *= theta_scale;
   }
@@ -71,17 +77,36 @@ void swiglu(float* gate, const float* up, int64_t n) {
   }
 }
 
+void geglu(float* gate, const float* up, int64_t n) {
+  constexpr float kSqrt2OverPi = 0.7978845608028654f, kCoef = 0.044715f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float x = gate[i];
+    float g;
+    if (x <= -10.0f) {
+      g = 0.0f;
+    } else if (x >= 10.0f) {
+      g = x;
+    } else {
+      const float xh = f16_to_f32(f32_to_f16(x));
+      g = f16_to_f32(f32_to_f16(0.5f * xh * (1.0f + std::tanh(kSqrt2OverPi * xh * (1.0f + kCoef * xh * xh)))));
+    }
+    gate[i] = g * up[i];
+  }
+}
+
 void causal_attention(const float* q, const float* k, const float* v, int64_t n_tokens,
                       int64_t pos0, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                      float scale, float* scores, float* out) {
+                      float scale, int64_t window, float* scores, float* out) {
   const int64_t kv_stride = n_head_kv * head_dim;  // floats per cached position
   for (int64_t t = 0; t < n_tokens; ++t) {
-    const int64_t n_visible = pos0 + t + 1;  // causal mask: positions 0 .. pos0 + t
+    const int64_t last = pos0 + t;  // causal mask: positions first .. last
+    const int64_t first = window > 0 ? std::max<int64_t>(0, last - window + 1) : 0;
+    const int64_t n_visible = last - first + 1;
     for (int64_t h = 0; h < n_head; ++h) {
       const int64_t g = kv_head_of(h, n_head, n_head_kv);
       const float* qh = q + (t * n_head + h) * head_dim;
       for (int64_t j = 0; j < n_visible; ++j) {
-        const float* kj = k + j * kv_stride + g * head_dim;
+        const float* kj = k + (first + j) * kv_stride + g * head_dim;
         float dot = 0.0f;
         for (int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kj[d];
         scores[j] = dot * scale;
@@ -90,7 +115,7 @@ void causal_attention(const float* q, const float* k, const float* v, int64_t n_
       float* oh = out + (t * n_head + h) * head_dim;
       for (int64_t d = 0; d < head_dim; ++d) oh[d] = 0.0f;
       for (int64_t j = 0; j < n_visible; ++j) {
-        const float* vj = v + j * kv_stride + g * head_dim;
+        const float* vj = v + (first + j) * kv_stride + g * head_dim;
         const float wj = scores[j];
         for (int64_t d = 0; d < head_dim; ++d) oh[d] += wj * vj[d];
       }

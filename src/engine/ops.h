@@ -12,14 +12,18 @@ namespace optiq::engine {
 // x, out: [n_tokens, n]; w: [n]. out may alias x.
 void rms_norm(const float* x, const float* w, int64_t n_tokens, int64_t n, float eps, float* out);
 
-// Rotary position embedding, llama.cpp's LLAMA_ROPE_TYPE_NORM: within each head the pairs
-// (x[2i], x[2i+1]) for 2i < n_rot are rotated by the angle
+// How rotary embedding pairs up a head's dimensions (llama.cpp's rope types).
+//   Norm: adjacent pairs (x[2i], x[2i+1]) — LLAMA_ROPE_TYPE_NORM (llama).
+//   Neox: split halves (x[i], x[i + n_rot/2]) — LLAMA_ROPE_TYPE_NEOX (qwen2, qwen3, gemma3).
+enum class RopeType { Norm, Neox };
+
+// Rotary position embedding: pair i (i < n_rot / 2) of every head is rotated by the angle
 //   theta_i = freq_scale * pos * freq_base^(-2i / n_rot) / freq_factors[i]
 // (freq_factors may be null: all 1); dimensions from n_rot on pass through unchanged.
 // x: [n_heads, head_dim] for one token at position `pos`, rotated in place.
 // freq_factors: [n_rot / 2] or null.
-void rope_norm(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos,
-               float freq_base, float freq_scale, const float* freq_factors);
+void rope(RopeType type, float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos,
+          float freq_base, float freq_scale, const float* freq_factors);
 
 // In-place softmax over x[0, n): max-subtracted, like ggml_soft_max.
 void softmax(float* x, int64_t n);
@@ -33,6 +37,11 @@ int64_t argmax(const float* x, int64_t n);
 // SwiGLU's gating: gate[i] = silu(gate[i]) * up[i], silu(v) = v / (1 + exp(-v)). [n] each.
 void swiglu(float* gate, const float* up, int64_t n);
 
+// GeGLU's gating with the tanh approximation of GELU: gate[i] = gelu(gate[i]) * up[i]. [n] each.
+// Computed as ggml's CPU backend does (its GGML_GELU_FP16 table): the input rounded to f16,
+// gelu of that, rounded to f16 again; inputs beyond +-10 take the asymptotes 0 and x.
+void geglu(float* gate, const float* up, int64_t n);
+
 // The query head -> key/value head map of grouped-query attention: n_head query heads share
 // n_head_kv key/value heads in contiguous groups of n_head / n_head_kv (ggml's broadcast in
 // ggml_mul_mat). n_head must be a multiple of n_head_kv.
@@ -41,7 +50,8 @@ inline int64_t kv_head_of(int64_t head, int64_t n_head, int64_t n_head_kv) {
 }
 
 // Causal grouped-query attention for n_tokens new tokens at positions pos0 .. pos0+n_tokens-1,
-// attending to cached positions 0 .. (its own position) inclusive.
+// attending to cached positions 0 .. (its own position) inclusive; with a sliding window
+// (window > 0) only to the last `window` of them: position p sees p' when p - p' < window.
 //   q:   [n_tokens, n_head, head_dim]      (already rotated)
 //   k:   [n_ctx, n_head_kv, head_dim]      cache; rows 0 .. pos0+n_tokens-1 filled
 //   v:   [n_ctx, n_head_kv, head_dim]      cache, same rows filled
@@ -50,6 +60,6 @@ inline int64_t kv_head_of(int64_t head, int64_t n_head, int64_t n_head_kv) {
 // Each score is scale * dot(q, k); softmax over the visible positions; out = sum weights * v.
 void causal_attention(const float* q, const float* k, const float* v, int64_t n_tokens,
                       int64_t pos0, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                      float scale, float* scores, float* out);
+                      float scale, int64_t window, float* scores, float* out);
 
 }  // namespace optiq::engine

@@ -42,6 +42,7 @@ void read_rows_f32(const SourceTensor& t, uint64_t row0, uint64_t n_rows, float*
   const uint32_t heads = t.transform.rope_permute_heads;
   const uint64_t total_rows = t.n_rows();
   const uint64_t head_rows = heads ? total_rows / heads : 0;
+  const uint64_t row_bytes = width / ggml_traits(t.type).block_elems * ggml_traits(t.type).block_bytes;
   for (uint64_t r = row0; r < row0 + n_rows; ++r) {
     uint64_t src = r;
     if (heads) {
@@ -49,7 +50,7 @@ void read_rows_f32(const SourceTensor& t, uint64_t row0, uint64_t n_rows, float*
       src = h * head_rows + (within % 2) * (head_rows / 2) + within / 2;
     }
     float* dst = out + (r - row0) * width;
-    const std::byte* p = t.data.data() + src * ggml_row_bytes(t.type, width).value_or(0);
+    const std::byte* p = t.data.data() + src * row_bytes;
     switch (t.type) {
       case GgmlType::F32: std::memcpy(dst, p, width * sizeof(float)); break;
       case GgmlType::F16: f16_to_f32_n(reinterpret_cast<const uint16_t*>(p), dst, width); break;

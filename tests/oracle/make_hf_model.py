@@ -194,8 +194,9 @@ F32_EDGES = [0x00000000, 0x80000000, 0x7F800000, 0x477FF000, 0x477FEFFF, 0x477FE
              0x33000000, 0x33000001, 0x00000001, 0x387FC000, 0x38800000]
 
 
-def _random_bits(rng: np.random.Generator, shape, dtype: str, name: str) -> np.ndarray:
-    scale = 0.2 if name.endswith("norm.weight") else 0.05
+def _random_bits(rng: np.random.Generator, shape, dtype: str, name: str,
+                 weight_scale: float = 1.0) -> np.ndarray:
+    scale = 0.2 if name.endswith("norm.weight") else 0.05 * weight_scale
     f = (rng.standard_normal(int(np.prod(shape))) * scale).astype(np.float32)
     if dtype == "BF16":
         bits = (f.view(np.uint32) >> 16).astype(np.uint16)
@@ -264,7 +265,8 @@ def write_sharded(out_dir: Path, tensors: dict[str, tuple[str, np.ndarray]]) -> 
 
 def make_model(variant: str, out_dir: Path | str, seed: int = 1234,
                config: dict | None = None,
-               extra: dict[str, tuple[str, np.ndarray]] | None = None) -> HfModel:
+               extra: dict[str, tuple[str, np.ndarray]] | None = None,
+               weight_scale: float = 1.0, edges: bool = True) -> HfModel:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     # The tensors always follow the variant; `config` replaces only the config.json written
@@ -276,7 +278,9 @@ def make_model(variant: str, out_dir: Path | str, seed: int = 1234,
     m = HfModel(out_dir, config)
     tensors: dict[str, tuple[str, np.ndarray]] = {}
     for name, shape in tensor_shapes(layout).items():
-        bits = _random_bits(rng, shape, dtype, name)
+        bits = _random_bits(rng, shape, dtype, name, weight_scale)
+        if not edges and name.endswith("layers.0.mlp.down_proj.weight"):
+            bits = _random_bits(rng, shape, dtype, "plain", weight_scale)
         tensors[name] = (dtype, bits)
         m.values[name] = to_f32(bits, dtype)
     for name, (dt, shape) in ignored_tensors(variant).items():
@@ -300,11 +304,15 @@ def with_tokenizer(variant: str, name: str, vocab_size: int) -> str:
 
 
 if __name__ == "__main__":
-    # make_hf_model.py VARIANT OUT_DIR [VOCAB_SIZE]: VOCAB_SIZE overrides the variant's
-    # (for folders that carry a real tokenizer).
-    if len(sys.argv) not in (3, 4) or sys.argv[1] not in CONFIGS:
-        sys.exit(f"usage: make_hf_model.py {{{','.join(CONFIGS)}}} OUT_DIR [VOCAB_SIZE]")
+    # make_hf_model.py VARIANT OUT_DIR [VOCAB_SIZE [WEIGHT_SCALE]]: VOCAB_SIZE overrides the
+    # variant's (for folders that carry a real tokenizer); WEIGHT_SCALE multiplies the spread of
+    # the matrices and drops the edge-value block (for models that must run, not just convert).
+    if len(sys.argv) not in (3, 4, 5) or sys.argv[1] not in CONFIGS:
+        sys.exit(f"usage: make_hf_model.py {{{','.join(CONFIGS)}}} OUT_DIR [VOCAB_SIZE [WEIGHT_SCALE]]")
     variant = sys.argv[1]
-    if len(sys.argv) == 4:
+    if len(sys.argv) >= 4:
         variant = with_tokenizer(variant, "tok", int(sys.argv[3]))
-    make_model(variant, sys.argv[2])
+    if len(sys.argv) == 5:
+        make_model(variant, sys.argv[2], weight_scale=float(sys.argv[4]), edges=False)
+    else:
+        make_model(variant, sys.argv[2])

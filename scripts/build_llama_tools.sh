@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The llama.cpp command-line tools the oracle tests and benchmarks run — llama-perplexity,
+# llama-imatrix, llama-quantize, llama-bench — compiled from the llama.cpp source node-llama-cpp
+# pins (.cache/llama.cpp-src, cloned from the npm package's bundle) and linked against that
+# package's own prebuilt CPU libraries (libllama, libllama-common, libggml*), into
+# .cache/llama-tools/. Only each tool's own one or two source files are compiled, so this takes
+# about a minute instead of the ~13 minutes a full llama.cpp build takes on 2 cores, and the
+# tools run exactly the llama.cpp build the node oracle tests load.
+#
+# The prebuilt libggml finds its CPU backend (libggml-cpu-<isa>.so) next to the executable, so
+# those are symlinked into the tools folder. Idempotent, and safe to run concurrently (flock).
+# Usage: scripts/build_llama_tools.sh   (prints the tools folder)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cache=$PWD/.cache
+src=$cache/llama.cpp-src
+bins=$cache/node/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
+bundle=$cache/node/node_modules/node-llama-cpp/llama/gitRelease.bundle
+out=$cache/llama-tools
+mkdir -p "$out"
+exec 9>"$out.lock"
+flock 9
+
+[[ -d $bins ]] || { echo "build_llama_tools: $bins is missing; run scripts/test.sh first" >&2; exit 1; }
+if [[ ! -d $src/.git ]]; then
+  git -c advice.detachedHead=false clone -q "$bundle" "$src"
+fi
+for lib in "$bins"/libggml-cpu-*.so; do ln -sf "$lib" "$out/"; done
+
+# tool name -> its sources under tools/
+declare -A sources=(
+  [llama-perplexity]="perplexity/perplexity.cpp perplexity/main.cpp"
+  [llama-imatrix]="imatrix/imatrix.cpp"
+  [llama-quantize]="quantize/quantize.cpp quantize/main.cpp"
+  [llama-bench]="llama-bench/llama-bench.cpp llama-bench/main.cpp"
+)
+stamp="$(git -C "$src" rev-parse HEAD) $(sha256sum "$bins/libllama.v0.5.0.so" | cut -c1-16)"
+pids=()
+for tool in "${!sources[@]}"; do
+  [[ -x $out/$tool && $(cat "$out/$tool.stamp" 2>/dev/null) == "$stamp" ]] && continue
+  files=()
+  for f in ${sources[$tool]}; do files+=("$src/tools/$f"); done
+  dir=$(dirname "${files[0]}")
+  (
+    g++ -std=c++17 -O2 -w -I"$src/include" -I"$src/common" -I"$src/ggml/include" -I"$src/vendor" -I"$dir" \
+      "${files[@]}" -o "$out/$tool.tmp" -L"$bins" -l:libllama-common.so -l:libllama.v0.5.0.so \
+      -l:libggml.v0.5.0.so -l:libggml-base.so -pthread -Wl,-rpath,"$bins" 2>"$out/$tool.log" &&
+      mv "$out/$tool.tmp" "$out/$tool" && echo "$stamp" >"$out/$tool.stamp"
+  ) &
+  pids+=($!)
+done
+status=0
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+if ((status)); then
+  for tool in "${!sources[@]}"; do [[ -x $out/$tool ]] || { echo "build_llama_tools: $tool failed:" >&2; tail -n 20 "$out/$tool.log" >&2; }; done
+  exit 1
+fi
+echo "$out"

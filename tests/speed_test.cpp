@@ -1,0 +1,28 @@
+// `optiq benchmark` end to end on stories260K: the JSON it prints carries one measurement per
+// repetition, all positive, and the model's size and bits per weight.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "test_util.h"
+
+namespace optiq {
+namespace {
+
+TEST(Benchmark, ReportsSpeedSizeAndMemory) {
+  const auto r = test::run_optiq("benchmark " + test::stories260k().string() + " -p 16 -n 8 -r 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  ASSERT_EQ(j["prefill_tps"].size(), 2u);
+  ASSERT_EQ(j["decode_tps"].size(), 2u);
+  for (double v : j["prefill_tps"]) EXPECT_GT(v, 0);
+  for (double v : j["decode_tps"]) EXPECT_GT(v, 0);
+  EXPECT_GT(j["first_token_ms"].get<double>(), 0);
+  EXPECT_DOUBLE_EQ(j["bits_per_weight"].get<double>(), 32.0);  // stories260K is all F32
+  EXPECT_GT(j["peak_rss_mib"].get<double>(), 1.0);
+  // A model that does not exist is an input error, not a crash.
+  EXPECT_EQ(test::run_optiq("benchmark /nonexistent.gguf").exit_code, 2);
+}
+
+}  // namespace
+}  // namespace optiq
