@@ -1,5 +1,5 @@
 """`optiq imatrix` and importance-matrix files against llama.cpp's tools (llama-imatrix and
-llama-quantize built from .cache/llama.cpp-src into .cache/llama.cpp-build/bin):
+llama-quantize from scripts/build_llama_tools.sh, linked against node-llama-cpp's libllama):
 - on stories260K and tests/fixtures/imatrix_calibration.txt with 128-token chunks, optiq's
   in_sum2 agree with llama-imatrix's (run with an f32 KV cache and no flash attention, i.e. the
   same arithmetic) within 1e-4 relative, the counts and imatrix.* keys are identical; against
@@ -10,7 +10,6 @@ llama-quantize built from .cache/llama.cpp-src into .cache/llama.cpp-build/bin):
   from either tool in either form, with imatrix-using types (Q4_K_M, IQ4_XS, Q4_0)."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,17 +20,21 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oracle_util import STORIES, Failures, run_optiq, work_dir  # noqa: E402
 
-BIN = Path(os.environ["OPTIQ_CACHE"]) / "llama.cpp-build" / "bin"
+ROOT = Path(__file__).resolve().parents[2]
 TEXT = Path(__file__).resolve().parents[1] / "fixtures" / "imatrix_calibration.txt"
 CTX = "128"
 SAME_ARITHMETIC = ["-ctk", "f32", "-ctv", "f32", "-fa", "off"]
 
 
-def need_tools() -> None:
-    for tool in ("llama-imatrix", "llama-quantize"):
-        if not (BIN / tool).exists():
-            raise SystemExit(f"oracle_imatrix: {BIN / tool} is missing; build it with "
-                             f"cmake --build .cache/llama.cpp-build --target {tool}")
+def llama_tools() -> Path:
+    """llama.cpp's tools built against node-llama-cpp's prebuilt libraries (idempotent)."""
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "build_llama_tools.sh")], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"oracle_imatrix: scripts/build_llama_tools.sh failed: {r.stderr[-2000:]}")
+    return Path(r.stdout.strip().splitlines()[-1])
+
+
+BIN = llama_tools()
 
 
 def run(cmd: list, what: str) -> str:
@@ -90,7 +93,6 @@ def same_tensors(f: Failures, ours: Path, ref: Path, what: str) -> int:
 
 
 def main() -> None:
-    need_tools()
     d = work_dir("imatrix")
     f = Failures()
     text = str(TEXT)
