@@ -8,6 +8,7 @@ must be identical, for the llama.cpp mixes on
 - user overrides (--pure, --tensor-type, --output-tensor-type, --token-embedding-type),
 - an importance matrix (a GGUF imatrix written here with gguf-py), which changes both rules and
   quantized bytes,
+- a Mixtral-style model (8 experts, 3-D expert tensors) with and without per-expert importance,
 - a Hugging Face folder quantized directly, against llama.cpp on optiq's bf16 convert."""
 from __future__ import annotations
 
@@ -118,6 +119,75 @@ def write_imatrix(path: Path, model: Path, rng: np.random.Generator) -> dict[str
     return derived
 
 
+def write_moe_model(path: Path, rng: np.random.Generator) -> None:
+    """A Mixtral-style GGUF (architecture llama, 8 experts, 3-D expert tensors) written with
+    gguf-py: the MoE rules (Q8_0 attention, layer numbers from names) and per-expert rows."""
+    n_embd, n_ff, n_layer, n_expert, vocab = 256, 512, 4, 8, 256
+    w = gguf.GGUFWriter(str(path), arch="llama")
+    w.add_block_count(n_layer)
+    w.add_context_length(256)
+    w.add_embedding_length(n_embd)
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(4)
+    w.add_head_count_kv(1)
+    w.add_rope_dimension_count(64)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_expert_count(n_expert)
+    w.add_expert_used_count(2)
+    w.add_file_type(1)
+
+    def mat(*shape):
+        return (rng.standard_normal(shape) * 0.05).astype(np.float16)
+
+    w.add_tensor("token_embd.weight", mat(vocab, n_embd))
+    w.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    w.add_tensor("output.weight", mat(vocab, n_embd))
+    for i in range(n_layer):
+        b = f"blk.{i}."
+        w.add_tensor(b + "attn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        w.add_tensor(b + "attn_q.weight", mat(n_embd, n_embd))
+        w.add_tensor(b + "attn_k.weight", mat(64, n_embd))
+        w.add_tensor(b + "attn_v.weight", mat(64, n_embd))
+        w.add_tensor(b + "attn_output.weight", mat(n_embd, n_embd))
+        w.add_tensor(b + "ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        w.add_tensor(b + "ffn_gate_inp.weight", (rng.standard_normal((n_expert, n_embd)) * 0.05).astype(np.float32))
+        w.add_tensor(b + "ffn_gate_exps.weight", mat(n_expert, n_ff, n_embd))
+        w.add_tensor(b + "ffn_up_exps.weight", mat(n_expert, n_ff, n_embd))
+        w.add_tensor(b + "ffn_down_exps.weight", mat(n_expert, n_embd, n_ff))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def write_moe_imatrix(path: Path, model: Path, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Per-expert statistics for the MoE model (expert 3 never routed to: count 0), and what
+    llama-quantize derives from them."""
+    w = gguf.GGUFWriter(str(path), arch="imatrix")
+    w.add_string("general.type", "imatrix")
+    w.add_array("imatrix.datasets", ["random"])
+    w.add_uint32("imatrix.chunk_count", 2)
+    w.add_uint32("imatrix.chunk_size", 64)
+    derived = {}
+    for t in gguf.GGUFReader(model).tensors:
+        if not t.name.startswith("blk.") or len(t.shape) < 2 or "gate_inp" in t.name:
+            continue
+        cols, n_mat = int(t.shape[0]), (int(t.shape[2]) if len(t.shape) > 2 else 1)
+        counts = rng.integers(20, 128, n_mat).astype(np.float32)
+        if n_mat > 1:
+            counts[3] = 0
+        sums = (rng.gamma(0.7, 2.0, (n_mat, cols)) * counts[:, None]).astype(np.float32)
+        w.add_tensor(t.name + ".in_sum2", sums)
+        w.add_tensor(t.name + ".counts", counts.reshape(n_mat, 1))
+        imp = np.where(counts[:, None] > 0, sums / np.where(counts > 0, counts, 1)[:, None], np.float32(1))
+        derived[t.name] = imp.astype(np.float32).reshape(-1)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return derived
+
+
 def main() -> None:
     d = work_dir("quantize_recipes")
     llama = LlamaQuantizer()
@@ -185,6 +255,15 @@ def main() -> None:
         derived = write_imatrix(im_path, models[variant], rng)
         for mix in ("Q4_K_M", "IQ4_XS", "Q4_0", "Q5_0", "Q2_K_S", "IQ4_NL", "Q3_K_S"):
             both(models[variant], mix, f"{variant}-imatrix-{mix}", ("--imatrix", im_path), imatrix=derived)
+
+    # Mixture of experts: 3-D expert tensors, per-expert importance.
+    moe = d / "moe-f16.gguf"
+    write_moe_model(moe, rng)
+    moe_imatrix = d / "moe.imatrix.gguf"
+    moe_derived = write_moe_imatrix(moe_imatrix, moe, rng)
+    for mix in ("Q4_K_M", "Q3_K_M", "Q2_K", "IQ4_XS", "Q4_0"):
+        both(moe, mix, f"moe-{mix}")
+        both(moe, mix, f"moe-imatrix-{mix}", ("--imatrix", moe_imatrix), imatrix=moe_derived)
 
     # A Hugging Face folder quantized directly equals llama.cpp on the bf16 convert.
     bf16 = convert(d / "llama_q", d / "llama_q-bf16.gguf", "bf16")
