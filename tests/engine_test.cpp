@@ -178,11 +178,9 @@ TEST(EngineOps, SlidingWindowHidesOldPositions) {
 }
 
 TEST(EngineOps, MatmulRowsTimesInputsPlusBias) {
-  Weight w;
-  w.n_in = 3;
-  w.n_out = 2;
-  w.data = {1, 2, 3,     // output 0
-            -1, 0, 1};   // output 1
+  const std::vector<float> values = {1, 2, 3,    // output 0
+                                     -1, 0, 1};  // output 1
+  Weight w = make_weight_f32("w", 3, 2, values);
   const float x[6] = {1, 1, 1,   // token 0
                       2, 0, -1}; // token 1
   float y[4];
@@ -195,11 +193,8 @@ TEST(EngineOps, MatmulRowsTimesInputsPlusBias) {
   matmul(w, x, 1, y);
   EXPECT_FLOAT_EQ(y[0], 16.0f);
   EXPECT_FLOAT_EQ(y[1], 20.0f);
-  // Long rows take the 8-wide path plus a tail.
-  Weight l;
-  l.n_in = 19;
-  l.n_out = 1;
-  l.data.assign(19, 1.0f);
+  // Long rows take the vector path plus a tail.
+  const Weight l = make_weight_f32("l", 19, 1, std::vector<float>(19, 1.0f));
   std::vector<float> xs(19);
   for (int i = 0; i < 19; ++i) xs[i] = static_cast<float>(i);
   matmul(l, xs.data(), 1, y);
@@ -283,8 +278,12 @@ TEST(EngineForward, ForwardFromBlockEqualsFullPassWithTheSwap) {
   EXPECT_EQ(block_of(model, model.output), model.hp.n_layer);
   Weight foreign = target;
   EXPECT_THROW(block_of(model, foreign), std::invalid_argument);
-  Weight halved = target;
-  for (float& w : halved.data) w *= 0.5f;
+  std::vector<int32_t> all_rows(static_cast<size_t>(target.n_out));
+  for (size_t r = 0; r < all_rows.size(); ++r) all_rows[r] = static_cast<int32_t>(r);
+  std::vector<float> values(static_cast<size_t>(target.n_out * target.n_in));
+  get_rows(target, all_rows, values.data());
+  for (float& w : values) w *= 0.5f;
+  const Weight halved = make_weight_f32(target.name, target.n_in, target.n_out, values);
   forward_from_block(model, inputs, 2, {&target, &halved}, part.data());
   forward_from_block(model, inputs, 0, {&target, &halved}, from0.data());
   double moved = 0;

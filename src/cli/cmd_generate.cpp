@@ -7,6 +7,7 @@
 #include "cli/commands.h"
 #include "engine/model.h"
 #include "engine/ops.h"
+#include "engine/threads.h"
 #include "model/model_source.h"
 #include "model/tokenizer.h"
 #include "util/error.h"
@@ -31,14 +32,17 @@ Command register_generate(CLI::App& app) {
   struct Args {
     std::string model, prompt, dump_logprobs;
     int64_t n_predict = 128, n_ctx = 0;
+    int threads = 0;
   };
   auto args = std::make_shared<Args>();
-  CLI::App* sub = app.add_subcommand("generate", "Continue a prompt with greedy decoding (llama architecture, F32/F16/BF16 weights)");
+  CLI::App* sub = app.add_subcommand("generate", "Continue a prompt with greedy decoding (llama architecture)");
   sub->add_option("model", args->model, ".gguf file, Hugging Face folder, or hub id org/name[@revision]")->required();
   sub->add_option("-p,--prompt", args->prompt, "the text to continue (BOS is added as the vocabulary asks)")->required();
   sub->add_option("-n,--n-predict", args->n_predict, "most tokens to generate (default 128); stops early at end of text")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("-c,--ctx-size", args->n_ctx, "context size in tokens (default: the trained context, at most 4096)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("-t,--threads", args->threads, "matmul threads (default: the number of cores)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--dump-logprobs", args->dump_logprobs,
                   "debugging aid: write JSON {tokens, n_prompt, logprobs} to FILE, logprobs[i] being "
@@ -46,6 +50,7 @@ Command register_generate(CLI::App& app) {
   return {sub, [args] {
             if (args->prompt.empty())
               throw InputError("optiq generate", std::nullopt, "the prompt is empty (-p TEXT)");
+            engine::set_num_threads(args->threads);
             const std::string path = resolve_model_argument(args->model);
             const ModelSource src = open_model_source(path);
             const engine::Model model = engine::load_model(src);

@@ -19,6 +19,7 @@ Command register_tokenize(CLI::App& app);
 Command register_template(CLI::App& app);
 Command register_generate(CLI::App& app);
 Command register_benchmark(CLI::App& app);
+Command register_calib_mix(CLI::App& app);
 Command register_quantize(CLI::App& app);
 Command register_imatrix(CLI::App& app);
 

@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
                                              cli::register_template(app),
                                              cli::register_generate(app),
                                              cli::register_benchmark(app),
+                                             cli::register_calib_mix(app),
                                              cli::register_quantize(app),
                                              cli::register_imatrix(app)};
   try {

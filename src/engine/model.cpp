@@ -106,16 +106,10 @@ Model load_model(const ModelSource& src) {
   if (!embd || embd->shape.size() != 2 || embd->shape[0] != static_cast<uint64_t>(hp.n_embd))
     throw InputError(src.path, std::nullopt, "token_embd.weight is missing or not [n_embd, n_vocab]");
   hp.n_vocab = static_cast<int64_t>(embd->shape[1]);
-  m.token_embd = load_weight(src, "token_embd.weight", hp.n_embd, hp.n_vocab).data;
+  m.token_embd = load_weight(src, "token_embd.weight", hp.n_embd, hp.n_vocab);
   m.output_norm = load_vector(src, "output_norm.weight", hp.n_embd);
   m.output = load_weight(src, "output.weight", hp.n_embd, hp.n_vocab, /*required=*/false);
-  if (m.output.n_out == 0) {  // tied embeddings
-    m.output.name = "token_embd.weight";
-    m.output.source_type = embd->type;
-    m.output.n_in = hp.n_embd;
-    m.output.n_out = hp.n_vocab;
-    m.output.data = m.token_embd;
-  }
+  if (m.output.n_out == 0) m.output = m.token_embd;  // tied embeddings
   m.rope_freqs = load_vector(src, "rope_freqs.weight", hp.n_rot / 2, /*required=*/false);
 
   const int64_t n_q = hp.n_head * hp.head_dim, n_kv = hp.n_head_kv * hp.head_dim;
@@ -209,14 +203,12 @@ void check_tokens(const HParams& hp, std::span<const int32_t> tokens) {
                            std::to_string(hp.n_vocab));
 }
 
-// x: [n, n_embd] the scaled embedding rows of `tokens`.
-void embed(const Model& model, std::span<const int32_t> tokens, float* x) {
-  const int64_t E = model.hp.n_embd;
-  for (size_t t = 0; t < tokens.size(); ++t) {
-    const float* row = model.token_embd.data() + static_cast<int64_t>(tokens[t]) * E;
-    float* dst = x + static_cast<int64_t>(t) * E;
-    for (int64_t i = 0; i < E; ++i) dst[i] = row[i] * model.hp.embd_scale;
-  }
+// x: [n, n_embd] the rows of `tokens` in `table` (the model's token_embd or its replacement),
+// scaled by hp.embd_scale.
+void embed(const HParams& hp, const Weight& table, std::span<const int32_t> tokens, float* x) {
+  get_rows(table, tokens, x);
+  if (hp.embd_scale != 1.0f)
+    for (size_t i = 0; i < tokens.size() * static_cast<size_t>(hp.n_embd); ++i) x[i] *= hp.embd_scale;
 }
 
 // Block il on the residual stream x [n, n_embd] of tokens at positions pos0 .. pos0+n-1, in
@@ -293,7 +285,7 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
   const Matmul mm{&observer, {}};
   Scratch s(hp, n, pos0 + n);
   std::vector<float> x(static_cast<size_t>(n * hp.n_embd));  // [n, n_embd] residual stream
-  embed(model, tokens, x.data());
+  embed(hp, model.token_embd, tokens, x.data());
   for (int64_t il = 0; il < hp.n_layer; ++il)
     run_block(model, il, x.data(), n, pos0, cache.layers[static_cast<size_t>(il)], mm, s);
   cache.n_past = pos0 + n;
@@ -308,8 +300,9 @@ BlockInputCache capture_block_inputs(const Model& model, std::span<const int32_t
   const int64_t n = static_cast<int64_t>(tokens.size());
   BlockInputCache c;
   c.n_tokens = n;
+  c.tokens.assign(tokens.begin(), tokens.end());
   c.inputs.assign(static_cast<size_t>(hp.n_layer + 1), std::vector<float>(static_cast<size_t>(n * hp.n_embd)));
-  embed(model, tokens, c.inputs[0].data());
+  embed(hp, model.token_embd, tokens, c.inputs[0].data());
   Scratch s(hp, n, n);
   for (int64_t il = 0; il < hp.n_layer; ++il) {
     LayerKVCache kv(n, hp.n_head_kv, hp.head_dim, KVType::F32);
@@ -321,6 +314,7 @@ BlockInputCache capture_block_inputs(const Model& model, std::span<const int32_t
 }
 
 int64_t block_of(const Model& model, const Weight& w) {
+  if (&w == &model.token_embd) return 0;
   if (&w == &model.output) return model.hp.n_layer;
   for (size_t il = 0; il < model.layers.size(); ++il) {
     const Layer& L = model.layers[il];
@@ -342,6 +336,7 @@ void forward_from_block(const Model& model, const BlockInputCache& cache, int64_
   const Matmul mm{nullptr, swap};
   Scratch s(hp, n, n);
   std::vector<float> x = cache.inputs[static_cast<size_t>(first_block)];
+  if (first_block == 0 && swap.original == &model.token_embd) embed(hp, *swap.replacement, cache.tokens, x.data());
   for (int64_t il = first_block; il < hp.n_layer; ++il) {
     LayerKVCache kv(n, hp.n_head_kv, hp.head_dim, KVType::F32);
     run_block(model, il, x.data(), n, 0, kv, mm, s);

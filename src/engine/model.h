@@ -69,16 +69,16 @@ struct Layer {
 
 struct Model {
   HParams hp;
-  std::vector<float> token_embd;   // [n_vocab, n_embd] row-major: one row per token
+  Weight token_embd;               // [n_vocab, n_embd]: one row per token, read with get_rows
   std::vector<Layer> layers;       // [n_layer]
   std::vector<float> output_norm;  // [n_embd]
   Weight output;                   // [n_vocab, n_embd]; token_embd's copy when the model ties them
   std::vector<float> rope_freqs;   // [n_rot / 2] per-frequency divisors (Llama 3), or empty
 };
 
-// Loads a llama, qwen2, qwen3 or gemma3 model from a GGUF or Hugging Face source. Throws
-// InputError for another architecture, a missing or misshapen tensor, an unsupported tensor type
-// or rope scaling.
+// Loads a llama, qwen2, qwen3 or gemma3 model from a GGUF or Hugging Face source, weights kept in
+// their stored type (see vec_dot_supported in quant/dot.h). Throws InputError for another
+// architecture, a missing or misshapen tensor, an unsupported tensor type or rope scaling.
 Model load_model(const ModelSource& src);
 
 // A KV cache sized for this model: n_ctx positions in every layer. `types`: the storage type of
@@ -105,6 +105,7 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
 // norm). Each is [n_tokens, n_embd].
 struct BlockInputCache {
   int64_t n_tokens = 0;
+  std::vector<int32_t> tokens;             // [n_tokens] the sequence
   std::vector<std::vector<float>> inputs;  // [n_layer + 1][n_tokens * n_embd]
 };
 
@@ -118,7 +119,8 @@ struct WeightSwap {
   const Weight* replacement = nullptr;
 };
 
-// The block that owns a weight (its index in model.layers), or n_layer for the output head.
+// The block that owns a weight (its index in model.layers; 0 for token_embd, which feeds block
+// 0), or n_layer for the output head.
 // Throws std::invalid_argument for a weight that is not the model's.
 int64_t block_of(const Model& model, const Weight& w);
 

@@ -37,20 +37,35 @@ std::string ModelSource::architecture() const {
   return metadata.get_string("general.architecture").value_or("");
 }
 
+namespace {
+
+// The stored row that becomes row r after the transform's rope permutation.
+uint64_t source_row(const SourceTensor& t, uint64_t r) {
+  const uint32_t heads = t.transform.rope_permute_heads;
+  if (!heads) return r;
+  const uint64_t head_rows = t.n_rows() / heads;
+  const uint64_t h = r / head_rows, within = r % head_rows;
+  return h * head_rows + (within % 2) * (head_rows / 2) + within / 2;
+}
+
+uint64_t stored_row_bytes(const SourceTensor& t) {
+  const auto& traits = ggml_traits(t.type);
+  return t.row_elems() / traits.block_elems * traits.block_bytes;
+}
+
+}  // namespace
+
+void read_rows_raw(const SourceTensor& t, uint64_t row0, uint64_t n_rows, std::byte* out) {
+  const uint64_t bytes = stored_row_bytes(t);
+  for (uint64_t r = row0; r < row0 + n_rows; ++r)
+    std::memcpy(out + (r - row0) * bytes, t.data.data() + source_row(t, r) * bytes, bytes);
+}
+
 void read_rows_f32(const SourceTensor& t, uint64_t row0, uint64_t n_rows, float* out) {
   const uint64_t width = t.row_elems();
-  const uint32_t heads = t.transform.rope_permute_heads;
-  const uint64_t total_rows = t.n_rows();
-  const uint64_t head_rows = heads ? total_rows / heads : 0;
-  const uint64_t row_bytes = width / ggml_traits(t.type).block_elems * ggml_traits(t.type).block_bytes;
   for (uint64_t r = row0; r < row0 + n_rows; ++r) {
-    uint64_t src = r;
-    if (heads) {
-      const uint64_t h = r / head_rows, within = r % head_rows;
-      src = h * head_rows + (within % 2) * (head_rows / 2) + within / 2;
-    }
     float* dst = out + (r - row0) * width;
-    const std::byte* p = t.data.data() + src * row_bytes;
+    const std::byte* p = t.data.data() + source_row(t, r) * stored_row_bytes(t);
     switch (t.type) {
       case GgmlType::F32: std::memcpy(dst, p, width * sizeof(float)); break;
       case GgmlType::F16: f16_to_f32_n(reinterpret_cast<const uint16_t*>(p), dst, width); break;

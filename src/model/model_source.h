@@ -48,6 +48,11 @@ struct SourceTensor {
 // InputError naming the tensor.
 void read_rows_f32(const SourceTensor& t, uint64_t row0, uint64_t n_rows, float* out);
 
+// Copies rows [row0, row0 + n_rows) in their stored type (any type), reordered as
+// read_rows_f32 reorders them; out holds n_rows × (bytes of one row). A transform that adds a
+// constant cannot apply to stored bytes: read such tensors with read_rows_f32.
+void read_rows_raw(const SourceTensor& t, uint64_t row0, uint64_t n_rows, std::byte* out);
+
 enum class SourceKind { Gguf, HuggingFace };
 
 class ModelSource {

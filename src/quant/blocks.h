@@ -123,4 +123,25 @@ struct BlockIQ4_XS {
 };
 static_assert(sizeof(BlockIQ4_XS) == 136);
 
+// Activation blocks: the dot-product partners of the weight blocks above (ggml's vec_dot
+// types). ggml's CPU backend quantizes each activation row into one of these before the dot
+// products; they are never stored in model files.
+
+// 9 bpw: a = d * q, q in -127..127, with s = d * sum(q) rounded to f16 (the weight's min term
+// of Q4_1/Q5_1 multiplies s instead of summing the activations again).
+struct BlockQ8_1 {
+  uint16_t d, s;
+  int8_t qs[kQK8_0];
+};
+static_assert(sizeof(BlockQ8_1) == 36);
+
+// 9.125 bpw: a = d * q, q in -127..127, d an f32; bsums[g] = sum of qs[16g .. 16g + 15] (the
+// K-quants' min terms and level offsets need the sum of each 16-weight group).
+struct BlockQ8_K {
+  float d;
+  int8_t qs[kQK_K];
+  int16_t bsums[kQK_K / 16];
+};
+static_assert(sizeof(BlockQ8_K) == 292);
+
 }  // namespace optiq

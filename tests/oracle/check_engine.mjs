@@ -15,12 +15,15 @@ const work = workDir("engine");
 const PROMPT = "Once upon a time";
 const N_TOKENS = 200;
 const EXPECTED_START = ", there was a little girl named Lily";
-// F32: observed 2.0e-5. F16/BF16: observed 1.4e-2 / 9.4e-2 with all 200 tokens identical; the
-// bounds are about 2.5x that. llama.cpp rounds activations to the weight type before F16/BF16
-// products (ggml's vec_dot_type); doing the same in optiq did not narrow the gap (1.5e-2 /
-// 8.1e-2, and the BF16 path then left llama.cpp's at a near-tie), so where the rest of the
-// difference comes from is still open.
+// F32: observed up to 2.4e-5. F16/BF16: observed up to 1.3e-2 / 1.04e-1; the bounds are about
+// 2.5x the largest seen. optiq's matmul rounds activations to the weight type before F16/BF16
+// products, as llama.cpp does (ggml's vec_dot_type): BF16 then agrees within 3e-6 up to
+// position 45 and F16 at position 0, so the remaining gap comes from elsewhere (still open).
+// With that gap the BF16 greedy path can leave llama.cpp's at a near-tie (seen once: token 181,
+// llama.cpp's two best 0.008 apart), so F16/BF16 accept a parting at such a tie after 150
+// shared tokens.
 const MAX_LOGPROB_DIFF = { f32: 1e-3, f16: 0.04, bf16: 0.25 };
+const NEAR_TIE = { gap: 0.02, minShared: 150 };
 
 const { llama } = await loadLlamaCpp();
 const failures = [];
@@ -35,7 +38,7 @@ try {
     const got = runOptiq(OPTIQ, file, PROMPT, N_TOKENS, path.join(work, `logprobs-${outtype}.json`));
     if (outtype === "f32" && !ref.text.startsWith(EXPECTED_START))
       failures.push(`llama.cpp continues ${JSON.stringify(ref.text)}, expected ${JSON.stringify(EXPECTED_START)}...`);
-    compareRuns(outtype, got, ref, MAX_LOGPROB_DIFF[outtype], failures);
+    compareRuns(outtype, got, ref, MAX_LOGPROB_DIFF[outtype], failures, outtype === "f32" ? null : NEAR_TIE);
   }
 } finally {
   await llama.dispose();
