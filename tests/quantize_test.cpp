@@ -58,6 +58,14 @@ TEST(QuantizeCli, DryRunWritesNothing) {
   EXPECT_EQ(run_optiq("quantize " + stories() + " --type Q4_K_M --dry-run").exit_code, 0);
 }
 
+TEST(QuantizeCli, RepeatedTensorTypesBeforeTheModel) {
+  auto r = run_optiq("quantize --tensor-type attn_q=q8_0 --tensor-type ffn_up=q5_1 " + stories() +
+                     " --type Q4_0 --dry-run");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("f32 -> q8_0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("f32 -> q5_1"), std::string::npos) << r.output;
+}
+
 TEST(QuantizeCli, BadInputGivesOneErrorAndExit2) {
   ScratchDir dir;
   const std::string base = "quantize " + stories() + " -o " + (dir / "q.gguf").string();

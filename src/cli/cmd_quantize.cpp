@@ -57,7 +57,8 @@ Command register_quantize(CLI::App& app) {
   sub->add_option("-o,--output", args->output, "output .gguf path (not needed with --dry-run)");
   sub->add_option("--type", args->type, "mix: " + supported_quant_mixes() + " (or its llama_ftype number)")->required();
   sub->add_option("--imatrix", args->imatrix, "importance matrix (.gguf or legacy .dat, from optiq imatrix or llama-imatrix)");
-  sub->add_option("--tensor-type", args->tensor_types, "REGEX=TYPE: tensors whose name matches REGEX get TYPE (repeatable)");
+  sub->add_option("--tensor-type", args->tensor_types, "REGEX=TYPE: tensors whose name matches REGEX get TYPE (repeatable)")
+      ->allow_extra_args(false);
   sub->add_option("--output-tensor-type", args->output_tensor_type, "type for output.weight");
   sub->add_option("--token-embedding-type", args->token_embedding_type, "type for token_embd.weight");
   sub->add_flag("--pure", args->pure, "no per-tensor rules: every quantizable tensor gets the mix's type");
