@@ -4,6 +4,7 @@ llama-quantize from scripts/build_llama_tools.sh, linked against node-llama-cpp'
   in_sum2 agree with llama-imatrix's (run with an f32 KV cache and no flash attention, i.e. the
   same arithmetic) within 1e-4 relative, the counts and imatrix.* keys are identical; against
   llama-imatrix's defaults (f16 KV cache) the agreement is reported and bounded more loosely;
+  the same 1e-4 bound holds on random qwen2, qwen3 and gemma3 models;
 - llama-imatrix reads optiq's .gguf and .dat (--in-file) and writes back the same statistics,
   and its .dat written from optiq's .gguf is byte-identical to optiq's own .dat;
 - llama-quantize --imatrix F and optiq quantize --imatrix F give byte-identical tensors, for F
@@ -20,7 +21,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oracle_util import STORIES, Failures, run_optiq, work_dir  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 TEXT = Path(__file__).resolve().parents[1] / "fixtures" / "imatrix_calibration.txt"
 CTX = "128"
 SAME_ARITHMETIC = ["-ctk", "f32", "-ctv", "f32", "-fa", "off"]
@@ -109,6 +111,22 @@ def main() -> None:
     rel = compare_stats(f, d / "optiq.gguf", d / "llama.gguf", "optiq vs llama-imatrix (f32 KV)", 1e-4)
     rel_f16 = compare_stats(f, d / "optiq.gguf", d / "llama-f16kv.gguf", "optiq vs llama-imatrix (f16 KV)", 5e-3)
 
+    # The other architectures the engine runs: random qwen2/qwen3/gemma3 models (make_hf_model.py,
+    # matrices at 8x spread as in oracle_engine_archs) with stories260K's tokenizer grafted on.
+    arch_rel = {}
+    for variant in ("qwen2", "qwen3", "gemma3"):
+        hf_dir, raw, model = d / f"hf-{variant}", d / f"raw-{variant}.gguf", d / f"{variant}.gguf"
+        run([sys.executable, HERE / "make_hf_model.py", variant, hf_dir, "512", "8"], f"make_hf_model {variant}")
+        r = run_optiq("convert", hf_dir, "-o", raw, "--outtype", "f32")
+        f.check(r.returncode == 0, f"optiq convert {variant}: {r.stderr}")
+        run([sys.executable, HERE / "graft_tokenizer.py", raw, STORIES, model], f"graft_tokenizer {variant}")
+        r = run_optiq("imatrix", model, "-f", text, "-o", d / f"{variant}.optiq.gguf", "-c", CTX, "-t", "2")
+        if not f.check(r.returncode == 0, f"optiq imatrix {variant}: {r.stderr}"):
+            continue
+        llama_imatrix("-m", model, "-f", text, "-o", d / f"{variant}.llama.gguf", "--no-ppl", *SAME_ARITHMETIC)
+        arch_rel[variant] = compare_stats(f, d / f"{variant}.optiq.gguf", d / f"{variant}.llama.gguf",
+                                          f"{variant}: optiq vs llama-imatrix", 1e-4, keys=False)
+
     # llama-imatrix reads optiq's files.
     llama_imatrix("-m", STORIES, "--in-file", d / "optiq.gguf", "-o", d / "reread.gguf")
     compare_stats(f, d / "reread.gguf", d / "optiq.gguf", "llama-imatrix --in-file optiq.gguf", 0.0)
@@ -141,7 +159,9 @@ def main() -> None:
     f.check(a["blk.0.attn_q.weight"] != b["blk.0.attn_q.weight"], "the imatrix did not change blk.0.attn_q.weight")
 
     print(f"oracle_imatrix: in_sum2 max relative difference {rel:.3g} (f32 KV), {rel_f16:.3g} "
-          f"(llama-imatrix defaults, f16 KV); {n_same} quantized tensors byte-identical with llama-quantize")
+          f"(llama-imatrix defaults, f16 KV); other architectures (f32 KV): "
+          f"{', '.join(f'{k} {v:.3g}' for k, v in arch_rel.items())}; "
+          f"{n_same} quantized tensors byte-identical with llama-quantize")
     f.finish("oracle_imatrix")
 
 
