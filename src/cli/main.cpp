@@ -24,7 +24,9 @@ int main(int argc, char** argv) {
                                              cli::register_generate(app),
                                              cli::register_benchmark(app),
                                              cli::register_calib_mix(app),
-                                             cli::register_perplexity(app)};
+                                             cli::register_perplexity(app),
+                                             cli::register_quantize(app),
+                                             cli::register_imatrix(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
