@@ -63,7 +63,7 @@ export function runOptiq(optiq, file, prompt, nTokens, dumpFile, extraArgs = [])
 }
 
 // Compares two runs; pushes a message onto `failures` for each failed check and returns
-// { identical, worst, positions }. `nearTie`, when given as { gap, minShared }, accepts greedy
+// { identical, worst, meanKl, positions }. `nearTie`, when given as { gap, minShared }, accepts greedy
 // paths that part at a near-tie: after at least minShared identical tokens, at a position where
 // llama.cpp's log-probabilities of its token and optiq's differ by at most gap.
 export function compareRuns(label, got, ref, maxLogprobDiff, failures, nearTie = null) {
@@ -90,7 +90,7 @@ export function compareRuns(label, got, ref, maxLogprobDiff, failures, nearTie =
   // optiq evaluates every position but the last token's; compare where both have logits.
   check(got.logprobs.length === got.prompt.length + got.tokens.length - 1,
     `optiq dumped ${got.logprobs.length} positions, expected ${got.prompt.length + got.tokens.length - 1}`);
-  let worst = 0, where = -1;
+  let worst = 0, where = -1, klSum = 0;
   // Past a divergence the two sequences differ: compare only the shared prefix.
   const shared = firstDiff === -1 ? Infinity : got.prompt.length + firstDiff;
   const n = Math.min(got.logprobs.length, ref.logprobs.length, shared);
@@ -100,11 +100,15 @@ export function compareRuns(label, got, ref, maxLogprobDiff, failures, nearTie =
     for (let i = 0; i < a.length; ++i) {
       const d = Math.abs(a[i] - b[i]);
       if (!(d <= worst)) { worst = d; where = p; }
+      const pb = Math.exp(b[i]);
+      if (pb > 0) klSum += pb * (b[i] - a[i]);
     }
   }
-  check(n > ref.tokens.length / 2, `only ${n} positions compared`);
+  const meanKl = n > 0 ? klSum / n : 0;
+  check(n > ref.tokens.length / 2 || (nearTie !== null && firstDiff >= nearTie.minShared), `only ${n} positions compared`);
   check(worst <= maxLogprobDiff,
     `log-probabilities differ from llama.cpp's by up to ${worst} (position ${where}), allowed ${maxLogprobDiff}`);
-  console.log(`${label}: ${got.tokens.length} tokens identical=${identical}, max |Δlogprob| ${worst.toExponential(3)} over ${n} positions`);
-  return { identical, worst, positions: n };
+  console.log(`${label}: ${got.tokens.length} tokens identical=${identical}, max |Δlogprob| ${worst.toExponential(3)}, ` +
+    `mean KL(llama.cpp || optiq) ${meanKl.toExponential(2)} over ${n} positions`);
+  return { identical, worst, meanKl, positions: n };
 }
