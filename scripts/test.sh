@@ -9,10 +9,10 @@ root=$PWD
 cache=$root/.cache
 mkdir -p "$cache"
 
-# clang + its sanitizer/fuzzer runtime build the libFuzzer targets.
+# clang + its sanitizer/fuzzer runtime and OpenMP runtime build the libFuzzer targets.
 extra=()
-dpkg-query -W -f='${Status}' clang libclang-rt-14-dev 2>/dev/null | grep -c "install ok installed" | grep -q 2 ||
-  extra=(clang libclang-rt-14-dev)
+dpkg-query -W -f='${Status}' clang libclang-rt-14-dev libomp-14-dev 2>/dev/null | grep -c "install ok installed" | grep -q 3 ||
+  extra=(clang libclang-rt-14-dev libomp-14-dev)
 if ((${#extra[@]})) && [[ $(id -u) -eq 0 ]]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${extra[@]}" >/dev/null
 fi
