@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numbers>
+#include <random>
 #include <vector>
 
 #include "engine/model.h"
@@ -175,6 +176,31 @@ TEST(EngineOps, SlidingWindowHidesOldPositions) {
   EXPECT_NEAR(out[0], 15.0, 1e-5);
   causal_attention(q, k, v, 1, 2, 1, 1, 1, 1.0f, 1, out);  // only itself
   EXPECT_NEAR(out[0], 20.0, 1e-5);
+}
+
+// The batched (sgemm per head) path equals the per-token path, with and without a window and
+// with tokens already in the cache.
+TEST(EngineOps, BatchedAttentionEqualsPerTokenAttention) {
+  const int64_t n_head = 4, n_head_kv = 2, D = 8, pos0 = 3, n = 13;  // n >= kAttentionGemmTokens
+  ASSERT_GE(n, kAttentionGemmTokens);
+  std::mt19937 rng(9);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  auto fill = [&](size_t count) {
+    std::vector<float> x(count);
+    for (auto& e : x) e = dist(rng);
+    return x;
+  };
+  const auto q = fill(static_cast<size_t>(n * n_head * D));
+  const auto k = fill(static_cast<size_t>((pos0 + n) * n_head_kv * D));
+  const auto v = fill(k.size());
+  for (int64_t window : {0, 5}) {
+    std::vector<float> batched(q.size()), single(q.size());
+    causal_attention(q.data(), k.data(), v.data(), n, pos0, n_head, n_head_kv, D, 0.35f, window, batched.data());
+    for (int64_t t = 0; t < n; ++t)
+      causal_attention(q.data() + t * n_head * D, k.data(), v.data(), 1, pos0 + t, n_head, n_head_kv, D, 0.35f, window,
+                       single.data() + t * n_head * D);
+    for (size_t i = 0; i < q.size(); ++i) ASSERT_NEAR(batched[i], single[i], 1e-5) << "window " << window << " at " << i;
+  }
 }
 
 TEST(EngineOps, MatmulRowsTimesInputsPlusBias) {

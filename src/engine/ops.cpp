@@ -1,5 +1,7 @@
 #include "engine/ops.h"
 
+#include <cblas.h>
+
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -96,22 +98,27 @@ void geglu(float* gate, const float* up, int64_t n) {
   }
 }
 
-void causal_attention(const float* q, const float* k, const float* v, int64_t n_tokens,
-                      int64_t pos0, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
-                      float scale, int64_t window, float* out) {
+namespace {
+
+// Visible positions of the token at position `last`: first .. last (causal, and within the
+// sliding window when there is one).
+int64_t first_visible(int64_t last, int64_t window) {
+  return window > 0 ? std::max<int64_t>(0, last - window + 1) : 0;
+}
+
+// Decode and short batches: one (token, query head) pair at a time.
+void attention_by_pair(const float* q, const float* k, const float* v, int64_t n_tokens, int64_t pos0,
+                       int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, int64_t window,
+                       int threads, float* out) {
   const int64_t kv_stride = n_head_kv * head_dim;  // floats per cached position
-  const int64_t n_items = n_tokens * n_head;        // one (token, query head) pair each
-  // Threads only pay off past ~100K multiply-adds; decode of a short context stays serial.
-  const int64_t work = n_items * (pos0 + n_tokens) * head_dim;
-  const int threads = work < 100'000 ? 1 : num_threads();
+  const int64_t n_items = n_tokens * n_head;
 #pragma omp parallel num_threads(threads)
   {
     std::vector<float> scores(static_cast<size_t>(pos0 + n_tokens));  // [positions visible]
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < n_items; ++item) {
       const int64_t t = item / n_head, h = item % n_head;
-      const int64_t last = pos0 + t;  // causal mask: positions first .. last
-      const int64_t first = window > 0 ? std::max<int64_t>(0, last - window + 1) : 0;
+      const int64_t last = pos0 + t, first = first_visible(last, window);
       const int64_t n_visible = last - first + 1;
       const int64_t g = kv_head_of(h, n_head, n_head_kv);
       const float* qh = q + (t * n_head + h) * head_dim;
@@ -131,6 +138,51 @@ void causal_attention(const float* q, const float* k, const float* v, int64_t n_
       }
     }
   }
+}
+
+// Prefill: per query head, scores = scale * Q Kᵀ and out = P V as two sgemm calls over all
+// tokens of the batch, the masked entries zeroed after the softmax.
+void attention_by_head(const float* q, const float* k, const float* v, int64_t n_tokens, int64_t pos0,
+                       int64_t n_head, int64_t n_head_kv, int64_t head_dim, float scale, int64_t window,
+                       int threads, float* out) {
+  const int64_t n_ctx = pos0 + n_tokens;           // positions any token of the batch may see
+  const int kv_stride = static_cast<int>(n_head_kv * head_dim);
+  const int q_stride = static_cast<int>(n_head * head_dim);
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> scores(static_cast<size_t>(n_tokens * n_ctx));  // [n_tokens, n_ctx]
+#pragma omp for schedule(static)
+    for (int64_t h = 0; h < n_head; ++h) {
+      const int64_t g = kv_head_of(h, n_head, n_head_kv);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n_tokens), static_cast<int>(n_ctx),
+                  static_cast<int>(head_dim), scale, q + h * head_dim, q_stride, k + g * head_dim, kv_stride, 0.0f,
+                  scores.data(), static_cast<int>(n_ctx));
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        float* row = scores.data() + t * n_ctx;
+        const int64_t last = pos0 + t, first = first_visible(last, window);
+        softmax(row + first, last - first + 1);
+        std::fill(row, row + first, 0.0f);
+        std::fill(row + last + 1, row + n_ctx, 0.0f);
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(n_tokens), static_cast<int>(head_dim),
+                  static_cast<int>(n_ctx), 1.0f, scores.data(), static_cast<int>(n_ctx), v + g * head_dim, kv_stride,
+                  0.0f, out + h * head_dim, q_stride);
+    }
+  }
+}
+
+}  // namespace
+
+void causal_attention(const float* q, const float* k, const float* v, int64_t n_tokens,
+                      int64_t pos0, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                      float scale, int64_t window, float* out) {
+  // Threads only pay off past ~100K multiply-adds; decode of a short context stays serial.
+  const int64_t work = n_tokens * n_head * (pos0 + n_tokens) * head_dim;
+  const int threads = work < 100'000 ? 1 : num_threads();
+  if (n_tokens >= kAttentionGemmTokens)
+    attention_by_head(q, k, v, n_tokens, pos0, n_head, n_head_kv, head_dim, scale, window, threads, out);
+  else
+    attention_by_pair(q, k, v, n_tokens, pos0, n_head, n_head_kv, head_dim, scale, window, threads, out);
 }
 
 }  // namespace optiq::engine

@@ -57,7 +57,10 @@ inline int64_t kv_head_of(int64_t head, int64_t n_head, int64_t n_head_kv) {
 //   v:   [n_ctx, n_head_kv, head_dim]      cache, same rows filled
 //   out: [n_tokens, n_head, head_dim]
 // Each score is scale * dot(q, k); softmax over the visible positions; out = sum weights * v.
-// (token, head) pairs are spread over the engine's threads when the work is large enough.
+// Batches of kAttentionGemmTokens tokens or more go through two sgemm calls per head (scores
+// and output); smaller ones (decode) loop over (token, head) pairs. Either way the work is
+// spread over the engine's threads when it is large enough.
+inline constexpr int64_t kAttentionGemmTokens = 8;
 void causal_attention(const float* q, const float* k, const float* v, int64_t n_tokens,
                       int64_t pos0, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
                       float scale, int64_t window, float* out);
