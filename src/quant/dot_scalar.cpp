@@ -1,6 +1,10 @@
 // Scalar reference kernels and the activation quantizers. Each dot product sums integer
 // products exactly inside a block (or sub-block), then scales the block sum in f32 and adds it
 // to an f32 total: the same quantities ggml's kernels combine, in a plain order.
+#if defined(__SSE2__)
+#include <immintrin.h>  // SSE2 is part of x86-64's baseline, so this needs no run-time check
+#endif
+
 #include <cmath>
 #include <cstring>
 
@@ -16,8 +20,12 @@ using quant_detail::nearest_int;
 // x86's float-to-int32 conversion in round-to-nearest-even mode (cvtps2dq): out-of-range and
 // NaN give INT32_MIN.
 int32_t round_to_int32(float v) {
+#if defined(__SSE2__)
+  return _mm_cvtss_si32(_mm_set_ss(v));  // that instruction itself (the default MXCSR mode)
+#else
   if (!(v >= -2147483648.0f && v < 2147483648.0f)) return INT32_MIN;
   return static_cast<int32_t>(std::nearbyint(v));
+#endif
 }
 
 // The saturating int32 -> int8 narrowing of the pack instructions.
@@ -27,7 +35,10 @@ int8_t saturate_i8(int32_t v) { return static_cast<int8_t>(v < -128 ? -128 : v >
 // and the sum of the int32 levels (before narrowing), writes the levels to qs.
 float quantize_block_q8(const float* x, int8_t* qs, int32_t* sum) {
   float amax = 0;
-  for (int j = 0; j < 32; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+  for (int j = 0; j < 32; ++j) {
+    const float a = std::fabs(x[j]);
+    amax = a > amax ? a : amax;  // a NaN never wins, as with fmax
+  }
   const float d = amax / 127.f;
   const float id = amax != 0.0f ? 127.f / amax : 0.0f;
   *sum = 0;
