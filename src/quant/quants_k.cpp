@@ -7,6 +7,7 @@
 
 #include "quant/float16.h"
 #include "quant/quant_impl.h"
+#include "quant/scale_unpack.h"
 
 namespace optiq::quant_detail {
 namespace {
@@ -208,15 +209,10 @@ void pack_q3_scales(const int* ls, uint8_t* scales) {
   }
 }
 
-int q3_scale(const uint8_t* scales, int j) {  // signed sub-block scale, -32..31
-  const int lo = j < 8 ? scales[j] & 0xF : scales[j - 8] >> 4;
-  return (lo | (((scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
-}
-
 void finish_q3_k(const float* x, BlockQ3_K& b, int8_t* L) {
   const float d_all = f16_to_f32(b.d);
   for (int j = 0; j < kQK_K / 16; ++j) {
-    const float d = d_all * static_cast<float>(q3_scale(b.scales, j));
+    const float d = d_all * static_cast<float>(q3_k_scale(b.scales, j));
     if (!d) continue;
     for (int ii = 0; ii < 16; ++ii) L[16 * j + ii] = static_cast<int8_t>(clamp_int(nearest_int(x[16 * j + ii] / d), -4, 3) + 4);
   }
@@ -290,21 +286,11 @@ void pack_k4_scales(const uint8_t* ls, const uint8_t* lm, uint8_t* q) {
   }
 }
 
-void unpack_k4_scale(int j, const uint8_t* q, uint8_t& sc, uint8_t& m) {
-  if (j < 4) {
-    sc = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    sc = static_cast<uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-    m = static_cast<uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
-
 // Levels 0..nmax of each 32-weight sub-block for the stored scales and mins.
 void requantize_k4(const float* x, uint16_t d16, uint16_t dmin16, const uint8_t* scales, int nmax, uint8_t* L) {
   for (int j = 0; j < kQK_K / 32; ++j) {
-    uint8_t sc, m;
-    unpack_k4_scale(j, scales, sc, m);
+    int sc, m;
+    k4_scale_min(scales, j, &sc, &m);
     const float d = f16_to_f32(d16) * sc;
     if (!d) continue;
     const float dm = f16_to_f32(dmin16) * m;
@@ -472,7 +458,7 @@ void dequantize_q3_k(const BlockQ3_K* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n / kQK_K; ++i, y += kQK_K) {
     const float d_all = f16_to_f32(x[i].d);
     for (int j = 0; j < kQK_K; ++j) {
-      const float dl = d_all * static_cast<float>(q3_scale(x[i].scales, j / 16));
+      const float dl = d_all * static_cast<float>(q3_k_scale(x[i].scales, j / 16));
       const int high = (x[i].hmask[j % 32] >> (j / 32)) & 1;
       y[j] = dl * static_cast<float>(level_2bit(x[i].qs, j) - (high ? 0 : 4));
     }
@@ -483,8 +469,8 @@ void dequantize_q4_k(const BlockQ4_K* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n / kQK_K; ++i, y += kQK_K) {
     const float d = f16_to_f32(x[i].d), dmin = f16_to_f32(x[i].dmin);
     for (int j = 0; j < kQK_K; ++j) {
-      uint8_t sc, m;
-      unpack_k4_scale(j / 32, x[i].scales, sc, m);
+      int sc, m;
+      k4_scale_min(x[i].scales, j / 32, &sc, &m);
       const uint8_t byte = x[i].qs[32 * (j / 64) + j % 32];
       const int q = (j % 64) < 32 ? byte & 0xF : byte >> 4;
       y[j] = d * sc * static_cast<float>(q) - dmin * m;
@@ -496,8 +482,8 @@ void dequantize_q5_k(const BlockQ5_K* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n / kQK_K; ++i, y += kQK_K) {
     const float d = f16_to_f32(x[i].d), dmin = f16_to_f32(x[i].dmin);
     for (int j = 0; j < kQK_K; ++j) {
-      uint8_t sc, m;
-      unpack_k4_scale(j / 32, x[i].scales, sc, m);
+      int sc, m;
+      k4_scale_min(x[i].scales, j / 32, &sc, &m);
       const uint8_t byte = x[i].qs[32 * (j / 64) + j % 32];
       const int q = ((j % 64) < 32 ? byte & 0xF : byte >> 4) + (((x[i].qh[j % 32] >> (j / 32)) & 1) ? 16 : 0);
       y[j] = d * sc * static_cast<float>(q) - dmin * m;
@@ -522,8 +508,7 @@ void dequantize_iq4_xs(const BlockIQ4_XS* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     const float d = f16_to_f32(x[i].d);
     for (int ib = 0; ib < kQK_K / 32; ++ib, y += 32) {
-      const int ls = ((x[i].scales_l[ib / 2] >> 4 * (ib % 2)) & 0xf) | (((x[i].scales_h >> 2 * ib) & 3) << 4);
-      const float dl = d * static_cast<float>(ls - 32);
+      const float dl = d * static_cast<float>(iq4_xs_scale(x[i], ib));
       const uint8_t* qs = x[i].qs + 16 * ib;
       for (int j = 0; j < 16; ++j) {
         y[j] = dl * kIQ4NLValues[qs[j] & 0xf];
