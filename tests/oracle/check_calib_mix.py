@@ -18,16 +18,11 @@ import json
 import os
 import shutil
 import sys
-from datetime import datetime
 from pathlib import Path
-
-import jinja2
-import jinja2.ext
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-FIXED_DATE = "2024-07-26T09:30:00"
+from hf_chat_env import ENV, FIXED_DATE, special_tokens  # noqa: E402
 os.environ["OPTIQ_FIXED_DATE"] = FIXED_DATE
 from check_tokenizers import qwen2_from_vocab_merges  # noqa: E402
 from oracle_util import SHARED, Failures, run_optiq, work_dir  # noqa: E402
@@ -35,41 +30,6 @@ from oracle_util import SHARED, Failures, run_optiq, work_dir  # noqa: E402
 MIX = HERE.parent.parent / "data" / "calibration" / "optiq-mix.jsonl"
 QWEN25 = SHARED / "models" / "qwen2.5-tokenizer"
 TEMPLATES = SHARED / "models" / "templates"
-
-TOKEN_ATTRS = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"]
-
-
-def raise_exception(message):
-    raise jinja2.exceptions.TemplateError(message)
-
-
-def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-
-
-# transformers' chat-template environment.
-ENV = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
-ENV.filters["tojson"] = tojson
-ENV.globals["raise_exception"] = raise_exception
-ENV.globals["strftime_now"] = lambda fmt: datetime.fromisoformat(FIXED_DATE).strftime(fmt)
-
-
-def token_text(v):
-    return v["content"] if isinstance(v, dict) else v
-
-
-def special_tokens(*configs: dict) -> dict:
-    """transformers' special_tokens_map: set tokens only, later files winning."""
-    out: dict = {}
-    for cfg in configs:
-        for attr in TOKEN_ATTRS:
-            if attr in cfg and token_text(cfg[attr]):
-                out[attr] = token_text(cfg[attr])
-        extra = [token_text(t) for t in cfg.get("additional_special_tokens") or []]
-        if extra:
-            out["additional_special_tokens"] = extra
-    return out
-
 
 fails = Failures()
 work = work_dir("calib_mix")

@@ -24,59 +24,19 @@ import os
 import shutil
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 
-import jinja2
-import jinja2.ext
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oracle_util import OPTIQ, SHARED, Failures, work_dir  # noqa: E402
+from hf_chat_env import ENV, FIXED_DATE, special_tokens, token_text  # noqa: E402
 
-FIXED_DATE = "2024-07-26T09:30:00"
 os.environ["OPTIQ_FIXED_DATE"] = FIXED_DATE
 TEMPLATES = SHARED / "models" / "templates"
 DATA = json.loads((Path(__file__).resolve().parent / "conversations.json").read_text(encoding="utf-8"))
-TOKEN_ATTRS = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"]
 
 fails = Failures()
 work = work_dir("chat_templates")
-
-
-def raise_exception(message):
-    raise jinja2.exceptions.TemplateError(message)
-
-
-def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
-    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
-
-
-def strftime_now(format):
-    return datetime.fromisoformat(FIXED_DATE).strftime(format)
-
-
-ENV = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols])
-ENV.filters["tojson"] = tojson
-ENV.globals["raise_exception"] = raise_exception
-ENV.globals["strftime_now"] = strftime_now
-
-
-def token_text(v):
-    return v["content"] if isinstance(v, dict) else v
-
-
-def special_tokens(*configs: dict) -> dict:
-    """transformers' special_tokens_map: set (truthy) tokens only, later files winning."""
-    out: dict = {}
-    for cfg in configs:
-        for attr in TOKEN_ATTRS:
-            if attr in cfg and token_text(cfg[attr]):
-                out[attr] = token_text(cfg[attr])
-        extra = [token_text(t) for t in cfg.get("additional_special_tokens") or []]
-        if extra:
-            out["additional_special_tokens"] = extra
-    return out
 
 
 def hf_folder_case(name: str, folder: Path, template_file: str) -> dict:
