@@ -26,7 +26,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oracle_util import OPTIQ, SHARED, Failures, work_dir  # noqa: E402
 from hf_chat_env import ENV, FIXED_DATE, special_tokens, token_text  # noqa: E402
