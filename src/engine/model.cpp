@@ -109,7 +109,6 @@ Model load_model(const ModelSource& src) {
   m.token_embd = load_weight(src, "token_embd.weight", hp.n_embd, hp.n_vocab);
   m.output_norm = load_vector(src, "output_norm.weight", hp.n_embd);
   m.output = load_weight(src, "output.weight", hp.n_embd, hp.n_vocab, /*required=*/false);
-  if (m.output.n_out == 0) m.output = m.token_embd;  // tied embeddings
   m.rope_freqs = load_vector(src, "rope_freqs.weight", hp.n_rot / 2, /*required=*/false);
 
   const int64_t n_q = hp.n_head * hp.head_dim, n_kv = hp.n_head_kv * hp.head_dim;
@@ -261,7 +260,7 @@ void run_block(const Model& model, int64_t il, float* x, int64_t n, int64_t pos0
 void run_head(const Model& model, const float* x, int64_t n, const Matmul& mm, float* normed, float* logits) {
   const HParams& hp = model.hp;
   rms_norm(x, model.output_norm.data(), n, hp.n_embd, hp.rms_eps, normed);
-  mm(model.output, normed, n, logits);
+  mm(model.head(), normed, n, logits);
   if (hp.logit_softcap > 0.0f)
     for (int64_t i = 0; i < n * hp.n_vocab; ++i)
       logits[i] = std::tanh(logits[i] / hp.logit_softcap) * hp.logit_softcap;
@@ -313,7 +312,7 @@ BlockInputCache capture_block_inputs(const Model& model, std::span<const int32_t
 
 int64_t block_of(const Model& model, const Weight& w) {
   if (&w == &model.token_embd) return 0;
-  if (&w == &model.output) return model.hp.n_layer;
+  if (model.output.n_out && &w == &model.output) return model.hp.n_layer;
   for (size_t il = 0; il < model.layers.size(); ++il) {
     const Layer& L = model.layers[il];
     for (const Weight* p : {&L.wq, &L.wk, &L.wv, &L.wo, &L.ffn_gate, &L.ffn_up, &L.ffn_down})

@@ -72,8 +72,12 @@ struct Model {
   Weight token_embd;               // [n_vocab, n_embd]: one row per token, read with get_rows
   std::vector<Layer> layers;       // [n_layer]
   std::vector<float> output_norm;  // [n_embd]
-  Weight output;                   // [n_vocab, n_embd]; token_embd's copy when the model ties them
+  Weight output;                   // [n_vocab, n_embd], or empty (n_out 0) when tied to token_embd
   std::vector<float> rope_freqs;   // [n_rot / 2] per-frequency divisors (Llama 3), or empty
+
+  // The vocabulary projection: output, or token_embd itself for a model that ties them (one
+  // copy in memory, and swapping token_embd changes both ends, as quantizing it does).
+  const Weight& head() const { return output.n_out ? output : token_embd; }
 };
 
 // Loads a llama, qwen2, qwen3 or gemma3 model from a GGUF or Hugging Face source, weights kept in
@@ -120,7 +124,7 @@ struct WeightSwap {
 };
 
 // The block that owns a weight (its index in model.layers; 0 for token_embd, which feeds block
-// 0), or n_layer for the output head.
+// 0 and, when tied, the head too), or n_layer for the output head.
 // Throws std::invalid_argument for a weight that is not the model's.
 int64_t block_of(const Model& model, const Weight& w);
 
