@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <optional>
 
 #include "cli/commands.h"
@@ -13,6 +12,7 @@
 #include "model/chat_template.h"
 #include "model/model_source.h"
 #include "model/tokenizer.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace optiq::cli {
@@ -165,9 +165,10 @@ Command register_generate(CLI::App& app) {
               j["tokens"] = ids;
               j["n_prompt"] = n_prompt;
               j["logprobs"] = logprobs;
-              std::ofstream out(args->dump_logprobs, std::ios::binary);
-              out << j.dump();
-              if (!out) throw RuntimeError("cannot write " + args->dump_logprobs);
+              const std::string text = j.dump();
+              AtomicFile out(args->dump_logprobs);
+              out.write(text.data(), text.size());
+              out.commit();
             }
             return 0;
           }};
