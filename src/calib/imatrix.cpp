@@ -16,13 +16,15 @@ constexpr int64_t kMinTokens = 16;
 // Sums of one chunk: weight name -> (per-column sums of squares [n_in], tokens).
 using ChunkSums = std::map<std::string, std::pair<std::vector<float>, int64_t>>;
 
-ChunkSums evaluate_chunk(const engine::Model& model, std::vector<int32_t> chunk) {
+// `every_weight`: also the head and small batches (optiq's own use), not only what
+// llama-imatrix records.
+ChunkSums evaluate_chunk(const engine::Model& model, std::vector<int32_t> chunk, bool every_weight) {
   ChunkSums sums;
   engine::KVCache cache = engine::make_kv_cache(model, static_cast<int64_t>(chunk.size()));
   std::vector<float> logits(static_cast<size_t>(model.hp.n_vocab));
   engine::forward(model, cache, chunk, /*all_logits=*/false, logits.data(),
                   [&](const engine::Weight& w, const float* x, int64_t n_tokens) {
-                    if (n_tokens < kMinTokens || !w.name.starts_with("blk.")) return;
+                    if (!every_weight && (n_tokens < kMinTokens || !w.name.starts_with("blk."))) return;
                     auto& [acc, count] = sums[w.name];
                     acc.resize(static_cast<size_t>(w.n_in), 0.0f);
                     for (int64_t t = 0; t < n_tokens; ++t) {
@@ -77,7 +79,7 @@ Imatrix compute_imatrix(const engine::Model& model, const std::vector<int32_t>& 
         const auto begin = tokens.begin() + (first + k) * n_ctx;
         std::vector<int32_t> chunk(begin, begin + n_ctx);
         if (opt.bos >= 0) chunk[0] = opt.bos;
-        results[static_cast<size_t>(k)] = evaluate_chunk(model, std::move(chunk));
+        results[static_cast<size_t>(k)] = evaluate_chunk(model, std::move(chunk), false);
       } catch (...) {
         errors[static_cast<size_t>(k)] = std::current_exception();
       }
@@ -93,6 +95,16 @@ Imatrix compute_imatrix(const engine::Model& model, const std::vector<int32_t>& 
       if (on_chunk) on_chunk(first + k + 1, n_chunk);
     }
   }
+  return m;
+}
+
+Imatrix compute_sequence_imatrix(const engine::Model& model, const std::vector<std::vector<int32_t>>& sequences) {
+  Imatrix m;
+  for (const auto& seq : sequences) {
+    add_chunk(m, evaluate_chunk(model, seq, true));
+    ++m.chunk_count;
+  }
+  m.chunk_size = sequences.empty() ? 0 : static_cast<int32_t>(sequences[0].size());
   return m;
 }
 

@@ -30,4 +30,9 @@ Imatrix compute_imatrix(const engine::Model& model, const std::vector<int32_t>& 
                         const ImatrixOptions& options,
                         const std::function<void(int64_t, int64_t)>& on_chunk = {});
 
+// The importance matrix optiq convert quantizes with: every sequence evaluated from an empty
+// cache as it is (no BOS substitution), every matmul weight recorded, the output head included
+// (for a tied embedding, under token_embd.weight).
+Imatrix compute_sequence_imatrix(const engine::Model& model, const std::vector<std::vector<int32_t>>& sequences);
+
 }  // namespace optiq

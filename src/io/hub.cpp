@@ -1,7 +1,6 @@
 #include "io/hub.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <pwd.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -22,6 +21,7 @@
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/progress.h"
+#include "util/sha256.h"
 
 namespace optiq::hub {
 namespace fs = std::filesystem;
@@ -185,35 +185,6 @@ std::string join(const std::vector<std::string>& items) {
   for (const std::string& item : items) s += (s.empty() ? "" : ", ") + item;
   return s;
 }
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { reset(); }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-
-  void reset() {
-    if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1)
-      throw RuntimeError("OpenSSL: cannot initialise SHA-256");
-  }
-  void update(std::string_view data) { EVP_DigestUpdate(ctx_, data.data(), data.size()); }
-  std::string hex() {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(ctx_, digest, &n);
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < n; ++i) {
-      out += kHex[digest[i] >> 4];
-      out += kHex[digest[i] & 15];
-    }
-    return out;
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 // An exclusive flock on {cache}/.locks/.../{etag}.lock, the lock huggingface_hub's FileLock
 // takes, so optiq and Python never append to the same .incomplete file at once.

@@ -44,8 +44,8 @@ struct SourceTensor {
 };
 
 // Reads rows [row0, row0 + n_rows) as f32 with the transform applied; out holds
-// n_rows × row_elems() floats. The stored type must be F32, F16 or BF16; other types throw
-// InputError naming the tensor.
+// n_rows × row_elems() floats. Quantized types are dequantized; a type optiq cannot
+// dequantize throws InputError naming the tensor.
 void read_rows_f32(const SourceTensor& t, uint64_t row0, uint64_t n_rows, float* out);
 
 // Copies rows [row0, row0 + n_rows) in their stored type (any type), reordered as

@@ -91,8 +91,8 @@ size_t n_dims(const std::vector<uint64_t>& shape) {
   return n;
 }
 
-// The tensors llama-quantize leaves in their stored type whatever the mix: vectors, norms,
-// MoE routers, positional and token-type embeddings, and small special-purpose matrices.
+}  // namespace
+
 bool allows_quantization(const RecipeTensor& t) {
   if (n_dims(t.shape) < 2) return false;
   const std::string& n = t.name;
@@ -110,6 +110,8 @@ bool allows_quantization(const RecipeTensor& t) {
     if (contains(n, k)) return false;
   return n != "position_embd.weight" && n != "token_types.weight";
 }
+
+namespace {
 
 // "blk.N." prefix -> N, or -1 (sscanf("blk.%d.") as llama.cpp parses it).
 int layer_of(const std::string& name) {
@@ -219,7 +221,8 @@ GgmlType mix_rule(RecipeState& s, GgmlType type, const RecipeTensor& t, Category
   return type;
 }
 
-// A row length the chosen type cannot hold: the nearest type with smaller blocks, else F16.
+}  // namespace
+
 GgmlType fit_row(GgmlType type, const RecipeTensor& t, bool& fell_back) {
   const uint64_t cols = t.shape[0];
   if (cols % block_of(type) == 0) return type;
@@ -243,6 +246,8 @@ GgmlType fit_row(GgmlType type, const RecipeTensor& t, bool& fell_back) {
   }
   return cols % block_of(to) == 0 ? to : GgmlType::F16;
 }
+
+namespace {
 
 // A type the user named for a tensor must hold its rows as they are (no fallback applies).
 GgmlType checked_user_type(GgmlType type, const RecipeTensor& t, const char* option) {

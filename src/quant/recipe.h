@@ -82,6 +82,15 @@ struct TensorChoice {
   bool requires_imatrix = false;  // the chosen type is unusable without an importance matrix
 };
 
+// Whether llama-quantize quantizes this tensor at all, whatever the mix: not vectors, norms,
+// MoE routers, positional and token-type embeddings, or small special-purpose matrices.
+bool allows_quantization(const RecipeTensor& t);
+
+// `type`, or when t's row length is not a whole number of its blocks, the type llama.cpp falls
+// back to (the nearest type with smaller blocks, else F16; fell_back is then set). Throws
+// InputError when a type with blocks over 32 has no fallback defined.
+GgmlType fit_row(GgmlType type, const RecipeTensor& t, bool& fell_back);
+
 // llama.cpp's processing order: tensors sorted by layer number (non-layer tensors first), then
 // by name. The counters behind the layer rules advance in this order, and llama-quantize
 // writes its output in it.

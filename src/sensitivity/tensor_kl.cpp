@@ -1,17 +1,21 @@
 #include "sensitivity/tensor_kl.h"
 
 #include <cmath>
+#include <cstring>
 #include <numeric>
 #include <stdexcept>
 
 #include "engine/ops.h"
+#include "quant/float16.h"
 #include "quant/quantize.h"
 
 namespace optiq::sensitivity {
 
-engine::Weight quantized_copy(const engine::Weight& w, GgmlType type, const float* importance) {
+engine::Weight quantized_copy(const engine::Weight& w, GgmlType type, const float* importance,
+                              const SourceTensor* source) {
+  const bool is_float = type == GgmlType::F32 || type == GgmlType::F16 || type == GgmlType::BF16;
   const auto row_bytes = ggml_row_bytes(type, static_cast<uint64_t>(w.n_in));
-  if (!row_bytes || !quantize_supported(type))
+  if (!row_bytes || !(quantize_supported(type) || is_float))
     throw std::invalid_argument(w.name + ": rows of " + std::to_string(w.n_in) + " cannot be stored as " +
                                 std::string(ggml_type_name(type)));
   std::vector<std::byte> bytes(*row_bytes * static_cast<size_t>(w.n_out));
@@ -21,8 +25,14 @@ engine::Weight quantized_copy(const engine::Weight& w, GgmlType type, const floa
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < w.n_out; ++r) {
       const int32_t id = static_cast<int32_t>(r);
-      engine::get_rows(w, std::span(&id, 1), row.data());
-      quantize_row(type, row.data(), bytes.data() + static_cast<size_t>(r) * *row_bytes, w.n_in, importance);
+      if (source) read_rows_f32(*source, static_cast<uint64_t>(r), 1, row.data());
+      else engine::get_rows(w, std::span(&id, 1), row.data());
+      std::byte* dst = bytes.data() + static_cast<size_t>(r) * *row_bytes;
+      auto* half = reinterpret_cast<uint16_t*>(dst);
+      if (type == GgmlType::F32) std::memcpy(dst, row.data(), row.size() * sizeof(float));
+      else if (type == GgmlType::F16) f32_to_f16_n(row.data(), half, row.size());
+      else if (type == GgmlType::BF16) f32_to_bf16_n(row.data(), half, row.size());
+      else quantize_row(type, row.data(), dst, w.n_in, importance);
     }
   }
   engine::Weight q = engine::make_weight(w.name, type, w.n_in, w.n_out, bytes);
@@ -37,6 +47,32 @@ double kl_divergence(const float* lp, const float* lq, int64_t n) {
     if (p > 0) kl += p * (static_cast<double>(lp[v]) - lq[v]);
   }
   return kl;
+}
+
+double mean_kl(const engine::Model& reference, const engine::Model& test,
+               const std::vector<std::vector<int32_t>>& sequences) {
+  const int64_t V = reference.hp.n_vocab;
+  double total = 0;
+  int64_t n_positions = 0;
+  std::vector<float> a, b;
+  for (const auto& seq : sequences) {
+    const int64_t n = static_cast<int64_t>(seq.size());
+    a.resize(static_cast<size_t>(n * V));
+    b.resize(a.size());
+    engine::KVCache ca = engine::make_kv_cache(reference, n), cb = engine::make_kv_cache(test, n);
+    engine::forward(reference, ca, seq, true, a.data());
+    engine::forward(test, cb, seq, true, b.data());
+    double seq_total = 0;
+#pragma omp parallel for reduction(+ : seq_total) schedule(static)
+    for (int64_t t = 0; t < n; ++t) {
+      engine::log_softmax(a.data() + t * V, V, a.data() + t * V);
+      engine::log_softmax(b.data() + t * V, V, b.data() + t * V);
+      seq_total += kl_divergence(a.data() + t * V, b.data() + t * V, V);
+    }
+    total += seq_total;
+    n_positions += n;
+  }
+  return n_positions ? total / static_cast<double>(n_positions) : 0.0;
 }
 
 TensorKL::TensorKL(const engine::Model& model, std::vector<std::vector<int32_t>> sequences, bool keep_reference)

@@ -11,16 +11,25 @@
 
 #include "engine/model.h"
 #include "io/ggml_type.h"
+#include "model/model_source.h"
 
 namespace optiq::sensitivity {
 
 // w's values quantized to `type` (row by row, with optional per-column importance [w.n_in]),
-// as a Weight of that type. Throws std::invalid_argument when w's rows are not whole blocks of
-// `type`.
-engine::Weight quantized_copy(const engine::Weight& w, GgmlType type, const float* importance);
+// as a Weight of that type (F32, F16 and BF16 are converted instead). `source`, when given, is the
+// tensor w was loaded from, and the values are read from it rather than from w: the
+// measurement then quantizes the source weights even when the model holds a cheaper stand-in
+// (--reference q8_0). Throws std::invalid_argument when w's rows are not whole blocks of `type`.
+engine::Weight quantized_copy(const engine::Weight& w, GgmlType type, const float* importance,
+                              const SourceTensor* source = nullptr);
 
 // KL(P || Q) for one position, from log-probabilities: sum_v exp(lp[v]) (lp[v] - lq[v]). [n] each.
 double kl_divergence(const float* lp, const float* lq, int64_t n);
+
+// Mean KL(P_ref || P_test) over every position of `sequences`, each run from position 0 through
+// both whole models (the measured counterpart of a sum of per-tensor predictions).
+double mean_kl(const engine::Model& reference, const engine::Model& test,
+               const std::vector<std::vector<int32_t>>& sequences);
 
 class TensorKL {
  public:
