@@ -4,15 +4,19 @@
 // weights, which must first equal what the engine's own forward pass stores in its KV cache.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "engine/model.h"
+#include "io/ggml_type.h"
 #include "kv/attention_inputs.h"
 #include "kv/turboquant.h"
 #include "model/model_source.h"
+#include "quant/quantize.h"
 #include "test_util.h"
 
 namespace optiq::kv {
@@ -58,10 +62,21 @@ std::vector<uint8_t> quantize_rows(const TurboQuantizer& tq, const float* x, int
   return rows;
 }
 
-// Gaussian activations (the fallback the task allows, here next to the real ones): 256 keys and
-// values of width 128 with 4 outlier channels, 32 queries attending to all of them. Bounds are
-// about 1.5x the measured errors (0.0x at 4 bits, see the README table), and the error must
-// shrink with every added bit.
+// x [n_rows, width] through an affine block type and back (rows of `width` values, the
+// engine's per-position cache rows).
+std::vector<float> affine_roundtrip(GgmlType type, const std::vector<float>& x, int64_t width) {
+  std::vector<float> out(x.size());
+  std::vector<uint8_t> blocks(*ggml_row_bytes(type, width));
+  for (size_t r = 0; r < x.size() / static_cast<size_t>(width); ++r) {
+    quantize_row(type, x.data() + r * width, blocks.data(), width, nullptr);
+    dequantize_row(type, blocks.data(), out.data() + r * width, width);
+  }
+  return out;
+}
+
+// Gaussian activations (next to the real ones below): 256 keys and values of width 128 with 4
+// outlier channels, 32 queries attending to all of them. The error must shrink with every added
+// bit and stay under bounds about 1.5x the measured errors (printed; see the README table).
 TEST(TurboAttention, GaussianMatchesExactAttention) {
   const int64_t d = 128, n = 256, n_q = 32;
   std::mt19937 rng(61);
@@ -69,26 +84,39 @@ TEST(TurboAttention, GaussianMatchesExactAttention) {
   std::vector<float> k(static_cast<size_t>(n * d)), v(k.size()), q(static_cast<size_t>(n_q * d));
   for (auto& x : k) x = dist(rng);
   for (auto& x : v) x = dist(rng);
-  for (auto& x : q) x = dist(rng);
+  // Queries scaled so the logits have a standard deviation of about 3, as in trained models
+  // (unscaled, they would be about 20 and every softmax a hard argmax).
+  for (auto& x : q) x = 0.15f * dist(rng);
   for (int64_t p = 0; p < n; ++p)
     for (int64_t c : {5, 50, 90, 127}) k[p * d + c] *= 8.0f;
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+  const std::vector<float> k4 = affine_roundtrip(GgmlType::Q4_0, k, d), v4 = affine_roundtrip(GgmlType::Q4_0, v, d);
+  RelativeError q4_0;
+  std::vector<float> exact(d), approx(d);
+  for (int64_t t = 0; t < n_q; ++t) {
+    exact_attention(q.data() + t * d, k.data(), v.data(), d, n, d, scale, exact.data());
+    exact_attention(q.data() + t * d, k4.data(), v4.data(), d, n, d, scale, approx.data());
+    q4_0.add(approx.data(), exact.data(), d);
+  }
+  std::printf("Gaussian attention relative error with Q4_0 (4.5 bits): %.4f\n", q4_0.ratio());
   double previous = 1e9;
   for (double bits : {2.0, 3.0, 4.0}) {
     const TurboQuantizer kq(turbo_format(d, bits), RotationKind::Dense, 1), vq(turbo_format(d, bits), RotationKind::Dense, 2);
     const std::vector<uint8_t> krows = quantize_rows(kq, k.data(), n), vrows = quantize_rows(vq, v.data(), n);
     RelativeError e;
-    std::vector<float> exact(d), approx(d);
     for (int64_t t = 0; t < n_q; ++t) {
       exact_attention(q.data() + t * d, k.data(), v.data(), d, n, d, scale, exact.data());
       turbo_attention(kq, vq, q.data() + t * d, krows.data(), vrows.data(), kq.row_bytes(), n, scale, approx.data());
       e.add(approx.data(), exact.data(), d);
     }
-    RecordProperty("tq" + std::to_string(static_cast<int>(bits)), std::to_string(e.ratio()));
+    std::printf("Gaussian attention relative error at %g bits: %.4f\n", bits, e.ratio());
     EXPECT_LT(e.ratio(), previous) << bits;
     previous = e.ratio();
-    const double bound = bits == 4.0 ? 0.15 : bits == 3.0 ? 0.3 : 0.6;
+    const double bound = bits == 4.0 ? 0.14 : bits == 3.0 ? 0.28 : 0.5;
     EXPECT_LT(e.ratio(), bound) << bits << " bits";
+    // Fewer bits than Q4_0 (4.125 against 4.5) and a smaller error: the rotation spreads the
+    // outlier channels that set Q4_0's block scales.
+    if (bits == 4.0) EXPECT_LT(e.ratio(), q4_0.ratio());
   }
 }
 
@@ -122,13 +150,38 @@ TEST(TurboAttention, RecomputedActivationsEqualEngineCache) {
 
 // Real activations: every layer, query head and position of a 128-token sequence attends
 // causally through TurboQuant keys and values (head width 8, so the 16-bit norm costs 2 bits
-// per element on top of the codes). The relative error of the attention output must shrink
-// with the bits and stay below bounds about 1.5x what was measured.
+// per element on top of the codes). This model's attention is very peaked (logits with standard
+// deviations of 7 to 29 and maxima over 200), so the 8% error of a 4-bit key moves logits by
+// whole units and every 4-bit cache is poor here: measured 0.60 for Q4_0, 0.48 for TurboQuant 4,
+// 0.065 for Q8_0. The error must shrink with the bits and TurboQuant 4 must beat Q4_0.
 TEST(TurboAttention, RealActivationsStories260K) {
   const engine::Model model = engine::load_model(open_model_source(test::stories260k()));
   const engine::HParams& hp = model.hp;
   const int64_t n = 128, d = hp.head_dim, width = hp.n_head_kv * d;
   const std::vector<LayerAttentionInputs> acts = capture_attention_inputs(model, story_tokens(n));
+  // The affine cache types on the same activations, rows of one position (n_head_kv * d = 32
+  // values: one block), as llama.cpp lays out its cache.
+  double q4_0_error = 0.0;
+  for (GgmlType type : {GgmlType::Q8_0, GgmlType::Q4_0}) {
+    RelativeError e;
+    for (int64_t il = 0; il < hp.n_layer; ++il) {
+      const std::vector<float> k = affine_roundtrip(type, acts[il].k, width), v = affine_roundtrip(type, acts[il].v, width);
+      std::vector<float> exact(d), approx(d);
+      for (int64_t t = 0; t < n; ++t) {
+        for (int64_t h = 0; h < hp.n_head; ++h) {
+          const int64_t kvh = engine::kv_head_of(h, hp.n_head, hp.n_head_kv);
+          const float* q = acts[il].q.data() + (t * hp.n_head + h) * d;
+          exact_attention(q, acts[il].k.data() + kvh * d, acts[il].v.data() + kvh * d, width, t + 1, d,
+                          hp.attn_scale, exact.data());
+          exact_attention(q, k.data() + kvh * d, v.data() + kvh * d, width, t + 1, d, hp.attn_scale, approx.data());
+          e.add(approx.data(), exact.data(), d);
+        }
+      }
+    }
+    std::printf("stories260K attention relative error with %s: %.4f\n", std::string(ggml_type_name(type)).c_str(),
+                e.ratio());
+    if (type == GgmlType::Q4_0) q4_0_error = e.ratio();
+  }
   double previous = 1e9;
   for (double bits : {2.0, 3.0, 4.0}) {
     RelativeError e;
@@ -151,11 +204,11 @@ TEST(TurboAttention, RealActivationsStories260K) {
         }
       }
     }
-    RecordProperty("stories260K_tq" + std::to_string(static_cast<int>(bits)), std::to_string(e.ratio()));
     std::printf("stories260K attention relative error at %g bits: %.4f\n", bits, e.ratio());
     EXPECT_LT(e.ratio(), previous) << bits;
     previous = e.ratio();
   }
+  EXPECT_LT(previous, q4_0_error);
 }
 
 }  // namespace

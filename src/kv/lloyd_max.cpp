@@ -120,6 +120,13 @@ LloydMaxCodebook compute_lloyd_max(int64_t dim, int bits) {
     if (moved < tolerance) break;
   }
 
+  // The density is even: make the codebook exactly symmetric (the iteration leaves asymmetries
+  // of the order of its tolerance).
+  for (int i = 0; i < cells / 2; ++i) {
+    const double half = 0.5 * (c[cells - 1 - i] - c[i]);
+    c[i] = -half;
+    c[cells - 1 - i] = half;
+  }
   LloydMaxCodebook book;
   book.dim = dim;
   book.bits = bits;
