@@ -116,7 +116,9 @@ TEST(TurboAttention, GaussianMatchesExactAttention) {
     EXPECT_LT(e.ratio(), bound) << bits << " bits";
     // Fewer bits than Q4_0 (4.125 against 4.5) and a smaller error: the rotation spreads the
     // outlier channels that set Q4_0's block scales.
-    if (bits == 4.0) EXPECT_LT(e.ratio(), q4_0.ratio());
+    if (bits == 4.0) {
+      EXPECT_LT(e.ratio(), q4_0.ratio());
+    }
   }
 }
 

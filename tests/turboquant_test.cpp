@@ -54,8 +54,12 @@ TEST(LloydMax, CodebookIsSymmetricIncreasingWithMidpointBoundaries) {
       const float tol = 1e-6f / std::sqrt(static_cast<float>(d));
       for (size_t i = 0; i < k; ++i) {
         EXPECT_NEAR(book.centroids[i], -book.centroids[k - 1 - i], tol) << "d=" << d << " bits=" << bits;
-        if (i > 0) EXPECT_LT(book.centroids[i - 1], book.centroids[i]);
-        if (i + 1 < k) EXPECT_NEAR(book.boundaries[i], 0.5f * (book.centroids[i] + book.centroids[i + 1]), tol);
+        if (i > 0) {
+          EXPECT_LT(book.centroids[i - 1], book.centroids[i]);
+        }
+        if (i + 1 < k) {
+          EXPECT_NEAR(book.boundaries[i], 0.5f * (book.centroids[i] + book.centroids[i + 1]), tol);
+        }
       }
     }
   }
@@ -294,10 +298,11 @@ TEST(TurboQuant, QjlScoreIsUnbiased) {
       sum_sq += e * e;
     }
     const double mean = sum / seeds, std_err = std::sqrt((sum_sq / seeds - mean * mean) / seeds);
-    if (qjl)
+    if (qjl) {
       EXPECT_LT(std::abs(mean), 4.0 * std_err) << "mean " << mean << " stderr " << std_err;
-    else
+    } else {
       EXPECT_GT(std::abs(mean), 10.0 * std_err) << "mean " << mean << " stderr " << std_err;
+    }
   }
 }
 

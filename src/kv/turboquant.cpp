@@ -115,6 +115,9 @@ TurboQuantizer::TurboQuantizer(const TurboFormat& format, RotationKind rotation,
                                 " is not a multiple of 8 in 0.." + std::to_string(d));
   check_bits(format.bits_hi, "bits_hi");
   check_bits(format.bits_lo, "bits_lo");
+  const bool avx2 = detail::turbo_avx2_available();
+  score_codes_ = avx2 ? detail::score_codes_avx2 : detail::score_codes_scalar;
+  accumulate_codes_ = avx2 ? detail::accumulate_codes_avx2 : detail::accumulate_codes_scalar;
   book_hi_ = &lloyd_max_codebook(d, format.bits_hi);
   book_lo_ = &lloyd_max_codebook(d, format.bits_lo);
   code_bytes_ = static_cast<size_t>(format.n_hi / 8 * format.bits_hi + (d - format.n_hi) / 8 * format.bits_lo);
@@ -211,12 +214,12 @@ void TurboQuantizer::prepare_query(const float* q, float* prepared) const {
 }
 
 float TurboQuantizer::score(const float* prepared, const uint8_t* row) const {
-  const bool avx2 = detail::turbo_avx2_available();
-  const auto score_section = avx2 ? detail::score_codes_avx2 : detail::score_codes_scalar;
   const int64_t d = format_.dim, n_hi = format_.n_hi;
-  float dot = score_section(format_.bits_hi, prepared, row, book_hi_->centroids.data(), n_hi / 8);
-  dot += score_section(format_.bits_lo, prepared + n_hi, row + n_hi / 8 * format_.bits_hi,
-                       book_lo_->centroids.data(), (d - n_hi) / 8);
+  float dot = 0.0f;
+  if (n_hi > 0) dot = score_codes_(format_.bits_hi, prepared, row, book_hi_->centroids.data(), n_hi / 8);
+  if (n_hi < d)
+    dot += score_codes_(format_.bits_lo, prepared + n_hi, row + n_hi / 8 * format_.bits_hi,
+                        book_lo_->centroids.data(), (d - n_hi) / 8);
   if (format_.qjl) {
     const uint8_t* signs = row + code_bytes_;
     const float* sketch_q = prepared + d;
@@ -228,13 +231,12 @@ float TurboQuantizer::score(const float* prepared, const uint8_t* row) const {
 }
 
 void TurboQuantizer::accumulate(float* out_rot, float weight, const uint8_t* row) const {
-  const bool avx2 = detail::turbo_avx2_available();
-  const auto accumulate_section = avx2 ? detail::accumulate_codes_avx2 : detail::accumulate_codes_scalar;
   const int64_t d = format_.dim, n_hi = format_.n_hi;
   const float scale = weight * row_norm(row);
-  accumulate_section(format_.bits_hi, out_rot, scale, row, book_hi_->centroids.data(), n_hi / 8);
-  accumulate_section(format_.bits_lo, out_rot + n_hi, scale, row + n_hi / 8 * format_.bits_hi,
-                     book_lo_->centroids.data(), (d - n_hi) / 8);
+  if (n_hi > 0) accumulate_codes_(format_.bits_hi, out_rot, scale, row, book_hi_->centroids.data(), n_hi / 8);
+  if (n_hi < d)
+    accumulate_codes_(format_.bits_lo, out_rot + n_hi, scale, row + n_hi / 8 * format_.bits_hi,
+                      book_lo_->centroids.data(), (d - n_hi) / 8);
 }
 
 void turbo_attention(const TurboQuantizer& key_q, const TurboQuantizer& value_q, const float* q,

@@ -81,6 +81,9 @@ class TurboQuantizer {
   const LloydMaxCodebook* book_lo_;  // codebook of channels [n_hi, d)
   std::vector<float> sketch_;        // QJL: S, row-major [d, d] standard normals; else empty
   size_t code_bytes_ = 0;            // bytes of the code bit stream
+  // The section kernels for this CPU (turboquant_kernels.h): AVX2 where available, else scalar.
+  float (*score_codes_)(int, const float*, const uint8_t*, const float*, int64_t) = nullptr;
+  void (*accumulate_codes_)(int, float*, float, const uint8_t*, const float*, int64_t) = nullptr;
   size_t row_bytes_ = 0;             // bytes of one row
 };
 

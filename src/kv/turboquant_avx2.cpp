@@ -4,8 +4,6 @@
 // codebook held in registers (16 centroids: two permutes and a blend on the code's top bit).
 #include <immintrin.h>
 
-#include <cstring>
-
 #include "kv/turboquant_kernels.h"
 
 namespace optiq::kv::detail {
@@ -21,16 +19,21 @@ struct Decoder {
   explicit Decoder(const float* centroids) {
     shifts = _mm256_setr_epi32(0, Bits, 2 * Bits, 3 * Bits, 4 * Bits, 5 * Bits, 6 * Bits, 7 * Bits);
     mask = _mm256_set1_epi32((1 << Bits) - 1);
-    float table[16] = {};
-    std::memcpy(table, centroids, sizeof(float) << Bits);
-    low = _mm256_loadu_ps(table);
-    high = _mm256_loadu_ps(table + 8);
+    if constexpr (Bits < 4) {
+      // Only the first 2^Bits lanes exist in the codebook; the others are never indexed.
+      const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      low = _mm256_maskload_ps(centroids, _mm256_cmpgt_epi32(_mm256_set1_epi32(1 << Bits), lanes));
+      high = low;
+    } else {
+      low = _mm256_loadu_ps(centroids);
+      high = _mm256_loadu_ps(centroids + 8);
+    }
   }
 
   // The centroids of the 8 channels whose codes start at `codes` (Bits bytes).
   __m256 decode(const uint8_t* codes) const {
     uint32_t word = 0;
-    std::memcpy(&word, codes, Bits);
+    for (int b = 0; b < Bits; ++b) word |= static_cast<uint32_t>(codes[b]) << (8 * b);
     const __m256i idx = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(word)), shifts), mask);
     const __m256 lo = _mm256_permutevar8x32_ps(low, idx);
     if constexpr (Bits < 4) {
