@@ -6,7 +6,8 @@
 //   Hadamard  (1/sqrt(d)) H diag(s): random signs s then the Walsh-Hadamard transform H, for d a
 //             power of two. O(d log d) per vector; coordinates are close to, not exactly, the
 //             Haar law for vectors with a few large entries.
-// Both are fully determined by (dim, kind, seed) on every platform (no std distributions).
+// Both are determined by (dim, kind, seed): mt19937_64 and a Box-Muller transform written here,
+// not std distributions, whose output differs between standard libraries.
 #pragma once
 
 #include <cstdint>
