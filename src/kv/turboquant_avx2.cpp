@@ -1,0 +1,97 @@
+// AVX2 + FMA versions of the TurboQuant section kernels (turboquant_kernels.h). Eight channels
+// per step: their code bytes are broadcast into all eight lanes, each lane shifts its own code
+// down (lane j by j*bits) and masks it, and the centroid is looked up with a permute of the
+// codebook held in registers (16 centroids: two permutes and a blend on the code's top bit).
+#include <immintrin.h>
+
+#include "kv/turboquant_kernels.h"
+
+namespace optiq::kv::detail {
+namespace {
+
+template <int Bits>
+struct Decoder {
+  __m256i shifts;  // lane j: j * Bits
+  __m256i mask;    // 2^Bits - 1 in every lane
+  __m256 low;      // centroids 0..7 (codes beyond 2^Bits - 1 never occur)
+  __m256 high;     // centroids 8..15 (Bits = 4 only)
+
+  explicit Decoder(const float* centroids) {
+    shifts = _mm256_setr_epi32(0, Bits, 2 * Bits, 3 * Bits, 4 * Bits, 5 * Bits, 6 * Bits, 7 * Bits);
+    mask = _mm256_set1_epi32((1 << Bits) - 1);
+    if constexpr (Bits < 4) {
+      // Only the first 2^Bits lanes exist in the codebook; the others are never indexed.
+      const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+      low = _mm256_maskload_ps(centroids, _mm256_cmpgt_epi32(_mm256_set1_epi32(1 << Bits), lanes));
+      high = low;
+    } else {
+      low = _mm256_loadu_ps(centroids);
+      high = _mm256_loadu_ps(centroids + 8);
+    }
+  }
+
+  // The centroids of the 8 channels whose codes start at `codes` (Bits bytes).
+  __m256 decode(const uint8_t* codes) const {
+    uint32_t word = 0;
+    for (int b = 0; b < Bits; ++b) word |= static_cast<uint32_t>(codes[b]) << (8 * b);
+    const __m256i idx = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(word)), shifts), mask);
+    const __m256 lo = _mm256_permutevar8x32_ps(low, idx);
+    if constexpr (Bits < 4) {
+      return lo;
+    } else {
+      const __m256 hi = _mm256_permutevar8x32_ps(high, idx);
+      // Bit 3 of the code moved to the sign bit selects the upper half of the table.
+      return _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+    }
+  }
+};
+
+float horizontal_sum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 s2 = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+}
+
+template <int Bits>
+float score(const float* q, const uint8_t* codes, const float* centroids, int64_t groups) {
+  const Decoder<Bits> dec(centroids);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t g = 0;
+  for (; g + 1 < groups; g += 2) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * g), dec.decode(codes + g * Bits), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * g + 8), dec.decode(codes + (g + 1) * Bits), acc1);
+  }
+  if (g < groups) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * g), dec.decode(codes + g * Bits), acc0);
+  return horizontal_sum(_mm256_add_ps(acc0, acc1));
+}
+
+template <int Bits>
+void accumulate(float* out, float scale, const uint8_t* codes, const float* centroids, int64_t groups) {
+  const Decoder<Bits> dec(centroids);
+  const __m256 s = _mm256_set1_ps(scale);
+  for (int64_t g = 0; g < groups; ++g)
+    _mm256_storeu_ps(out + 8 * g, _mm256_fmadd_ps(s, dec.decode(codes + g * Bits), _mm256_loadu_ps(out + 8 * g)));
+}
+
+}  // namespace
+
+float score_codes_avx2(int bits, const float* q, const uint8_t* codes, const float* centroids, int64_t groups) {
+  switch (bits) {
+    case 1: return score<1>(q, codes, centroids, groups);
+    case 2: return score<2>(q, codes, centroids, groups);
+    case 3: return score<3>(q, codes, centroids, groups);
+    default: return score<4>(q, codes, centroids, groups);
+  }
+}
+
+void accumulate_codes_avx2(int bits, float* out, float scale, const uint8_t* codes, const float* centroids,
+                           int64_t groups) {
+  switch (bits) {
+    case 1: return accumulate<1>(out, scale, codes, centroids, groups);
+    case 2: return accumulate<2>(out, scale, codes, centroids, groups);
+    case 3: return accumulate<3>(out, scale, codes, centroids, groups);
+    default: return accumulate<4>(out, scale, codes, centroids, groups);
+  }
+}
+
+}  // namespace optiq::kv::detail
