@@ -9,4 +9,4 @@ model=../shared/models/stories260K/stories260K.gguf
 [[ -f $model ]] || model=${OPTIQ_DEFAULT_MODEL:-HuggingFaceTB/SmolLM2-135M-Instruct}
 mkdir -p out
 ./build/optiq info "$model"
-./build/optiq convert "$model" --outtype f16 -o out/model-f16.gguf
+./build/optiq convert "$model" -o "out/$(basename "${model%.gguf}")-optiq"
