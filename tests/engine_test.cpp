@@ -320,6 +320,25 @@ TEST(EngineForward, ForwardFromBlockEqualsFullPassWithTheSwap) {
   EXPECT_GT(moved, 1e-2);  // the swap changes the output
 }
 
+// Equal-length sequences batched into one cache give each sequence's own logits.
+TEST(EngineForward, BatchedSequencesEqualSeparateRuns) {
+  const ModelSource src = open_model_source(test::stories260k());
+  const Model model = load_model(src);
+  const std::vector<int32_t> a = {1, 403, 407, 261, 378, 432, 383, 286, 300, 270};
+  const std::vector<int32_t> b = {1, 320, 289, 330, 281, 259, 376, 418, 265, 272};
+  std::vector<int32_t> both = a;
+  both.insert(both.end(), b.begin(), b.end());
+  const int64_t V = model.hp.n_vocab, n = static_cast<int64_t>(a.size());
+  const BlockInputCache batched = capture_block_inputs(model, both, 2);
+  std::vector<float> joint(static_cast<size_t>(2 * n * V)), single(static_cast<size_t>(n * V));
+  forward_from_block(model, batched, 1, {}, joint.data());
+  for (int k = 0; k < 2; ++k) {
+    forward_from_block(model, capture_block_inputs(model, k == 0 ? a : b), 1, {}, single.data());
+    for (size_t i = 0; i < single.size(); ++i) ASSERT_NEAR(joint[k * n * V + i], single[i], 1e-4) << k << " " << i;
+  }
+  EXPECT_THROW(capture_block_inputs(model, std::vector<int32_t>(both.begin(), both.end() - 1), 2), std::invalid_argument);
+}
+
 TEST(EngineLoad, ClearErrorsForMissingTensorsAndOverlongContext) {
   test::ScratchDir dir;
   GgufFile src(test::stories260k().string());

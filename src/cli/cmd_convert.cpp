@@ -37,7 +37,7 @@ Command register_convert(CLI::App& app) {
   struct Args {
     std::string model, output, outtype;
     std::string mix = "optiq";
-    size_t n_calibration = 4, seq_len = 128, n_held_out = 4;
+    size_t n_calibration = 6, seq_len = 64, n_held_out = 6;
     std::string candidate_bits = "4,8", candidate_types;
     double target_bpw = 0;
     std::string target_size;

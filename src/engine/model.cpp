@@ -210,8 +210,11 @@ void embed(const HParams& hp, const Weight& table, std::span<const int32_t> toke
 
 // Block il on the residual stream x [n, n_embd] of tokens at positions pos0 .. pos0+n-1, in
 // place; their keys and values are appended to kv, which holds positions 0 .. pos0-1 already.
+// n_seq > 1 (with pos0 = 0): x holds n_seq independent sequences of n / n_seq tokens one after
+// another; the matmuls see them as one batch (bigger sgemm calls), positions and attention are
+// per sequence, and kv is reused by each in turn.
 void run_block(const Model& model, int64_t il, float* x, int64_t n, int64_t pos0, LayerKVCache& kv,
-               const Matmul& mm, Scratch& s) {
+               const Matmul& mm, Scratch& s, int64_t n_seq = 1) {
   const HParams& hp = model.hp;
   const Layer& L = model.layers[static_cast<size_t>(il)];
   const int64_t E = hp.n_embd, D = hp.head_dim;
@@ -229,13 +232,18 @@ void run_block(const Model& model, int64_t il, float* x, int64_t n, int64_t pos0
   if (!L.attn_q_norm.empty()) rms_norm(s.q.data(), L.attn_q_norm.data(), n * hp.n_head, D, hp.rms_eps, s.q.data());
   if (!L.attn_k_norm.empty())
     rms_norm(s.k.data(), L.attn_k_norm.data(), n * hp.n_head_kv, D, hp.rms_eps, s.k.data());
+  const int64_t seq_len = n / n_seq;
   for (int64_t t = 0; t < n; ++t) {
-    rope(hp.rope_type, s.q.data() + t * n_q, hp.n_head, D, hp.n_rot, pos0 + t, base, scale, freq_factors);
-    rope(hp.rope_type, s.k.data() + t * n_kv, hp.n_head_kv, D, hp.n_rot, pos0 + t, base, scale, freq_factors);
+    const int64_t pos = pos0 + t % seq_len;
+    rope(hp.rope_type, s.q.data() + t * n_q, hp.n_head, D, hp.n_rot, pos, base, scale, freq_factors);
+    rope(hp.rope_type, s.k.data() + t * n_kv, hp.n_head_kv, D, hp.n_rot, pos, base, scale, freq_factors);
   }
-  kv.store(pos0, n, s.k.data(), s.v.data());
-  causal_attention(s.q.data(), kv.keys(pos0 + n), kv.values(pos0 + n), n, pos0, hp.n_head, hp.n_head_kv, D,
-                   hp.attn_scale, swa ? hp.n_swa : 0, s.attn.data());
+  for (int64_t sq = 0; sq < n_seq; ++sq) {
+    const int64_t t0 = sq * seq_len;
+    kv.store(pos0, seq_len, s.k.data() + t0 * n_kv, s.v.data() + t0 * n_kv);
+    causal_attention(s.q.data() + t0 * n_q, kv.keys(pos0 + seq_len), kv.values(pos0 + seq_len), seq_len, pos0,
+                     hp.n_head, hp.n_head_kv, D, hp.attn_scale, swa ? hp.n_swa : 0, s.attn.data() + t0 * n_q);
+  }
   mm(L.wo, s.attn.data(), n, s.proj.data());
   if (!L.attn_post_norm.empty())
     rms_norm(s.proj.data(), L.attn_post_norm.data(), n, E, hp.rms_eps, s.proj.data());
@@ -291,21 +299,25 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
   run_head(model, x.data() + first * hp.n_embd, n - first, mm, s.cur.data(), logits);
 }
 
-BlockInputCache capture_block_inputs(const Model& model, std::span<const int32_t> tokens) {
+BlockInputCache capture_block_inputs(const Model& model, std::span<const int32_t> tokens, int64_t n_seq) {
   const HParams& hp = model.hp;
   check_tokens(hp, tokens);
   const int64_t n = static_cast<int64_t>(tokens.size());
+  if (n_seq < 1 || n % n_seq != 0)
+    throw std::invalid_argument("capture_block_inputs: " + std::to_string(n) + " tokens are not " +
+                                std::to_string(n_seq) + " sequences of equal length");
   BlockInputCache c;
   c.n_tokens = n;
+  c.n_seq = n_seq;
   c.tokens.assign(tokens.begin(), tokens.end());
   c.inputs.assign(static_cast<size_t>(hp.n_layer + 1), std::vector<float>(static_cast<size_t>(n * hp.n_embd)));
   embed(hp, model.token_embd, tokens, c.inputs[0].data());
   Scratch s(hp, n);
   for (int64_t il = 0; il < hp.n_layer; ++il) {
-    LayerKVCache kv(n, hp.n_head_kv, hp.head_dim, KVType::F32);
+    LayerKVCache kv(n / n_seq, hp.n_head_kv, hp.head_dim, KVType::F32);
     auto& next = c.inputs[static_cast<size_t>(il + 1)];
     next = c.inputs[static_cast<size_t>(il)];
-    run_block(model, il, next.data(), n, 0, kv, Matmul{}, s);
+    run_block(model, il, next.data(), n, 0, kv, Matmul{}, s, n_seq);
   }
   return c;
 }
@@ -335,8 +347,8 @@ void forward_from_block(const Model& model, const BlockInputCache& cache, int64_
   std::vector<float> x = cache.inputs[static_cast<size_t>(first_block)];
   if (first_block == 0 && swap.original == &model.token_embd) embed(hp, *swap.replacement, cache.tokens, x.data());
   for (int64_t il = first_block; il < hp.n_layer; ++il) {
-    LayerKVCache kv(n, hp.n_head_kv, hp.head_dim, KVType::F32);
-    run_block(model, il, x.data(), n, 0, kv, mm, s);
+    LayerKVCache kv(n / cache.n_seq, hp.n_head_kv, hp.head_dim, KVType::F32);
+    run_block(model, il, x.data(), n, 0, kv, mm, s, cache.n_seq);
   }
   run_head(model, x.data(), n, mm, s.cur.data(), logits);
 }

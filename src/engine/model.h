@@ -109,12 +109,15 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
 // norm). Each is [n_tokens, n_embd].
 struct BlockInputCache {
   int64_t n_tokens = 0;
-  std::vector<int32_t> tokens;             // [n_tokens] the sequence
+  int64_t n_seq = 1;                       // equal-length sequences laid end to end in tokens
+  std::vector<int32_t> tokens;             // [n_tokens] the sequence(s)
   std::vector<std::vector<float>> inputs;  // [n_layer + 1][n_tokens * n_embd]
 };
 
 // Runs `tokens` through the whole model once and keeps every block's input.
-BlockInputCache capture_block_inputs(const Model& model, std::span<const int32_t> tokens);
+// With n_seq > 1, `tokens` is n_seq independent sequences of equal length, each evaluated from
+// position 0 (one batch for the matmuls: faster than one sequence at a time).
+BlockInputCache capture_block_inputs(const Model& model, std::span<const int32_t> tokens, int64_t n_seq = 1);
 
 // One weight of the model multiplied as another: `replacement` must have the shape of
 // `original`, which must be a weight of the model (compared by address).

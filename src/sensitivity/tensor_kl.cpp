@@ -77,9 +77,20 @@ double mean_kl(const engine::Model& reference, const engine::Model& test,
 
 TensorKL::TensorKL(const engine::Model& model, std::vector<std::vector<int32_t>> sequences, bool keep_reference)
     : model_(model) {
-  for (const auto& seq : sequences) {
-    inputs_.push_back(engine::capture_block_inputs(model, seq));
-    n_positions_ += static_cast<int64_t>(seq.size());
+  // Consecutive sequences of equal length run as one batch of up to kMaxBatchTokens tokens:
+  // larger matrix products, the same numbers.
+  constexpr size_t kMaxBatchTokens = 1024;
+  for (size_t i = 0; i < sequences.size();) {
+    std::vector<int32_t> batch = sequences[i];
+    int64_t n_seq = 1;
+    size_t j = i + 1;
+    for (; j < sequences.size() && sequences[j].size() == sequences[i].size() &&
+           batch.size() + sequences[j].size() <= kMaxBatchTokens;
+         ++j, ++n_seq)
+      batch.insert(batch.end(), sequences[j].begin(), sequences[j].end());
+    inputs_.push_back(engine::capture_block_inputs(model, batch, n_seq));
+    n_positions_ += static_cast<int64_t>(batch.size());
+    i = j;
   }
   if (keep_reference) {
     reference_.resize(inputs_.size());

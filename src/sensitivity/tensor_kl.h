@@ -51,8 +51,8 @@ class TensorKL {
   void logprobs(size_t s, int64_t first, const engine::WeightSwap& swap, std::vector<float>& out) const;
 
   const engine::Model& model_;
-  std::vector<engine::BlockInputCache> inputs_;  // [sequences]
-  std::vector<std::vector<float>> reference_;    // [sequences][n * n_vocab] when kept
+  std::vector<engine::BlockInputCache> inputs_;  // [batches] of equal-length sequences
+  std::vector<std::vector<float>> reference_;    // [batches][n * n_vocab] when kept
   int64_t n_positions_ = 0;
 };
 
