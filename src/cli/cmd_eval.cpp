@@ -23,7 +23,7 @@ using eval::ojson;
 struct EvalArgs {
   std::string model, task, data, train, baseline, json_out;
   eval::TaskOptions options;
-  std::optional<bool> chat;  // --chat / --no-chat; unset: the task's default
+  bool chat = false, no_chat = false;  // --chat / --no-chat; neither: the task's default
   int threads = 0;
   int64_t n_ctx = 0;
 };
@@ -58,7 +58,7 @@ std::string dataset_in(const std::filesystem::path& root, const std::string& tas
 
 eval::TaskResult run_one(const std::string& task, const eval::EvalModel& m, const eval::EvalModel* baseline,
                          eval::TaskOptions o, const EvalArgs& args) {
-  o.chat = args.chat.value_or(eval::chat_by_default(task));
+  o.chat = args.chat || (!args.no_chat && eval::chat_by_default(task));
   if (task == "ppl") return eval::run_ppl(m, o);
   if (task == "kld") {
     if (!baseline) throw InputError("optiq eval", std::nullopt, "--task kld measures against a reference: give it with --baseline MODEL2");
@@ -182,7 +182,8 @@ Command register_eval(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   sub->add_option("--baseline", args->baseline, "a second model evaluated the same way, shown side by side (the reference of kld)");
   sub->add_option("--json", args->json_out, "write every prompt, output and metric to this JSON file");
-  sub->add_flag("--chat,!--no-chat", args->chat, "prompt through the model's chat template (default: on for ifeval and bfcl)");
+  CLI::Option* chat = sub->add_flag("--chat", args->chat, "prompt through the model's chat template (default for ifeval and bfcl)");
+  sub->add_flag("--no-chat", args->no_chat, "prompt with the raw text (default for the other tasks)")->excludes(chat);
   sub->add_option("-t,--threads", args->threads, "matmul threads (default: the number of cores)")->check(CLI::PositiveNumber);
   sub->add_option("-c,--ctx-size", args->n_ctx, "context of generation tasks (default: the trained one, at most 4096); ppl/kld chunk length (default 512)")
       ->check(CLI::PositiveNumber);

@@ -23,8 +23,9 @@ struct Item {
 // Counts the tokens of a text (the model's tokenizer).
 using TokenCounter = std::function<int64_t(const std::string&)>;
 
-// One item of about target_tokens tokens (never more) with a chain of `hops` steps, the other
-// assignments forming distractor chains of the same length. hash_chars: letters per hash.
+// One item of about target_tokens tokens with a chain of `hops` steps, the other assignments
+// forming distractor chains of the same length; more than target_tokens only when the asked
+// chain alone is longer (n_tokens says). hash_chars: letters per hash.
 Item make_item(uint64_t seed, int hops, int64_t target_tokens, const TokenCounter& count_tokens, int hash_chars = 8);
 
 // The answer the model generated, cut at the first quote or whitespace, compared exactly.
