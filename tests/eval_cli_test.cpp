@@ -72,9 +72,16 @@ TEST(EvalCli, ContextTasksPerplexityAndBaseline) {
   EXPECT_EQ(j["results"]["hashhop"]["details"]["by_length_and_hops"].size(), 2u);
   for (const json& s : j["results"]["hashhop"]["samples"]) EXPECT_LE(s["n_tokens"].get<int>(), 200);
 
-  j = run_eval(dir, "--task needle --lengths 64,128 --depths 0,1");
+  j = run_eval(dir, "--task needle --lengths 64,128 --depths 0,1 --svg " + (dir / "needle.svg").string());
   check_task(j, "needle", 4);
   EXPECT_EQ(j["results"]["needle"]["details"]["heatmap"]["accuracy"].size(), 2u);
+  std::ifstream svg_in(dir / "needle.svg");
+  const std::string svg((std::istreambuf_iterator<char>(svg_in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+  EXPECT_TRUE(svg.ends_with("</svg>\n"));
+  size_t cells = 0;
+  for (size_t p = svg.find("<rect x="); p != std::string::npos; p = svg.find("<rect x=", p + 1)) ++cells;
+  EXPECT_EQ(cells, 4u);  // 2 lengths x 2 depths
 
   std::string text;
   for (int i = 0; i < 40; ++i) text += "Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog. ";

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "engine/threads.h"
 #include "eval/eval_model.h"
+#include "eval/heatmap_svg.h"
 #include "eval/tasks.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -21,7 +22,7 @@ namespace {
 using eval::ojson;
 
 struct EvalArgs {
-  std::string model, task, data, train, baseline, json_out;
+  std::string model, task, data, train, baseline, json_out, svg_out;
   eval::TaskOptions options;
   bool chat = false, no_chat = false;  // --chat / --no-chat; neither: the task's default
   int threads = 0;
@@ -144,6 +145,26 @@ void print_needle_heatmap(const ojson& results) {
   }
 }
 
+// The needle heatmap as an SVG picture: rows context lengths, columns depths.
+void write_needle_svg(const ojson& results, const std::string& path) {
+  const ojson& h = results["needle"]["details"]["heatmap"];
+  eval::Heatmap map;
+  map.title = "needle in a haystack: accuracy";
+  map.row_axis = "context tokens";
+  map.column_axis = "depth of the needle";
+  for (const auto& l : h["lengths"]) map.rows.push_back(std::to_string(l.get<int64_t>()));
+  for (const auto& d : h["depths"]) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%.2f", d.get<double>());
+    map.columns.push_back(buf);
+  }
+  for (const auto& row : h["accuracy"]) map.values.push_back(row.get<std::vector<double>>());
+  const std::string svg = eval::heatmap_svg(map);
+  AtomicFile out(path);
+  out.write(svg.data(), svg.size());
+  out.commit();
+}
+
 template <class T>
 std::vector<T> parse_list(const std::string& text, const char* flag) {
   std::vector<T> out;
@@ -187,6 +208,7 @@ Command register_eval(CLI::App& app) {
   sub->add_option("-t,--threads", args->threads, "matmul threads (default: the number of cores)")->check(CLI::PositiveNumber);
   sub->add_option("-c,--ctx-size", args->n_ctx, "context of generation tasks (default: the trained one, at most 4096); ppl/kld chunk length (default 512)")
       ->check(CLI::PositiveNumber);
+  sub->add_option("--svg", args->svg_out, "needle: write the heatmap as an SVG picture");
   sub->add_option("--seed", args->options.seed, "seed of the generated hashhop and needle items (default 1)");
   sub->add_option("--lengths", (*lists)[0], "hashhop/needle context lengths in tokens, comma-separated (default 256,512 / 256,512,1024)");
   sub->add_option("--hops", (*lists)[1], "hashhop hop counts, comma-separated (default 1,2)");
@@ -225,6 +247,10 @@ Command register_eval(CLI::App& app) {
             report["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             print_table(report["results"], report.contains("baseline_results") ? &report["baseline_results"] : nullptr);
             print_needle_heatmap(report["results"]);
+            if (!args->svg_out.empty()) {
+              if (args->task != "needle") throw InputError("--svg", std::nullopt, "only the needle task draws a heatmap");
+              write_needle_svg(report["results"], args->svg_out);
+            }
             if (!args->json_out.empty()) {
               const std::string text = report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
               AtomicFile out(args->json_out);
