@@ -37,7 +37,8 @@ class PyReader {
     std::string out = identifier();
     while (i_ < s_.size() && s_[i_] == '.') {
       ++i_;
-      out += "." + identifier();
+      out += '.';
+      out += identifier();
     }
     return out;
   }

@@ -127,7 +127,6 @@ TaskResult run_ifeval(const EvalModel& m, const TaskOptions& o) {
     const std::string prompt = as_prompt(m, p.prompt, o.chat);
     const Generation g = m.generate(prompt, 512, {});
     ifeval::PromptResult res;
-    std::string error;
     try {
       res = ifeval::evaluate(p, g.text);
     } catch (const std::invalid_argument& e) {
