@@ -18,20 +18,25 @@
 namespace optiq::eval {
 namespace {
 
+// Each run carries this test process's id as an argument, so that leftovers are recognized
+// even while other tests run sandboxes at the same time.
+std::string run_tag() { return "optiq-sandbox-test-" + std::to_string(getpid()); }
+
 SandboxLimits quick_limits() {
   SandboxLimits l;
   l.wall_seconds = 3;
   l.cpu_seconds = 2;
+  l.args = {run_tag()};
   return l;
 }
 
-// Processes still running a sandboxed program.py (they would be leftovers of an escape).
+// Processes still running one of this test's programs (they would be leftovers of an escape).
 int sandbox_processes_left() {
   int n = 0;
   for (const auto& e : std::filesystem::directory_iterator("/proc")) {
     std::ifstream in(e.path() / "cmdline", std::ios::binary);
     std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmd.find("program.py") != std::string::npos && cmd.find("-I") != std::string::npos) ++n;
+    if (cmd.find(run_tag()) != std::string::npos) ++n;
   }
   return n;
 }

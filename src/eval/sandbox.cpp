@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "util/error.h"
 
@@ -59,7 +60,8 @@ bool write_file(const char* path, const std::string& text) {
 }
 
 // In the child: limits, identity, then exec. Never returns.
-[[noreturn]] void exec_python(const std::string& python, const SandboxLimits& limits, bool drop_to_nobody) {
+// argv: python, "-I", "program.py", the caller's arguments, nullptr (built before fork).
+[[noreturn]] void exec_python(const std::vector<const char*>& argv, const SandboxLimits& limits, bool drop_to_nobody) {
   set_limit(RLIMIT_CPU, static_cast<rlim_t>(limits.cpu_seconds));
   set_limit(RLIMIT_AS, limits.address_space_bytes);
   set_limit(RLIMIT_FSIZE, limits.file_size_bytes);
@@ -69,16 +71,16 @@ bool write_file(const char* path, const std::string& text) {
   }
   // After setuid: RLIMIT_NPROC counts the processes of the new user.
   set_limit(RLIMIT_NPROC, limits.max_processes);
-  const char* argv[] = {python.c_str(), "-I", "program.py", nullptr};
   char* const envp[] = {const_cast<char*>("PATH=/usr/bin:/bin"), const_cast<char*>("HOME=/nonexistent"),
                         const_cast<char*>("LANG=C.UTF-8"), nullptr};
-  execve(python.c_str(), const_cast<char* const*>(argv), envp);
-  execvpe("python3", const_cast<char* const*>(argv), envp);
+  execve(argv[0], const_cast<char* const*>(argv.data()), envp);
+  execvpe("python3", const_cast<char* const*>(argv.data()), envp);
   _exit(127);
 }
 
 // Child with namespaces: this process is PID 1 of the new PID namespace.
-[[noreturn]] void run_in_namespaces(const std::string& program, const std::string& python, const SandboxLimits& limits) {
+[[noreturn]] void run_in_namespaces(const std::string& program, const std::vector<const char*>& argv,
+                                   const SandboxLimits& limits) {
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) _exit(125);
   for (const char* dir : {"/tmp", "/var/tmp", "/dev/shm"})
     if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,mode=1777") != 0 && std::strcmp(dir, "/tmp") == 0)
@@ -90,7 +92,7 @@ bool write_file(const char* path, const std::string& text) {
   // PID 1 of the namespace: fork the program so that its exit, or our death, ends the namespace.
   const pid_t child = fork();
   if (child < 0) _exit(125);
-  if (child == 0) exec_python(python, limits, root);
+  if (child == 0) exec_python(argv, limits, root);
   int status = 0;
   while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
@@ -137,6 +139,9 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxLimi
       throw RuntimeError("sandbox: cannot write the program");
     }
   }
+  std::vector<const char*> argv = {python.c_str(), "-I", "program.py"};
+  for (const std::string& a : limits.args) argv.push_back(a.c_str());
+  argv.push_back(nullptr);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) throw RuntimeError("sandbox: pipe failed");
   const auto start = std::chrono::steady_clock::now();
@@ -158,14 +163,14 @@ SandboxResult run_python_sandboxed(const std::string& program, const SandboxLimi
       if (!try_namespaces()) _exit(125);
       const pid_t init = fork();  // becomes PID 1 of the new PID namespace
       if (init < 0) _exit(125);
-      if (init == 0) run_in_namespaces(source, python, limits);
+      if (init == 0) run_in_namespaces(source, argv, limits);
       int status = 0;
       while (waitpid(init, &status, 0) < 0 && errno == EINTR) {
       }
       _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     }
     if (chdir(workdir.c_str()) != 0) _exit(125);
-    exec_python(python, limits, false);
+    exec_python(argv, limits, false);
   }
   setpgid(pid, pid);  // also from here, so the group exists before any kill
   close(fds[1]);

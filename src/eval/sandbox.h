@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace optiq::eval {
 
@@ -26,6 +27,7 @@ struct SandboxLimits {
   uint64_t max_processes = 16;                   // RLIMIT_NPROC (of user nobody under root)
   size_t max_output_bytes = 64 << 10;            // stdout+stderr kept, the rest dropped
   std::string python;                            // interpreter; empty: /usr/bin/python3, else python3 on PATH
+  std::vector<std::string> args;                 // sys.argv[1:] of the program
 };
 
 enum class Isolation { Namespaces, LimitsOnly };
