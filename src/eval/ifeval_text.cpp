@@ -18,6 +18,26 @@ int count_words(const std::string& text) {
   return static_cast<int>(hits.size());
 }
 
+std::vector<std::string> word_tokens(const std::string& text) {
+  static const Regex pieces("\\.\\.\\.|[,;:?!\"()\\[\\]{}]|[^\\s,;:?!\"()\\[\\]{}]+?(?=\\.\\.\\.|[\\s,;:?!\"()\\[\\]{}]|$)");
+  static const Regex clitic("(?i)(?:n't|'s|'re|'ve|'ll|'d|'m)$");
+  std::vector<std::pair<size_t, size_t>> hits;
+  pieces.find_all(text, hits);
+  std::vector<std::string> out;
+  for (const auto& [b, e] : hits) {
+    std::string word = text.substr(b, e - b);
+    std::vector<std::pair<size_t, size_t>> tail;
+    clitic.find_all(word, tail);
+    if (!tail.empty() && tail.back().first > 0) {
+      out.push_back(word.substr(0, tail.back().first));
+      out.push_back(word.substr(tail.back().first));
+    } else {
+      out.push_back(std::move(word));
+    }
+  }
+  return out;
+}
+
 namespace {
 
 bool is_alpha(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
@@ -123,7 +143,10 @@ std::string detect_language(const std::string& text) {
   size_t pos = 0;
   while (pos < text.size()) {
     const UChar32 c = static_cast<UChar32>(unicode::decode_utf8(text, pos));
-    if (!u_isalpha(c)) continue;
+    // Letters, and in the other scripts their combining vowel signs too (they carry most of an
+    // Indic word).
+    const int8_t type = u_charType(c);
+    if (!u_isalpha(c) && !(c >= 0x300 && (type == U_NON_SPACING_MARK || type == U_COMBINING_SPACING_MARK))) continue;
     if (c < 0x250) {
       ++latin;
       // Letters Vietnamese uses and English/French/German/Spanish do not: ă đ ơ ư (any case).

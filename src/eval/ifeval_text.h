@@ -10,7 +10,14 @@ namespace optiq::eval::ifeval {
 // Words as nltk's RegexpTokenizer(r"\w+") finds them (Unicode \w).
 int count_words(const std::string& text);
 
-// Sentences by IFEval's rule-based splitter: a sentence ends at each "?" and "!", at a run of two
+// Words roughly as nltk's Treebank word tokenizer cuts them: at whitespace, around the
+// punctuation it always separates (, ; : ? ! " ( ) [ ] { } and "..."), and before the clitics
+// 's 're 've 'll 'd 'm n't; periods, hyphens and slashes inside a word stay ("U.S.", "WELL-KNOWN").
+std::vector<std::string> word_tokens(const std::string& text);
+
+// Sentences by a rule-based splitter (upstream counts them with nltk's trained punkt model, whose
+// data optiq does not have; this follows the rules of upstream's split_into_sentences helper
+// instead, so counts can differ on unusual text): a sentence ends at each "?" and "!", at a run of two
 // or more dots, and at a single "." except after a title (Mr, Mrs, Ms, Dr, St, Prof, Capt, Cpt, Lt,
 // Mt), a company suffix (Inc, Ltd, Jr, Sr, Co), a single letter (initials, "e.g."), between
 // digits, or before a web domain (com, net, org, io, gov, edu, me). Pieces are trimmed; an
