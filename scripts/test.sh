@@ -41,6 +41,15 @@ if [[ $(cat "$cache/ifeval.stamp" 2>/dev/null) != "$ifeval_pins" ]]; then
   echo "$ifeval_pins" >"$cache/ifeval.stamp"
 fi
 
+# The BFCL oracle: the leaderboard's package, its AST checker loaded alone (check_bfcl.py).
+bfcl_pins="bfcl-eval==2026.3.23"
+if [[ $(cat "$cache/bfcl.stamp" 2>/dev/null) != "$bfcl_pins" ]]; then
+  echo "test: installing the BFCL oracle into $cache/venv-bfcl"
+  python3 -m venv "$cache/venv-bfcl"
+  PIP_CACHE_DIR=$cache/pip "$cache/venv-bfcl/bin/pip" install -q --no-deps $bfcl_pins
+  echo "$bfcl_pins" >"$cache/bfcl.stamp"
+fi
+
 # llama.cpp's source at the commit node-llama-cpp pins, from the bundle the npm package ships:
 # its vocab-only GGUFs are tokenizer fixtures, and bench/ builds llama.cpp tools from it.
 [[ -d $cache/llama.cpp-src/.git ]] || git -c advice.detachedHead=false clone -q \

@@ -10,7 +10,8 @@
 //    accepted for a float, string -> str, boolean -> bool, array/tuple -> list with item types,
 //    dict -> dict);
 //  - each value among the possible answers: strings compared after removing " ,./-_*^",
-//    lower-casing and ' -> "; lists element-wise likewise; dicts key by key; numbers by value;
+//    lower-casing and ' -> "; lists element-wise likewise; dicts key by key (lists of dicts
+//    dict by dict); numbers by value;
 //  - a parameter left out only when its possible answers include "" (optional).
 #pragma once
 

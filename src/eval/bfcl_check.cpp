@@ -115,6 +115,24 @@ CheckResult check_simple(const ojson& function, const std::vector<Call>& calls, 
           return fail("parameter " + param + ": item " + item.dump() + " is not of type " + item_type);
     }
     const ojson& allowed = answer[param];
+    const bool list_of_dicts = (type == "array" || type == "tuple") && props[param].contains("items") &&
+                               props[param]["items"].value("type", "") == "dict";
+    if (list_of_dicts) {
+      // list_dict_checker: some allowed list of the same length whose dicts each accept the
+      // value's dict at the same index.
+      bool ok = false;
+      for (const ojson& option : allowed) {
+        if (!option.is_array() || option.size() != value.size()) continue;
+        bool all = true;
+        for (size_t i = 0; all && i < value.size(); ++i) all = dict_matches(value[i], ojson::array({option[i]}));
+        if (all) {
+          ok = true;
+          break;
+        }
+      }
+      if (!ok) return fail("parameter " + param + ": " + value.dump() + " is not an allowed list of dicts");
+      continue;
+    }
     if (type == "dict") {
       if (!dict_matches(value, allowed)) return fail("parameter " + param + ": " + value.dump() + " is not an allowed dict");
       continue;
