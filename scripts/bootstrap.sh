@@ -10,7 +10,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   nlohmann-json3-dev libcli11-dev libcurl4-openssl-dev libssl-dev
   libpcre2-dev libicu-dev libcpp-httplib-dev libgtest-dev
-  libopenblas-dev libgomp1 libbenchmark-dev
+  libopenblas-dev libgomp1 libbenchmark-dev zlib1g-dev
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -31,6 +31,25 @@ if [[ $(cat "$cache/oracle.stamp" 2>/dev/null) != "$oracle_pins" ]]; then
   echo "$oracle_pins" >"$cache/oracle.stamp"
 fi
 
+# The IFEval oracle: lm-evaluation-harness's ifeval modules and what they import, without the
+# harness's own heavy dependencies (check_ifeval.py loads those modules alone).
+ifeval_pins="lm-eval==0.4.13 langdetect==1.0.9 nltk==3.10.4 immutabledict==4.3.1 six==1.17.0 regex==2026.11.15 click==8.5.1 joblib==1.6.0 tqdm==4.70.1 packaging==26.3 typing_extensions==4.16.0"
+if [[ $(cat "$cache/ifeval.stamp" 2>/dev/null) != "$ifeval_pins" ]]; then
+  echo "test: installing the IFEval oracle into $cache/venv-ifeval"
+  python3 -m venv "$cache/venv-ifeval"
+  PIP_CACHE_DIR=$cache/pip "$cache/venv-ifeval/bin/pip" install -q --no-deps $ifeval_pins
+  echo "$ifeval_pins" >"$cache/ifeval.stamp"
+fi
+
+# The BFCL oracle: the leaderboard's package, its AST checker loaded alone (check_bfcl.py).
+bfcl_pins="bfcl-eval==2026.3.23"
+if [[ $(cat "$cache/bfcl.stamp" 2>/dev/null) != "$bfcl_pins" ]]; then
+  echo "test: installing the BFCL oracle into $cache/venv-bfcl"
+  python3 -m venv "$cache/venv-bfcl"
+  PIP_CACHE_DIR=$cache/pip "$cache/venv-bfcl/bin/pip" install -q --no-deps $bfcl_pins
+  echo "$bfcl_pins" >"$cache/bfcl.stamp"
+fi
+
 # llama.cpp's source at the commit node-llama-cpp pins, from the bundle the npm package ships:
 # its vocab-only GGUFs are tokenizer fixtures, and bench/ builds llama.cpp tools from it.
 [[ -d $cache/llama.cpp-src/.git ]] || git -c advice.detachedHead=false clone -q \

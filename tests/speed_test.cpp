@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+
 #include "test_util.h"
 
 namespace optiq {
@@ -22,6 +24,23 @@ TEST(Benchmark, ReportsSpeedSizeAndMemory) {
   EXPECT_GT(j["peak_rss_mib"].get<double>(), 1.0);
   // A model that does not exist is an input error, not a crash.
   EXPECT_EQ(test::run_optiq("benchmark /nonexistent.gguf").exit_code, 2);
+}
+
+TEST(Benchmark, BaselineSideBySideWithPerplexity) {
+  const std::string model = test::stories260k().string();
+  // The text the perplexity oracle uses: stories260K's own kind of text.
+  const std::string fixture = (std::filesystem::path(__FILE__).parent_path() / "fixtures" / "stories.txt").string();
+  auto r = test::run_optiq("benchmark " + model + " -p 16 -n 8 -r 1 -f " + fixture + " -c 64 --chunks 2 --baseline " + model + " --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["model"]["size_bytes"], j["baseline"]["size_bytes"]);
+  EXPECT_GT(j["model"]["ppl"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(j["model"]["ppl"].get<double>(), j["baseline"]["ppl"].get<double>());  // same model, same numbers
+  EXPECT_GT(j["baseline"]["peak_rss_mib"].get<double>(), 1.0);
+  r = test::run_optiq("benchmark " + model + " -p 16 -n 8 -r 1 --baseline " + model);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("| decode tokens/s |"), std::string::npos) << r.output;
+  EXPECT_EQ(test::run_optiq("benchmark " + model + " -p 16 -n 8 --baseline /nonexistent.gguf").exit_code, 2);
 }
 
 }  // namespace

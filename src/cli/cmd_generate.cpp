@@ -9,6 +9,7 @@
 #include "engine/ops.h"
 #include "engine/sampling.h"
 #include "engine/threads.h"
+#include "model/chat_prompt.h"
 #include "model/chat_template.h"
 #include "model/model_source.h"
 #include "model/tokenizer.h"
@@ -27,23 +28,6 @@ size_t complete_utf8_prefix(const std::string& s) {
   const unsigned char lead = static_cast<unsigned char>(s[n - 1 - back]);
   const size_t need = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 1;
   return back + 1 >= need ? n : n - back - 1;
-}
-
-// The prompt --chat builds: the model's chat template over [system], user, with the assistant's
-// turn opened. A template that writes BOS itself loses it here when the vocabulary adds BOS on
-// tokenizing anyway, as llama.cpp does, so the prompt never starts with two.
-std::string chat_prompt(const std::string& model_path, const Tokenizer& tok, const std::string& system,
-                        const std::string& user) {
-  ChatRequest req;
-  if (!system.empty()) req.messages.push_back({{"role", "system"}, {"content", system}});
-  req.messages.push_back({{"role", "user"}, {"content", user}});
-  req.add_generation_prompt = true;
-  std::string text = render_chat(load_chat_template(model_path), req);
-  if (tok.add_bos && tok.bos >= 0) {
-    const std::string& bos = tok.tokens[static_cast<size_t>(tok.bos)].text;
-    if (!bos.empty() && text.starts_with(bos)) text.erase(0, bos.size());
-  }
-  return text;
 }
 
 }  // namespace
@@ -96,7 +80,7 @@ Command register_generate(CLI::App& app) {
             if (tok.n_tokens() > model.hp.n_vocab)
               throw InputError(path, std::nullopt, "the tokenizer has more tokens than the model's vocabulary");
             const int64_t n_ctx = args->n_ctx > 0 ? args->n_ctx : std::min<int64_t>(model.hp.n_ctx_train, 4096);
-            std::vector<int32_t> ids = tok.encode(args->chat ? chat_prompt(path, tok, args->system, args->prompt) : args->prompt,
+            std::vector<int32_t> ids = tok.encode(args->chat ? chat_prompt(load_chat_template(path), tok, args->system, args->prompt) : args->prompt,
                                                   /*add_special=*/true, /*parse_special=*/true);
             const size_t n_prompt = ids.size();
             if (static_cast<int64_t>(n_prompt) > n_ctx)

@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
                                              cli::register_calib_mix(app),
                                              cli::register_perplexity(app),
                                              cli::register_quantize(app),
-                                             cli::register_imatrix(app)};
+                                             cli::register_imatrix(app),
+                                             cli::register_eval(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
