@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -27,9 +28,11 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "oracle"))
+from llama_tools import KLD_DONE, llama  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
-OPTIQ = ROOT / "build" / "optiq"
-LLAMA_PERPLEXITY = ROOT / ".cache" / "llama-tools" / "llama-perplexity"
+OPTIQ = Path(os.environ.get("OPTIQ_BIN", ROOT / "build" / "optiq"))
 SHARED = ROOT.parent / "shared"
 MIXES = ["Q3_K_M", "Q4_K_M", "Q5_K_M"]
 UNIFORM = ["Q3_K", "Q4_K", "Q5_K", "Q6_K"]
@@ -81,6 +84,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "convert-results")
     ap.add_argument("--convert-args", default="", help="extra arguments for optiq convert")
+    ap.add_argument("--mixes", default=",".join(MIXES), help="llama.cpp mixes whose sizes are compared")
+    ap.add_argument("--default-only", action="store_true",
+                    help="only the default optiq convert (bits 4,8 at Q4_K_M's size), no candidate-type runs")
     a = ap.parse_args()
     label = a.label or a.model.stem
     work = a.work / label
@@ -94,12 +100,13 @@ def main() -> None:
         run(OPTIQ, "convert", a.model, "--outtype", "f32", "-o", ref)
     base = work / "base.kld"
     if not base.exists():
-        run(LLAMA_PERPLEXITY, "-m", ref, "-f", text, "-c", a.ctx, "--chunks", a.chunks, "-t", t,
-            "--kl-divergence-base", base)
+        llama("llama-perplexity", "-m", ref, "-f", text, "-c", a.ctx, "--chunks", a.chunks, "-t", t,
+              "--kl-divergence-base", base)
 
     files: list[tuple[str, str, Path, float]] = []  # (target, method, file, convert seconds)
     sensitivity = work / "sensitivity.jsonl"
-    for mix in ["Q4_K_M default"] + MIXES:
+    mixes = a.mixes.split(",")
+    for mix in ["Q4_K_M default"] + ([] if a.default_only else mixes):
         default = mix.endswith("default")
         mix = mix.split()[0]
         out = work / (f"optiq-{mix}" + ("-default" if default else ""))
@@ -115,8 +122,8 @@ def main() -> None:
         gguf = next(p for p in out.glob("*-optiq.gguf"))
         method = "optiq convert (bits 4,8)" if default else f"optiq convert ({CANDIDATES})"
         files.append((mix, method, gguf, seconds))
-    imatrix = work / f"optiq-{MIXES[1]}" / "imatrix.gguf"
-    for mix in MIXES:
+    imatrix = work / "optiq-Q4_K_M-default" / "imatrix.gguf"
+    for mix in mixes:
         for with_imatrix in (False, True):
             out = work / f"{mix}{'-imatrix' if with_imatrix else ''}.gguf"
             run(OPTIQ, "quantize", a.model, "-o", out, "--type", mix, "-t", t,
@@ -129,7 +136,8 @@ def main() -> None:
 
     rows = []
     for target, method, gguf, seconds in files:
-        theirs = mean_kld(run(LLAMA_PERPLEXITY, "-m", gguf, "-t", t, "--kl-divergence", "--kl-divergence-base", base))
+        theirs = mean_kld(llama("llama-perplexity", "-m", gguf, "-t", t, "--kl-divergence", "--kl-divergence-base", base,
+                                done=KLD_DONE))
         ours = mean_kld(run(OPTIQ, "perplexity", gguf, "-t", t, "--kl-divergence", "--kl-divergence-base", base))
         rows.append({"target": target, "method": method, "file": gguf.name, "bytes": tensor_bytes(gguf),
                      "kld_llama_cpp": theirs, "kld_optiq": ours, "convert_seconds": round(seconds, 1)})
