@@ -2,10 +2,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/kv_cache_options.h"
 #include "engine/model.h"
 #include "engine/threads.h"
 #include "eval/speed.h"
@@ -19,6 +21,7 @@ Command register_benchmark(CLI::App& app) {
     eval::SpeedOptions speed;
     bool json = false;
     int threads = 0;
+    KVCacheArgs kv;
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("benchmark", "Prefill and decode speed of optiq's engine on a model (like llama-bench)");
@@ -27,10 +30,13 @@ Command register_benchmark(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   sub->add_option("-n,--n-gen", args->speed.n_gen, "tokens decoded one at a time (default 128; 0 skips)")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("-d,--depth", args->speed.depth, "tokens prefilled before each decode run (default 0)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("-r,--repetitions", args->speed.repetitions, "runs of each test (default 3)")->check(CLI::PositiveNumber);
   sub->add_option("-t,--threads", args->threads, "matmul threads (default: the number of cores)")
       ->check(CLI::NonNegativeNumber);
   sub->add_flag("--json", args->json, "print one JSON object instead of the table");
+  add_kv_cache_options(sub, args->kv);
   return {sub, [args] {
             engine::set_num_threads(args->threads);
             const std::string path = resolve_model_argument(args->model);
@@ -40,7 +46,11 @@ Command register_benchmark(CLI::App& app) {
             const auto t0 = std::chrono::steady_clock::now();
             const engine::Model model = engine::load_model(src);
             const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            const eval::SpeedResult r = eval::measure_speed(model, args->speed);
+            eval::SpeedOptions speed = args->speed;
+            speed.kv = kv_cache_config(args->kv, model);
+            const int64_t kv_positions = std::max<int64_t>({speed.n_prompt, speed.depth + speed.n_gen, 1}) + 1;
+            const engine::KVCache probe = engine::make_kv_cache(model, kv_positions, speed.kv);
+            const eval::SpeedResult r = eval::measure_speed(model, speed);
             rusage usage{};
             getrusage(RUSAGE_SELF, &usage);
             const double peak_mib = static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB
@@ -54,6 +64,9 @@ Command register_benchmark(CLI::App& app) {
               j["bits_per_weight"] = bpw;
               j["n_prompt"] = args->speed.n_prompt;
               j["n_gen"] = args->speed.n_gen;
+              j["depth"] = args->speed.depth;
+              j["kv_cache_bytes"] = probe.bytes();
+              j["kv_cache_positions"] = kv_positions;
               j["threads"] = engine::num_threads();
               j["prefill_tps"] = r.prefill_tps;
               j["decode_tps"] = r.decode_tps;
@@ -71,9 +84,11 @@ Command register_benchmark(CLI::App& app) {
               std::printf("prefill %-5lld %10.2f ± %.2f tokens/s\n", static_cast<long long>(args->speed.n_prompt),
                           S::mean(r.prefill_tps), S::stddev(r.prefill_tps));
             if (!r.decode_tps.empty())
-              std::printf("decode  %-5lld %10.2f ± %.2f tokens/s\n", static_cast<long long>(args->speed.n_gen),
-                          S::mean(r.decode_tps), S::stddev(r.decode_tps));
+              std::printf("decode  %-5lld %10.2f ± %.2f tokens/s%s\n", static_cast<long long>(args->speed.n_gen),
+                          S::mean(r.decode_tps), S::stddev(r.decode_tps),
+                          args->speed.depth ? (" after " + std::to_string(args->speed.depth) + " tokens").c_str() : "");
             if (!r.prefill_tps.empty()) std::printf("first token:  %.1f ms\n", r.first_token_ms);
+            std::printf("%s\n", kv_cache_summary(probe).c_str());
             std::printf("peak RSS:     %.1f MiB\n", peak_mib);
             return 0;
           }};
