@@ -5,7 +5,6 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/ops.h"
 #include "engine/threads.h"
 #include "quant/dot.h"
 #include "quant/float16.h"
@@ -46,36 +45,47 @@ void causal_attention_cached(const float* q, const LayerKVCache& kv, int64_t n_t
   const size_t q_bytes = *ggml_row_bytes(q_type, d);
   const int64_t work = n_tokens * n_head * (pos0 + n_tokens) * D;
   const int threads = work < 100'000 ? 1 : num_threads();
-  const int64_t n_items = n_tokens * n_head;
+  // One item is a token and a K/V head with the query heads that share it, so each stored value
+  // row is dequantized once per token for the whole group.
+  const int64_t group = n_head / n_head_kv, n_items = n_tokens * n_head_kv;
+  const size_t q_words = (q_bytes + 7) / 8;  // one query head as q_type, in 8-byte words
 #pragma omp parallel num_threads(threads)
   {
-    std::vector<uint64_t> q_conv((q_bytes + 7) / 8);  // the query head as q_type, 8-byte aligned
-    std::vector<float> acc(static_cast<size_t>(D)), v_buf(static_cast<size_t>(D));
+    std::vector<uint64_t> q_conv(static_cast<size_t>(group) * q_words);
+    std::vector<float> acc(static_cast<size_t>(group * D)), v_buf(static_cast<size_t>(D));
+    std::vector<float> sum(static_cast<size_t>(group)), max(static_cast<size_t>(group));
 #pragma omp for schedule(static)
     for (int64_t item = 0; item < n_items; ++item) {
-      const int64_t t = item / n_head, h = item % n_head;
+      const int64_t t = item / n_head_kv, g = item % n_head_kv;
       const int64_t last = pos0 + t, first = window > 0 ? std::max<int64_t>(0, last - window + 1) : 0;
-      const int64_t g = kv_head_of(h, n_head, n_head_kv);
-      quantize_activation(q_type, q + (t * n_head + h) * D, q_conv.data(), D);
+      for (int64_t j = 0; j < group; ++j)
+        quantize_activation(q_type, q + (t * n_head + g * group + j) * D, q_conv.data() + j * q_words, D);
       std::fill(acc.begin(), acc.end(), 0.0f);
-      float sum = 0.0f, max = -INFINITY;
+      std::fill(sum.begin(), sum.end(), 0.0f);
+      std::fill(max.begin(), max.end(), -INFINITY);
       for (int64_t p = first; p <= last; ++p) {
-        const float s = dot(D, kv.k_row(p) + static_cast<size_t>(g) * k_head_bytes, q_conv.data()) * scale;
-        float rescale = 1.0f, weight = 1.0f;  // of the sum so far, of this position
-        if (s > max) {
-          rescale = std::exp(max - s);
-          max = s;
-          for (float& a : acc) a *= rescale;
-        } else {
-          weight = std::exp(s - max);
-        }
+        const uint8_t* k_head = kv.k_row(p) + static_cast<size_t>(g) * k_head_bytes;
         const float* vp = to_float(v_type, kv.v_row(p) + static_cast<size_t>(g) * v_head_bytes, v_buf.data(), D);
-        mad(acc.data(), vp, weight, D);
-        sum = sum * rescale + weight;
+        for (int64_t j = 0; j < group; ++j) {
+          const float s = dot(D, k_head, q_conv.data() + j * q_words) * scale;
+          float* a = acc.data() + j * D;
+          float rescale = 1.0f, weight = 1.0f;  // of the sum so far, of this position
+          if (s > max[j]) {
+            rescale = std::exp(max[j] - s);
+            max[j] = s;
+            for (int64_t i = 0; i < D; ++i) a[i] *= rescale;
+          } else {
+            weight = std::exp(s - max[j]);
+          }
+          mad(a, vp, weight, D);
+          sum[j] = sum[j] * rescale + weight;
+        }
       }
-      const float inv = sum == 0.0f ? 0.0f : 1.0f / sum;
-      float* oh = out + (t * n_head + h) * D;
-      for (int64_t i = 0; i < D; ++i) oh[i] = acc[static_cast<size_t>(i)] * inv;
+      for (int64_t j = 0; j < group; ++j) {
+        const float inv = sum[j] == 0.0f ? 0.0f : 1.0f / sum[j];
+        float* oh = out + (t * n_head + g * group + j) * D;
+        for (int64_t i = 0; i < D; ++i) oh[i] = acc[static_cast<size_t>(j * D + i)] * inv;
+      }
     }
   }
 }
