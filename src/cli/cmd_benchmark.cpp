@@ -49,7 +49,13 @@ Command register_benchmark(CLI::App& app) {
             eval::SpeedOptions speed = args->speed;
             speed.kv = kv_cache_config(args->kv, model);
             const int64_t kv_positions = std::max<int64_t>({speed.n_prompt, speed.depth + speed.n_gen, 1}) + 1;
-            const engine::KVCache probe = engine::make_kv_cache(model, kv_positions, speed.kv);
+            std::string kv_summary;  // from a cache of the size measure_speed allocates, freed before it runs
+            size_t kv_bytes = 0;
+            {
+              const engine::KVCache probe = engine::make_kv_cache(model, kv_positions, speed.kv);
+              kv_summary = kv_cache_summary(probe);
+              kv_bytes = probe.bytes();
+            }
             const eval::SpeedResult r = eval::measure_speed(model, speed);
             rusage usage{};
             getrusage(RUSAGE_SELF, &usage);
@@ -65,7 +71,7 @@ Command register_benchmark(CLI::App& app) {
               j["n_prompt"] = args->speed.n_prompt;
               j["n_gen"] = args->speed.n_gen;
               j["depth"] = args->speed.depth;
-              j["kv_cache_bytes"] = probe.bytes();
+              j["kv_cache_bytes"] = kv_bytes;
               j["kv_cache_positions"] = kv_positions;
               j["threads"] = engine::num_threads();
               j["prefill_tps"] = r.prefill_tps;
@@ -88,7 +94,7 @@ Command register_benchmark(CLI::App& app) {
                           S::mean(r.decode_tps), S::stddev(r.decode_tps),
                           args->speed.depth ? (" after " + std::to_string(args->speed.depth) + " tokens").c_str() : "");
             if (!r.prefill_tps.empty()) std::printf("first token:  %.1f ms\n", r.first_token_ms);
-            std::printf("%s\n", kv_cache_summary(probe).c_str());
+            std::printf("%s\n", kv_summary.c_str());
             std::printf("peak RSS:     %.1f MiB\n", peak_mib);
             return 0;
           }};
