@@ -273,14 +273,15 @@ TEST(EngineForward, F16CacheStaysCloseToF32) {
   std::vector<KVType> types(static_cast<size_t>(model.hp.n_layer), KVType::F32);
   for (size_t i = 1; i < types.size(); i += 2) types[i] = KVType::F16;
   KVCache c16 = make_kv_cache(model, 16, types);
-  EXPECT_EQ(c16.layers[1].type(), KVType::F16);
-  EXPECT_EQ(c16.layers[0].type(), KVType::F32);
+  EXPECT_EQ(c16.layers[1].k_type(), KVType::F16);
+  EXPECT_EQ(c16.layers[1].v_type(), KVType::F16);
+  EXPECT_EQ(c16.layers[0].k_type(), KVType::F32);
   forward(model, c16, tokens, true, half.data());
   double worst = 0;
   for (size_t i = 0; i < ref.size(); ++i) worst = std::max(worst, std::abs(double(ref[i]) - half[i]));
   EXPECT_GT(worst, 0.0);  // the cache really rounds
   EXPECT_LT(worst, 2e-2);
-  EXPECT_THROW(parse_kv_type("q4_0"), InputError);
+  EXPECT_THROW(parse_kv_type("q4_k"), InputError);
 }
 
 // Re-running from a block with cached inputs gives what a full pass with the same weight

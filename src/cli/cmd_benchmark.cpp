@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/kv_cache_options.h"
 #include "engine/model.h"
 #include "engine/threads.h"
 #include "eval/perplexity.h"
@@ -29,6 +31,7 @@ struct BenchmarkArgs {
   int64_t ppl_chunks = -1;
   bool json = false;
   int threads = 0;
+  KVCacheArgs kv;  // --cache-type-k/-v, --kv-config
 };
 
 // Perplexity of the text as `optiq perplexity -f FILE -c CTX` computes it.
@@ -63,7 +66,17 @@ nlohmann::ordered_json measure(const std::string& path, const BenchmarkArgs& arg
   const auto t0 = std::chrono::steady_clock::now();
   const engine::Model model = engine::load_model(src);
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const eval::SpeedResult r = eval::measure_speed(model, args.speed);
+  eval::SpeedOptions speed = args.speed;
+  speed.kv = kv_cache_config(args.kv, model);
+  const int64_t kv_positions = std::max<int64_t>({speed.n_prompt, speed.depth + speed.n_gen, 1}) + 1;
+  std::string kv_summary;  // from a cache of the size measure_speed allocates, freed before it runs
+  size_t kv_bytes = 0;
+  {
+    const engine::KVCache probe = engine::make_kv_cache(model, kv_positions, speed.kv);
+    kv_summary = kv_cache_summary(probe);
+    kv_bytes = probe.bytes();
+  }
+  const eval::SpeedResult r = eval::measure_speed(model, speed);
   nlohmann::ordered_json j;
   j["model"] = path;
   j["size_bytes"] = bytes;
@@ -71,6 +84,10 @@ nlohmann::ordered_json measure(const std::string& path, const BenchmarkArgs& arg
   j["bits_per_weight"] = params ? 8.0 * static_cast<double>(bytes) / static_cast<double>(params) : 0.0;
   j["n_prompt"] = args.speed.n_prompt;
   j["n_gen"] = args.speed.n_gen;
+  j["depth"] = args.speed.depth;
+  j["kv_cache_bytes"] = kv_bytes;
+  j["kv_cache_positions"] = kv_positions;
+  j["kv_cache"] = kv_summary;
   j["threads"] = engine::num_threads();
   j["prefill_tps"] = r.prefill_tps;
   j["decode_tps"] = r.decode_tps;
@@ -137,9 +154,12 @@ void print_one(const nlohmann::ordered_json& j) {
   const auto prefill = j["prefill_tps"].get<std::vector<double>>(), decode = j["decode_tps"].get<std::vector<double>>();
   if (!prefill.empty())
     std::printf("prefill %-5lld %10.2f ± %.2f tokens/s\n", j["n_prompt"].get<long long>(), S::mean(prefill), S::stddev(prefill));
+  const long long depth = j["depth"].get<long long>();
   if (!decode.empty())
-    std::printf("decode  %-5lld %10.2f ± %.2f tokens/s\n", j["n_gen"].get<long long>(), S::mean(decode), S::stddev(decode));
+    std::printf("decode  %-5lld %10.2f ± %.2f tokens/s%s\n", j["n_gen"].get<long long>(), S::mean(decode), S::stddev(decode),
+                depth ? (" after " + std::to_string(depth) + " tokens").c_str() : "");
   if (!prefill.empty()) std::printf("first token:  %.1f ms\n", j["first_token_ms"].get<double>());
+  std::printf("%s\n", j["kv_cache"].get<std::string>().c_str());
   if (j.contains("ppl")) std::printf("perplexity:   %.4f\n", j["ppl"].get<double>());
   std::printf("peak RSS:     %.1f MiB\n", j["peak_rss_mib"].get<double>());
 }
@@ -154,6 +174,7 @@ void print_comparison(const nlohmann::ordered_json& m, const nlohmann::ordered_j
   if (!m["decode_tps"].empty()) row("decode tokens/s", mean_of(m["decode_tps"]), mean_of(b["decode_tps"]));
   if (!m["prefill_tps"].empty()) row("first token ms", m["first_token_ms"].get<double>(), b["first_token_ms"].get<double>());
   if (m.contains("ppl")) row("perplexity", m["ppl"].get<double>(), b["ppl"].get<double>());
+  row("KV cache MiB", m["kv_cache_bytes"].get<double>() / 1048576.0, b["kv_cache_bytes"].get<double>() / 1048576.0);
   row("peak RSS MiB", m["peak_rss_mib"].get<double>(), b["peak_rss_mib"].get<double>());
 }
 
@@ -167,6 +188,8 @@ Command register_benchmark(CLI::App& app) {
       ->check(CLI::NonNegativeNumber);
   sub->add_option("-n,--n-gen", args->speed.n_gen, "tokens decoded one at a time (default 128; 0 skips)")
       ->check(CLI::NonNegativeNumber);
+  sub->add_option("-d,--depth", args->speed.depth, "tokens prefilled before each decode run (default 0)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("-r,--repetitions", args->speed.repetitions, "runs of each test (default 3)")->check(CLI::PositiveNumber);
   sub->add_option("-t,--threads", args->threads, "matmul threads (default: the number of cores)")
       ->check(CLI::NonNegativeNumber);
@@ -175,6 +198,7 @@ Command register_benchmark(CLI::App& app) {
   sub->add_option("-c,--ctx-size", args->ppl_ctx, "with -f: tokens per perplexity chunk (default 512)")->check(CLI::PositiveNumber);
   sub->add_option("--chunks", args->ppl_chunks, "with -f: at most N chunks (default: all)")->check(CLI::PositiveNumber);
   sub->add_flag("--json", args->json, "print one JSON object instead of the table");
+  add_kv_cache_options(sub, args->kv);
   return {sub, [args] {
             engine::set_num_threads(args->threads);
             const std::string path = resolve_model_argument(args->model);

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/kv_cache_options.h"
 #include "engine/model.h"
 #include "engine/ops.h"
 #include "engine/sampling.h"
@@ -40,6 +41,7 @@ Command register_generate(CLI::App& app) {
     engine::SamplingParams sampling;
     std::optional<uint32_t> seed;  // unset: a random seed, printed
     int threads = 0;
+    KVCacheArgs kv;
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("generate", "Continue a prompt, or answer it as a chat, with optiq's engine");
@@ -69,6 +71,7 @@ Command register_generate(CLI::App& app) {
   sub->add_option("--dump-logprobs", args->dump_logprobs,
                   "debugging aid: write JSON {tokens, n_prompt, logprobs} to FILE, logprobs[i] being "
                   "the log-softmax over the vocabulary after tokens[0..i]");
+  add_kv_cache_options(sub, args->kv);
   return {sub, [args] {
             if (args->prompt.empty())
               throw InputError("optiq generate", std::nullopt, "the prompt is empty (-p TEXT)");
@@ -89,7 +92,7 @@ Command register_generate(CLI::App& app) {
                                    std::to_string(n_ctx) + " (-c)");
 
             const int64_t V = model.hp.n_vocab;
-            engine::KVCache cache = engine::make_kv_cache(model, n_ctx);
+            engine::KVCache cache = engine::make_kv_cache(model, n_ctx, kv_cache_config(args->kv, model));
             const bool dump = !args->dump_logprobs.empty();
             std::vector<float> logits(static_cast<size_t>(n_prompt) * V);
             engine::forward(model, cache, ids, /*all_logits=*/dump, logits.data());

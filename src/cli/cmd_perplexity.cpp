@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/kv_cache_options.h"
 #include "engine/model.h"
 #include "engine/threads.h"
 #include "eval/kl_divergence.h"
@@ -24,6 +25,7 @@ struct PerplexityArgs {
   int64_t n_chunks = -1;  // < 0: all
   bool kl_divergence = false;
   int threads = 0;        // matmul threads, 0: the number of cores
+  KVCacheArgs kv;
 };
 
 // The text as llama-perplexity reads -f: the whole file, one trailing newline removed.
@@ -64,6 +66,7 @@ int run_perplexity(const PerplexityArgs& args, const engine::Model& model, const
                          std::to_string(setup.n_ctx) + " needs at least " + std::to_string(2 * setup.n_ctx));
   const int64_t n_chunk_max = n_tokens / setup.n_ctx;
   const int64_t n_chunk = args.n_chunks < 0 ? n_chunk_max : std::min(args.n_chunks, n_chunk_max);
+  std::fprintf(stderr, "%s\n", kv_cache_summary(engine::make_kv_cache(model, setup.n_ctx, setup.kv)).c_str());
   std::fprintf(stderr, "perplexity: %lld tokens, %lld chunks of %lld, batch %lld\n", static_cast<long long>(n_tokens),
                static_cast<long long>(n_chunk), static_cast<long long>(setup.n_ctx),
                static_cast<long long>(setup.n_batch));
@@ -110,6 +113,7 @@ int run_kl_divergence(const PerplexityArgs& args, const engine::Model& model, co
   setup.n_ctx = base.n_ctx();
   check_trained_context(model, setup.n_ctx);
   const int64_t n_chunk = args.n_chunks < 0 ? base.n_chunk() : std::min<int64_t>(args.n_chunks, base.n_chunk());
+  std::fprintf(stderr, "%s\n", kv_cache_summary(engine::make_kv_cache(model, setup.n_ctx, setup.kv)).c_str());
   std::fprintf(stderr, "kl-divergence: %lld chunks of %lld tokens from %s\n", static_cast<long long>(n_chunk),
                static_cast<long long>(setup.n_ctx), base.path().c_str());
   const eval::KldResult r = eval::compute_kl_divergence(model, base, n_chunk, setup, stdout, stderr);
@@ -143,6 +147,7 @@ Command register_perplexity(CLI::App& app) {
                 "when given, its tokens must match the base's)");
   sub->add_option("-t,--threads", args->threads, "matmul threads (default: the number of cores)")
       ->check(CLI::PositiveNumber);
+  add_kv_cache_options(sub, args->kv);
   return {sub, [args] {
             engine::set_num_threads(args->threads);
             const std::string path = resolve_model_argument(args->model);
@@ -159,6 +164,7 @@ Command register_perplexity(CLI::App& app) {
             eval::ChunkSetup setup;
             setup.n_batch = args->n_batch;
             setup.bos = tok.add_bos ? tok.bos : -1;
+            setup.kv = kv_cache_config(args->kv, model);
             return args->kl_divergence ? run_kl_divergence(*args, model, tok, setup)
                                        : run_perplexity(*args, model, tok, setup);
           }};

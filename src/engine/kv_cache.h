@@ -1,43 +1,99 @@
 // The key/value cache of causal attention: each layer's rotated keys and values of every
-// position seen so far. The storage type is chosen per layer, so a layer whose attention is
-// robust can keep its cache in a smaller type than one that is not.
+// position seen so far. Keys and values get their storage type independently per layer, so a
+// layer whose attention is robust can keep its cache in a smaller type than one that is not.
+//
+// Block types (Q8_0 ... IQ4_NL) are laid out as llama.cpp lays out its cache tensors: one row
+// per position holding all n_head_kv heads, quantized as it arrives with the row quantizer
+// ggml's CPU backend uses for that type (ggml_set_rows -> from_float); a head is a run of whole
+// blocks inside the row, so head_dim must be a multiple of the block (32), as llama.cpp
+// requires. Nothing stored is ever requantized.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "io/ggml_type.h"
+
 namespace optiq::engine {
 
-enum class KVType { F32, F16 };
+// F32/F16: plain floats. The rest are ggml block types with 32 values per block; bits per
+// value including the block scale: Q8_0 8.5, Q5_1 6, Q5_0 5.5, Q4_1 5, Q4_0 4.5, IQ4_NL 4.5.
+enum class KVType { F32, F16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1, IQ4_NL };
 
-std::string_view kv_type_name(KVType t);       // "f32", "f16"
-KVType parse_kv_type(const std::string& name);  // throws InputError for an unknown name
+std::string_view kv_type_name(KVType t);        // "f32", "f16", "q8_0", ..., "iq4_nl"
+KVType parse_kv_type(const std::string& name);   // throws InputError for an unknown name
+std::optional<KVType> kv_type_from_name(std::string_view name);
+std::string kv_type_names();                     // "f32, f16, q8_0, ..." for messages
+GgmlType kv_ggml_type(KVType t);                 // the ggml type of the storage
+bool kv_type_is_block(KVType t);                 // stored in quantized blocks (not F32/F16)
+
+// The storage types of one layer's keys and values.
+struct LayerKVTypes {
+  KVType k = KVType::F32;
+  KVType v = KVType::F32;
+  bool operator==(const LayerKVTypes&) const = default;
+};
+
+// How a whole cache is stored.
+struct KVCacheConfig {
+  std::vector<LayerKVTypes> layers;  // [n_layer], or empty: F32 everywhere
+  // llama.cpp's attention rotation: where a layer's K (V) is block-quantized and head_dim is a
+  // multiple of 64, queries and keys (values, and the attention output back) go through an
+  // orthonormal Walsh-Hadamard transform before the cache, which spreads outliers over the
+  // block. On by default, as in llama.cpp (its LLAMA_ATTN_ROT_DISABLE=1 turns it off).
+  bool hadamard = true;
+};
 
 class LayerKVCache {
  public:
   LayerKVCache() = default;
-  LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KVType type);
+  // Throws InputError when a block type does not fit head_dim (head_dim % 32 != 0).
+  LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, LayerKVTypes types, bool hadamard = true);
+  LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KVType type)
+      : LayerKVCache(n_ctx, n_head_kv, head_dim, LayerKVTypes{type, type}) {}
 
   int64_t n_ctx() const { return n_ctx_; }
-  int64_t row_width() const { return n_head_kv_ * head_dim_; }  // floats per position
-  KVType type() const { return type_; }
+  int64_t n_head_kv() const { return n_head_kv_; }
+  int64_t head_dim() const { return head_dim_; }
+  int64_t row_width() const { return n_head_kv_ * head_dim_; }  // values per position
+  KVType k_type() const { return types_.k; }
+  KVType v_type() const { return types_.v; }
+  // Either is block-quantized: attention then reads the blocks (attention_blocks.h) instead of
+  // keys()/values().
+  bool has_blocks() const { return kv_type_is_block(types_.k) || kv_type_is_block(types_.v); }
+  // Width of the Walsh-Hadamard chunks queries/keys (values/output) are rotated in; 0: none.
+  int64_t k_rotation() const { return k_rotation_; }
+  int64_t v_rotation() const { return v_rotation_; }
+  // Bytes of K (V) storage for all n_ctx positions.
+  size_t k_bytes() const { return k_.size(); }
+  size_t v_bytes() const { return v_.size(); }
 
-  // Stores n positions from `pos` on: k, v are [n, n_head_kv, head_dim] f32.
+  // Stores n positions from `pos` on: k, v are [n, n_head_kv, head_dim] f32 (already rotated
+  // when k_rotation()/v_rotation() say so).
   void store(int64_t pos, int64_t n, const float* k, const float* v);
-  // Positions [0, n) as f32 [n, n_head_kv, head_dim]: the storage itself for F32, else
-  // converted into the scratch buffers (valid until the next call).
+  // For F32/F16 storage only: positions [0, n) as f32 [n, n_head_kv, head_dim]: the storage
+  // itself for F32, else converted into a scratch buffer (valid until the next call).
   const float* keys(int64_t n);
   const float* values(int64_t n);
+  // The stored row of a position: row_bytes(K or V) bytes of kv_ggml_type blocks (or floats).
+  const uint8_t* k_row(int64_t pos) const { return k_.data() + static_cast<size_t>(pos) * k_row_bytes_; }
+  const uint8_t* v_row(int64_t pos) const { return v_.data() + static_cast<size_t>(pos) * v_row_bytes_; }
+  size_t k_row_bytes() const { return k_row_bytes_; }
+  size_t v_row_bytes() const { return v_row_bytes_; }
 
  private:
   int64_t n_ctx_ = 0;      // positions the cache holds
   int64_t n_head_kv_ = 0;  // key/value heads
   int64_t head_dim_ = 0;   // width of one head
-  KVType type_ = KVType::F32;
-  std::vector<float> k32_, v32_;     // F32 storage [n_ctx, n_head_kv, head_dim]
-  std::vector<uint16_t> k16_, v16_;  // F16 storage, same shape
+  LayerKVTypes types_;
+  int64_t k_rotation_ = 0, v_rotation_ = 0;  // Hadamard chunk widths, 0 = not rotated
+  size_t k_row_bytes_ = 0, v_row_bytes_ = 0;  // bytes of one position's row
+  std::vector<uint8_t> k_, v_;                // [n_ctx][row bytes] storage
   std::vector<float> k_scratch_, v_scratch_;  // F16 storage converted for one attention call
 };
 
@@ -47,6 +103,17 @@ struct KVCache {
   int64_t n_past = 0;                // positions filled: the next token goes to position n_past
 
   void clear() { n_past = 0; }
+  // Bytes of all layers' K and V storage.
+  size_t bytes() const;
 };
+
+// --- Choosing the types -----------------------------------------------------------------------
+
+// The per-layer types of a kv_config.json file: {"layers": [{"k": "q8_0", "v": "q4_0"}, ...]}
+// with exactly n_layer entries (each "k" and "v" a kv_type_name), or
+// {"default": {"k": ..., "v": ...}, "layers": {"3": {"k": "f16"}, ...}} where the object form
+// overrides single layers by index and a missing "k"/"v" keeps the default. Throws InputError
+// naming the file and the field for anything else.
+std::vector<LayerKVTypes> read_kv_config(const std::string& path, int64_t n_layer);
 
 }  // namespace optiq::engine

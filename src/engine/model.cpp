@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "engine/attention_blocks.h"
 #include "engine/ops.h"
 #include "util/error.h"
 
@@ -140,20 +141,27 @@ Model load_model(const ModelSource& src) {
   return m;
 }
 
-KVCache make_kv_cache(const Model& model, int64_t n_ctx, std::span<const KVType> types) {
+KVCache make_kv_cache(const Model& model, int64_t n_ctx, const KVCacheConfig& config) {
   if (n_ctx <= 0 || n_ctx > model.hp.n_ctx_train)
     throw InputError("context size", std::nullopt,
                      std::to_string(n_ctx) + " tokens; the model was trained on at most " +
                          std::to_string(model.hp.n_ctx_train) + " (" + arch_gguf_name(model.hp.arch).data() +
                          ".context_length), and longer contexts are not supported");
-  if (!types.empty() && static_cast<int64_t>(types.size()) != model.hp.n_layer)
+  if (!config.layers.empty() && static_cast<int64_t>(config.layers.size()) != model.hp.n_layer)
     throw std::invalid_argument("make_kv_cache: one type per layer expected");
   KVCache c;
   c.n_ctx = n_ctx;
   for (int64_t i = 0; i < model.hp.n_layer; ++i)
     c.layers.emplace_back(n_ctx, model.hp.n_head_kv, model.hp.head_dim,
-                          types.empty() ? KVType::F32 : types[static_cast<size_t>(i)]);
+                          config.layers.empty() ? LayerKVTypes{} : config.layers[static_cast<size_t>(i)],
+                          config.hadamard);
   return c;
+}
+
+KVCache make_kv_cache(const Model& model, int64_t n_ctx, std::span<const KVType> types) {
+  KVCacheConfig config;
+  for (KVType t : types) config.layers.push_back({t, t});
+  return make_kv_cache(model, n_ctx, config);
 }
 
 namespace {
@@ -238,12 +246,24 @@ void run_block(const Model& model, int64_t il, float* x, int64_t n, int64_t pos0
     rope(hp.rope_type, s.q.data() + t * n_q, hp.n_head, D, hp.n_rot, pos, base, scale, freq_factors);
     rope(hp.rope_type, s.k.data() + t * n_kv, hp.n_head_kv, D, hp.n_rot, pos, base, scale, freq_factors);
   }
+  if (const int64_t w = kv.k_rotation()) {
+    hadamard_transform(s.q.data(), n * n_q, w);
+    hadamard_transform(s.k.data(), n * n_kv, w);
+  }
+  if (const int64_t w = kv.v_rotation()) hadamard_transform(s.v.data(), n * n_kv, w);
+  const int64_t window = swa ? hp.n_swa : 0;
   for (int64_t sq = 0; sq < n_seq; ++sq) {
     const int64_t t0 = sq * seq_len;
+    float* q = s.q.data() + t0 * n_q;
+    float* out = s.attn.data() + t0 * n_q;
     kv.store(pos0, seq_len, s.k.data() + t0 * n_kv, s.v.data() + t0 * n_kv);
-    causal_attention(s.q.data() + t0 * n_q, kv.keys(pos0 + seq_len), kv.values(pos0 + seq_len), seq_len, pos0,
-                     hp.n_head, hp.n_head_kv, D, hp.attn_scale, swa ? hp.n_swa : 0, s.attn.data() + t0 * n_q);
+    if (kv.has_blocks())
+      causal_attention_cached(q, kv, seq_len, pos0, hp.n_head, hp.attn_scale, window, out);
+    else
+      causal_attention(q, kv.keys(pos0 + seq_len), kv.values(pos0 + seq_len), seq_len, pos0, hp.n_head,
+                       hp.n_head_kv, D, hp.attn_scale, window, out);
   }
+  if (const int64_t w = kv.v_rotation()) hadamard_transform(s.attn.data(), n * n_q, w);
   mm(L.wo, s.attn.data(), n, s.proj.data());
   if (!L.attn_post_norm.empty())
     rms_norm(s.proj.data(), L.attn_post_norm.data(), n, E, hp.rms_eps, s.proj.data());

@@ -85,10 +85,13 @@ struct Model {
 // architecture, a missing or misshapen tensor, an unsupported tensor type or rope scaling.
 Model load_model(const ModelSource& src);
 
-// A KV cache sized for this model: n_ctx positions in every layer. `types`: the storage type of
-// each layer ([n_layer]), or empty for F32 everywhere. Throws InputError when n_ctx exceeds the
-// trained context (rope positions beyond it are untrained).
-KVCache make_kv_cache(const Model& model, int64_t n_ctx, std::span<const KVType> types = {});
+// A KV cache sized for this model: n_ctx positions in every layer, stored as `config` says
+// (config.layers empty: F32 everywhere; else one entry per layer). Throws InputError when n_ctx
+// exceeds the trained context (rope positions beyond it are untrained), or a block type does
+// not fit the head width.
+KVCache make_kv_cache(const Model& model, int64_t n_ctx, const KVCacheConfig& config = {});
+// The same with one type for keys and values of each layer ([n_layer], or empty: F32).
+KVCache make_kv_cache(const Model& model, int64_t n_ctx, std::span<const KVType> types);
 
 // Called with the input of every weight matmul of a forward pass: w is the weight about to be
 // applied, x its input [n_tokens, w.n_in]. The importance matrix accumulates these.

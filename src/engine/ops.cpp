@@ -46,6 +46,20 @@ void rope(RopeType type, float* x, int64_t n_heads, int64_t head_dim, int64_t n_
   }
 }
 
+void hadamard_transform(float* x, int64_t n, int64_t width) {
+  const float scale = 1.0f / std::sqrt(static_cast<float>(width));
+  for (float* c = x; c < x + n; c += width) {
+    for (int64_t j = 0; j < width; ++j) c[j] *= scale;
+    for (int64_t span = 1; span < width; span *= 2)
+      for (int64_t i = 0; i < width; i += 2 * span)
+        for (int64_t j = i; j < i + span; ++j) {
+          const float u = c[j], v = c[j + span];
+          c[j] = u + v;
+          c[j + span] = u - v;
+        }
+  }
+}
+
 void softmax(float* x, int64_t n) {
   float max = -INFINITY;
   for (int64_t i = 0; i < n; ++i) max = x[i] > max ? x[i] : max;

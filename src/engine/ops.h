@@ -25,6 +25,13 @@ enum class RopeType { Norm, Neox };
 void rope(RopeType type, float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, int64_t pos,
           float freq_base, float freq_scale, const float* freq_factors);
 
+// The orthonormal Walsh-Hadamard transform (Sylvester order) of every consecutive `width`
+// values of x [n], in place; n a multiple of width, width a power of two. Computed as ggml's
+// CPU fast transform (ggml_compute_forward_fwht, which llama.cpp runs on queries, keys and
+// values of a quantized cache): scaled by 1/sqrt(width) first, then butterflies (u+v, u-v) of
+// span 1, 2, 4, ... . The transform is its own inverse.
+void hadamard_transform(float* x, int64_t n, int64_t width);
+
 // In-place softmax over x[0, n): max-subtracted, like ggml_soft_max.
 void softmax(float* x, int64_t n);
 

@@ -123,7 +123,7 @@ KldResult compute_kl_divergence(const engine::Model& model, const LogitsFile& ba
                                 const ChunkSetup& setup, std::FILE* out, std::FILE* log) {
   const int64_t n_ctx = setup.n_ctx, first = n_ctx / 2, n_vocab = model.hp.n_vocab;
   const int64_t n_scored = scored_per_chunk(n_ctx), words = row_words(n_vocab);
-  engine::KVCache cache = engine::make_kv_cache(model, n_ctx);
+  engine::KVCache cache = engine::make_kv_cache(model, n_ctx, setup.kv);
   std::vector<float> logits;  // [n_ctx - first, n_vocab]
   KldResult result;
   for (int64_t c = 0; c < n_chunk; ++c) {

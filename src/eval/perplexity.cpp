@@ -58,7 +58,7 @@ PerplexityResult compute_perplexity(const engine::Model& model, std::span<const 
                                     std::FILE* log) {
   const int64_t n_ctx = setup.n_ctx, first = n_ctx / 2, n_vocab = model.hp.n_vocab;
   const int64_t n_scored = scored_per_chunk(n_ctx);
-  engine::KVCache cache = engine::make_kv_cache(model, n_ctx);
+  engine::KVCache cache = engine::make_kv_cache(model, n_ctx, setup.kv);
   std::vector<float> logits;  // [n_ctx - first, n_vocab]
   std::vector<uint16_t> rows(base ? static_cast<size_t>(n_scored * row_words(n_vocab)) : 0);  // [n_scored, row_words]
   PerplexityResult result;

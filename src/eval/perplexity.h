@@ -26,6 +26,7 @@ struct ChunkSetup {
   int64_t n_ctx = 512;    // tokens per chunk (llama-perplexity's -c)
   int64_t n_batch = 2048; // most tokens per forward call (-b); the chunk is split when smaller
   int32_t bos = -1;       // BOS id put at each chunk's start, or -1 when the vocabulary adds none
+  engine::KVCacheConfig kv;  // how the KV cache is stored (default: F32)
 };
 
 // The tokens of chunk c of `tokens` as the model sees them: tokens[c*n_ctx, (c+1)*n_ctx), the

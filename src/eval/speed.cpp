@@ -38,14 +38,15 @@ double SpeedResult::stddev(const std::vector<double>& v) {
 
 SpeedResult measure_speed(const engine::Model& model, const SpeedOptions& options) {
   const int64_t V = model.hp.n_vocab;
-  const int64_t n_ctx = std::max<int64_t>({options.n_prompt, options.n_gen, 1});
+  const int64_t n_ctx = std::max<int64_t>({options.n_prompt, options.depth + options.n_gen, 1});
   const auto prompt = bench_tokens(options.n_prompt, V);
   const auto gen = bench_tokens(options.n_gen, V);
+  const auto depth = bench_tokens(options.depth, V);
   std::vector<float> logits(static_cast<size_t>(V));
   SpeedResult r;
   for (int rep = 0; rep < options.repetitions; ++rep) {
     if (options.n_prompt > 0) {
-      engine::KVCache cache = engine::make_kv_cache(model, n_ctx + 1);
+      engine::KVCache cache = engine::make_kv_cache(model, n_ctx + 1, options.kv);
       const auto t0 = std::chrono::steady_clock::now();
       engine::forward(model, cache, prompt, false, logits.data());
       const double s = seconds_since(t0);
@@ -58,7 +59,8 @@ SpeedResult measure_speed(const engine::Model& model, const SpeedOptions& option
       }
     }
     if (options.n_gen > 0) {
-      engine::KVCache cache = engine::make_kv_cache(model, n_ctx + 1);
+      engine::KVCache cache = engine::make_kv_cache(model, n_ctx + 1, options.kv);
+      if (!depth.empty()) engine::forward(model, cache, depth, false, logits.data());
       const auto t0 = std::chrono::steady_clock::now();
       for (int32_t id : gen) {
         const int32_t one[1] = {id};

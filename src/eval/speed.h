@@ -14,6 +14,8 @@ struct SpeedOptions {
   int64_t n_prompt = 512;  // tokens prefilled in one batch (0: skip)
   int64_t n_gen = 128;     // tokens decoded one by one (0: skip)
   int repetitions = 3;
+  int64_t depth = 0;       // tokens already in the context before each decode run (llama-bench's -d)
+  engine::KVCacheConfig kv;  // how the KV cache is stored (default: F32)
 };
 
 struct SpeedResult {

@@ -9,6 +9,8 @@
 
 namespace optiq::quant_detail {
 
+inline constexpr float kGroupMaxEps = 1e-15f;  // below this |x| a group is treated as all zeros
+
 // Round to nearest int, ties to even, exactly as ggml's nearest_int (the 1.5 * 2^23 trick);
 // valid for |v| <= 2^22, and defined (if meaningless) for Inf/NaN.
 inline int nearest_int(float v) {
@@ -64,6 +66,9 @@ void quantize_q5_0(const float* x, BlockQ5_0* y, int64_t n, const float* qw);
 void quantize_q5_1(const float* x, BlockQ5_1* y, int64_t n, const float* qw);
 void quantize_q8_0(const float* x, BlockQ8_0* y, int64_t n);
 void quantize_iq4_nl(const float* x, BlockIQ4_NL* y, int64_t n, const float* qw);
+// IQ4_NL with the first scale of the search only (ggml's quantize_row_iq4_nl_ref, ntry = -1):
+// what ggml's CPU backend writes when it converts floats into an IQ4_NL tensor.
+void quantize_iq4_nl_single_scale(const float* x, BlockIQ4_NL* y, int64_t n);
 void dequantize_q4_0(const BlockQ4_0* x, float* y, int64_t n);
 void dequantize_q4_1(const BlockQ4_1* x, float* y, int64_t n);
 void dequantize_q5_0(const BlockQ5_0* x, float* y, int64_t n);

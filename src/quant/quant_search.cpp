@@ -10,8 +10,6 @@
 namespace optiq::quant_detail {
 namespace {
 
-constexpr float kGroupMaxEps = 1e-15f;  // below this |x| a group is treated as all zeros
-
 float rmse_weight(int rmse_type, const float* qw, int i, float x) {
   if (qw) return qw[i];
   switch (rmse_type) {

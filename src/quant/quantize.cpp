@@ -3,6 +3,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "quant/dot.h"
 #include "quant/quant_impl.h"
 
 namespace optiq {
@@ -49,6 +50,20 @@ void quantize_row(GgmlType type, const float* src, void* dst, int64_t n, const f
     case GgmlType::Q6_K: return quantize_q6_k(src, static_cast<BlockQ6_K*>(dst), n, importance);
     case GgmlType::IQ4_XS: return quantize_iq4_xs(src, static_cast<BlockIQ4_XS*>(dst), n, importance);
     default: break;  // check_row refused it
+  }
+}
+
+void quantize_row_from_float(GgmlType type, const float* src, void* dst, int64_t n) {
+  switch (type) {
+    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
+      return quantize_row(type, src, dst, n, nullptr);
+    case GgmlType::Q8_0: return quantize_activation(type, src, dst, n);
+    case GgmlType::IQ4_NL:
+      check_row(type, n, "quantize_row_from_float");
+      return quantize_iq4_nl_single_scale(src, static_cast<BlockIQ4_NL*>(dst), n);
+    default:
+      throw std::invalid_argument("quantize_row_from_float: type " + std::string(ggml_type_name(type)) +
+                                  " is not a KV cache block type");
   }
 }
 

@@ -161,6 +161,33 @@ void quantize_iq4_nl(const float* x, BlockIQ4_NL* y, int64_t n, const float* qw)
     quantize_iq4_superblock(32, x + 32 * ib, &y[ib].d, y[ib].qs, nullptr, nullptr, qw ? qw + 32 * ib : nullptr);
 }
 
+void quantize_iq4_nl_single_scale(const float* x, BlockIQ4_NL* y, int64_t n) {
+  const int8_t* values = kIQ4NLValues;
+  for (int64_t ib = 0; ib < n / 32; ++ib) {
+    const float* xb = x + 32 * ib;
+    std::memset(y[ib].qs, 0, sizeof(y[ib].qs));
+    float amax;
+    const float max = signed_absmax(xb, 32, &amax);
+    if (amax < kGroupMaxEps) {
+      y[ib].d = f32_to_f16(0.0f);
+      continue;
+    }
+    // The largest magnitude goes to the table's -127 end (d takes max's opposite sign), and
+    // the scale is then refit by weighted least squares (weights x^2) on those levels.
+    const float id = 1 / (max / values[0]);
+    uint8_t L[32];
+    float sumqx = 0, sumq2 = 0;
+    for (int j = 0; j < 32; ++j) {
+      L[j] = static_cast<uint8_t>(best_index_int8(16, values, id * xb[j]));
+      const float q = values[L[j]], w = xb[j] * xb[j];
+      sumqx += w * q * xb[j];
+      sumq2 += w * q * q;
+    }
+    y[ib].d = f32_to_f16(sumq2 > 0 ? sumqx / sumq2 : 0.0f);
+    pack_nibbles(L, y[ib].qs);
+  }
+}
+
 void dequantize_q4_0(const BlockQ4_0* x, float* y, int64_t n) {
   for (int64_t ib = 0; ib < n / 32; ++ib, y += 32) {
     const float d = f16_to_f32(x[ib].d);

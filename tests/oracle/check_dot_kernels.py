@@ -7,6 +7,8 @@ For every weight type optiq multiplies:
 - the activation type is the same as ggml's;
 - optiq's activation quantizer writes the same bytes as ggml's from_float, on random rows and
   adversarial ones (zeros, constants, outliers, huge and tiny values, rounding ties);
+- the KV cache's row quantizer (quantize_row_from_float) writes the same bytes as ggml's
+  from_float of each cache block type (Q8_0, Q5_0, Q5_1, Q4_0, Q4_1, IQ4_NL) on those rows;
 - optiq's scalar and AVX2 dot products of the same weight and activation bytes agree with ggml's
   vec_dot within 1e-5 of sum |w_i a_i| (the max difference is printed), on quantized random
   weights and on random bytes (every bit pattern; a non-finite ggml result must be non-finite
@@ -172,6 +174,19 @@ def main() -> None:
             first = "" if same else f", first differing byte {int(np.flatnonzero(ours[r] != ref[r])[0])}"
             f.check(same, f"{act_type.name} activation row {r}: bytes differ from ggml's from_float{first}")
         act_bytes[act_type] = ref
+
+    # The KV cache's block types are written by ggml's CPU from_float of the type itself (what
+    # ggml_set_rows runs when llama.cpp stores keys and values): optiq's quantize_row_from_float.
+    for ktype in (T.Q8_0, T.Q5_0, T.Q5_1, T.Q4_0, T.Q4_1, T.IQ4_NL):
+        ref = ggml_from_float(cpu.ggml_get_type_traits_cpu(int(ktype)).contents, ktype, acts)
+        tool("from_float", ktype.name, N, d / "acts.f32", d / "kv.bin")
+        ours = np.frombuffer((d / "kv.bin").read_bytes(), dtype=np.uint8).reshape(ref.shape)
+        for r in range(acts.shape[0]):
+            if ktype == T.IQ4_NL and not acts[r].any():
+                continue  # ggml leaves its level buffer uninitialized for all-zero blocks (d = 0 either way)
+            same = np.array_equal(ours[r], ref[r])
+            first = "" if same else f", first differing byte {int(np.flatnonzero(ours[r] != ref[r])[0])}"
+            f.check(same, f"{ktype.name} cache row {r}: bytes differ from ggml's from_float{first}")
 
     for wtype in WEIGHT_TYPES:
         traits = cpu.ggml_get_type_traits_cpu(int(wtype)).contents

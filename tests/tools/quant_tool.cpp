@@ -35,7 +35,7 @@ void write_all(const std::string& path, const void* data, size_t bytes) {
 }
 
 int run(int argc, char** argv) {
-  if (argc < 6) throw std::runtime_error("usage: quant_tool quantize|dequantize|activation|vec_dot TYPE N_PER_ROW IN OUT [...]");
+  if (argc < 6) throw std::runtime_error("usage: quant_tool quantize|dequantize|activation|from_float|vec_dot TYPE N_PER_ROW IN OUT [...]");
   const std::string mode = argv[1];
   const auto type = optiq::ggml_type_from_name(argv[2]);
   if (!type) throw std::runtime_error(std::string("unknown type ") + argv[2]);
@@ -70,6 +70,14 @@ int run(int argc, char** argv) {
     std::memcpy(src.data(), in.data(), src.size() * sizeof(float));
     std::vector<char> out(rows * *row_bytes);
     for (size_t r = 0; r < rows; ++r) optiq::quantize_activation(*type, src.data() + r * n, out.data() + r * *row_bytes, n);
+    write_all(argv[5], out.data(), out.size());
+  } else if (mode == "from_float") {
+    const size_t rows = in.size() / (sizeof(float) * n);
+    std::vector<float> src(rows * n);
+    std::memcpy(src.data(), in.data(), src.size() * sizeof(float));
+    std::vector<char> out(rows * *row_bytes);
+    for (size_t r = 0; r < rows; ++r)
+      optiq::quantize_row_from_float(*type, src.data() + r * n, out.data() + r * *row_bytes, n);
     write_all(argv[5], out.data(), out.size());
   } else if (mode == "vec_dot") {
     if (argc < 8) throw std::runtime_error("usage: quant_tool vec_dot TYPE N_PER_ROW W.bin ACT.bin OUT.f32 scalar|avx2");

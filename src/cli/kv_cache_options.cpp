@@ -1,0 +1,54 @@
+#include "cli/kv_cache_options.h"
+
+#include <cstdio>
+
+#include "util/error.h"
+
+namespace optiq::cli {
+
+void add_kv_cache_options(CLI::App* sub, KVCacheArgs& args) {
+  const std::string names = engine::kv_type_names();
+  sub->add_option("--cache-type-k", args.type_k, "storage type of every layer's keys (default f32): " + names);
+  sub->add_option("--cache-type-v", args.type_v, "storage type of every layer's values (default f32): " + names);
+  sub->add_option("--kv-config", args.config_file,
+                  "per-layer K and V types from a JSON file: {\"layers\": [{\"k\": \"q8_0\", \"v\": \"q4_0\"}, ...]}");
+  sub->add_flag("--no-kv-hadamard", args.no_hadamard,
+                "do not Walsh-Hadamard-rotate quantized K/V heads before caching them (llama.cpp rotates, "
+                "unless LLAMA_ATTN_ROT_DISABLE=1)");
+}
+
+engine::KVCacheConfig kv_cache_config(const KVCacheArgs& args, const engine::Model& model) {
+  engine::KVCacheConfig config;
+  config.hadamard = !args.no_hadamard;
+  if (!args.config_file.empty()) {
+    if (args.type_k != "f32" || args.type_v != "f32")
+      throw InputError("--kv-config", std::nullopt, "give either --kv-config or --cache-type-k/-v, not both");
+    config.layers = engine::read_kv_config(args.config_file, model.hp.n_layer);
+    return config;
+  }
+  const engine::LayerKVTypes uniform{engine::parse_kv_type(args.type_k), engine::parse_kv_type(args.type_v)};
+  config.layers.assign(static_cast<size_t>(model.hp.n_layer), uniform);
+  return config;
+}
+
+std::string kv_cache_summary(const engine::KVCache& cache) {
+  std::string types;
+  bool uniform = true;
+  for (const auto& l : cache.layers) uniform &= l.k_type() == cache.layers[0].k_type() && l.v_type() == cache.layers[0].v_type();
+  if (cache.layers.empty()) {
+    types = "no layers";
+  } else if (uniform) {
+    types = "K " + std::string(engine::kv_type_name(cache.layers[0].k_type())) + ", V " +
+            std::string(engine::kv_type_name(cache.layers[0].v_type()));
+  } else {
+    types = "per layer (K/V)";
+    for (const auto& l : cache.layers)
+      types += " " + std::string(engine::kv_type_name(l.k_type())) + "/" + std::string(engine::kv_type_name(l.v_type()));
+  }
+  char size[96];
+  std::snprintf(size, sizeof size, ", %zu bytes (%.2f MiB) for %lld positions", cache.bytes(),
+                static_cast<double>(cache.bytes()) / 1048576.0, static_cast<long long>(cache.n_ctx));
+  return "KV cache: " + types + size;
+}
+
+}  // namespace optiq::cli

@@ -1,0 +1,30 @@
+// The KV cache flags generate, perplexity and benchmark share: --cache-type-k/-v (one type for
+// every layer), --kv-config FILE (per layer) and --no-kv-hadamard.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+
+namespace optiq::cli {
+
+struct KVCacheArgs {
+  std::string type_k = "f32", type_v = "f32";  // --cache-type-k / --cache-type-v
+  std::string config_file;                      // --kv-config, or empty
+  bool no_hadamard = false;                     // --no-kv-hadamard
+};
+
+void add_kv_cache_options(CLI::App* sub, KVCacheArgs& args);
+
+// The cache configuration the flags ask for, for `model`. Throws InputError for an unknown type
+// name, a bad config file, or --kv-config combined with --cache-type-k/-v.
+engine::KVCacheConfig kv_cache_config(const KVCacheArgs& args, const engine::Model& model);
+
+// One line for stderr: "KV cache: K q8_0, V q8_0, 1.25 MiB at 512 positions" (or "mixed
+// per layer ...").
+std::string kv_cache_summary(const engine::KVCache& cache);
+
+}  // namespace optiq::cli
