@@ -36,12 +36,7 @@ struct BenchmarkArgs {
 
 // Perplexity of the text as `optiq perplexity -f FILE -c CTX` computes it.
 double text_perplexity(const std::string& path, const engine::Model& model, const BenchmarkArgs& args) {
-  std::ifstream in(args.text_file, std::ios::binary);
-  if (!in) throw InputError(args.text_file, std::nullopt, "cannot open the text file");
-  std::ostringstream s;
-  s << in.rdbuf();
-  std::string text = s.str();
-  if (!text.empty() && text.back() == '\n') text.pop_back();
+  const std::string text = eval::read_perplexity_text(args.text_file);
   const Tokenizer tok = load_tokenizer(path);
   const std::vector<int32_t> tokens = tok.encode(text, /*add_special=*/true, /*parse_special=*/false);
   eval::ChunkSetup setup;

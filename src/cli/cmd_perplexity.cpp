@@ -28,16 +28,6 @@ struct PerplexityArgs {
   KVCacheArgs kv;
 };
 
-// The text as llama-perplexity reads -f: the whole file, one trailing newline removed.
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, std::nullopt, "cannot open the text file");
-  std::ostringstream s;
-  s << in.rdbuf();
-  std::string text = s.str();
-  if (!text.empty() && text.back() == '\n') text.pop_back();
-  return text;
-}
 
 // llama-perplexity only warns here; optiq's engine refuses contexts beyond the trained one
 // (make_kv_cache), so say so before any work is done.
@@ -58,7 +48,7 @@ int run_perplexity(const PerplexityArgs& args, const engine::Model& model, const
   if (eval::scored_per_chunk(setup.n_ctx) < 1)
     throw InputError("-c", std::nullopt, "a context of " + std::to_string(setup.n_ctx) + " tokens scores nothing; use at least 3");
   check_trained_context(model, setup.n_ctx);
-  const std::vector<int32_t> tokens = tok.encode(read_text(args.text_file), /*add_special=*/true, /*parse_special=*/false);
+  const std::vector<int32_t> tokens = tok.encode(eval::read_perplexity_text(args.text_file), /*add_special=*/true, /*parse_special=*/false);
   const auto n_tokens = static_cast<int64_t>(tokens.size());
   if (n_tokens < 2 * setup.n_ctx)
     throw InputError(args.text_file, std::nullopt,
@@ -101,7 +91,7 @@ int run_kl_divergence(const PerplexityArgs& args, const engine::Model& model, co
                      "the base was computed with a context of " + std::to_string(base.n_ctx()) +
                          " tokens, more than -c " + std::to_string(args.n_ctx) + "; increase -c or leave it out");
   if (!args.text_file.empty()) {
-    const std::vector<int32_t> text = tok.encode(read_text(args.text_file), true, false);
+    const std::vector<int32_t> text = tok.encode(eval::read_perplexity_text(args.text_file), true, false);
     for (size_t i = 0; i < base.tokens().size(); ++i)
       if (i >= text.size() || text[i] != base.tokens()[i])
         throw InputError(base.path(), eval::LogitsFile::token_offset(static_cast<int64_t>(i)),

@@ -3,8 +3,22 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "util/error.h"
 
 namespace optiq::eval {
+
+std::string read_perplexity_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path, std::nullopt, "cannot open the text file");
+  std::ostringstream s;
+  s << in.rdbuf();
+  std::string text = s.str();
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  return text;
+}
 
 std::vector<int32_t> chunk_input(std::span<const int32_t> tokens, int64_t c, const ChunkSetup& setup) {
   const auto begin = tokens.begin() + c * setup.n_ctx;

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "engine/model.h"
@@ -28,6 +29,10 @@ struct ChunkSetup {
   int32_t bos = -1;       // BOS id put at each chunk's start, or -1 when the vocabulary adds none
   engine::KVCacheConfig kv;  // how the KV cache is stored (default: F32)
 };
+
+// The text as llama-perplexity reads -f: the whole file, one trailing newline removed. Throws
+// InputError when it cannot be opened.
+std::string read_perplexity_text(const std::string& path);
 
 // The tokens of chunk c of `tokens` as the model sees them: tokens[c*n_ctx, (c+1)*n_ctx), the
 // first replaced by BOS when setup.bos >= 0.

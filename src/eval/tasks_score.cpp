@@ -87,15 +87,6 @@ TaskResult run_mmlu(const EvalModel& m, const TaskOptions& o) {
 
 namespace {
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, std::nullopt, "cannot open the text file");
-  std::ostringstream s;
-  s << in.rdbuf();
-  std::string text = s.str();
-  if (!text.empty() && text.back() == '\n') text.pop_back();
-  return text;
-}
 
 struct Chunks {
   std::vector<int32_t> tokens;
@@ -108,7 +99,7 @@ Chunks make_chunks(const EvalModel& m, const TaskOptions& o) {
   c.setup.n_ctx = o.ppl_ctx;
   c.setup.bos = m.tokenizer().add_bos ? m.tokenizer().bos : -1;
   if (scored_per_chunk(c.setup.n_ctx) < 1) throw InputError("-c", std::nullopt, "a perplexity context needs at least 3 tokens");
-  c.tokens = m.tokenizer().encode(read_text(o.data), /*add_special=*/true, /*parse_special=*/false);
+  c.tokens = m.tokenizer().encode(read_perplexity_text(o.data), /*add_special=*/true, /*parse_special=*/false);
   const int64_t max_chunks = static_cast<int64_t>(c.tokens.size()) / c.setup.n_ctx;
   if (max_chunks < 1)
     throw InputError(o.data, std::nullopt,
