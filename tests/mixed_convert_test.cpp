@@ -166,6 +166,23 @@ TEST(MixedConvert, ProtectAndFastProxy) {
     if (t["name"].get<std::string>().find("attn_v") != std::string::npos) EXPECT_EQ(t["chosen"], "q8_0") << t["name"];
 }
 
+TEST(MixedConvert, BaselinesAreWrittenAndMeasured) {
+  ScratchDir dir;
+  const auto out = dir / "out";
+  auto r = run_optiq(convert(out, " --baselines"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = nlohmann::json::parse(read_text(out / "optiq-report.json"));
+  size_t files = 0;
+  for (const auto& a : report["alternatives"]) {
+    if (a["file"].get<std::string>().empty()) continue;
+    ++files;
+    EXPECT_TRUE(std::filesystem::exists(out / a["file"].get<std::string>())) << a["file"];
+    EXPECT_GT(a["measured_kl"].get<double>(), 0.0) << a["file"];
+  }
+  EXPECT_EQ(files, 2u) << r.output;
+  EXPECT_NE(r.output.find("baseline-uniform-"), std::string::npos) << r.output;
+}
+
 TEST(MixedConvert, BadMixesNameTheLine) {
   ScratchDir dir;
   test::write_text(dir / "bad.jsonl", "{\"domain\": \"prose\", \"text\": \"fine\"}\n{not json\n");

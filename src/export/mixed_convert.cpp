@@ -116,6 +116,61 @@ Alternative price(const std::string& label, const std::vector<TensorAllocation>&
   return a;
 }
 
+// --baselines: the llama.cpp mix and the uniform K-quant nearest in size to the chosen file,
+// written with the same importance matrix and measured on the same held-out tokens.
+void write_baselines(const ModelSource& source, const engine::Model& reference,
+                     const std::vector<std::vector<int32_t>>& held_out, const QuantizeOptions& base,
+                     const std::filesystem::path& dir, MixedConvertResult& r) {
+  struct Choice {
+    std::string label;
+    QuantizeOptions options;
+    QuantizePlan plan;  // planned from `options`, which it points into
+    uint64_t gap = UINT64_MAX;
+  };
+  auto consider = [&](Choice& best, const std::string& label, const QuantizeOptions& q) {
+    QuantizePlan p;
+    try {
+      p = plan_quantization(source, q);
+    } catch (const InputError&) {
+      return;  // e.g. a type whose rows need an importance matrix entry the model lacks
+    }
+    const uint64_t gap = p.bytes_to > r.total_bytes ? p.bytes_to - r.total_bytes : r.total_bytes - p.bytes_to;
+    if (gap < best.gap) best = {label, q, std::move(p), gap};
+  };
+  Choice mix, uniform;
+  for (QuantMix m : kBaselineMixes) {
+    QuantizeOptions q = base;
+    q.recipe.mix = m;
+    consider(mix, std::string(quant_mix_name(m)), q);
+  }
+  for (GgmlType t : kUniformTypes) {
+    QuantizeOptions q = base;
+    q.recipe.mix = file_type_for(t);
+    q.recipe.pure = true;
+    consider(uniform, "uniform-" + std::string(ggml_type_name(t)), q);
+  }
+  std::printf("measured on the held-out tokens:\n  %-34s %10s %8s %14s\n", "file", "MB", "bpw", "mean KL");
+  std::printf("  %-34s %10.3f %8.3f %14.6e\n", r.gguf_file.c_str(), mb(r.total_bytes),
+              alloc::bits_per_weight(r.total_bytes, r.n_params), r.measured);
+  for (Choice* c : {&mix, &uniform}) {
+    if (c->gap == UINT64_MAX) continue;
+    Alternative a;
+    a.label = c->label + " (baseline)";
+    a.file = "baseline-" + c->label + ".gguf";
+    c->options.output_path = (dir / a.file).string();
+    c->plan = plan_quantization(source, c->options);  // its importance pointers must point into these options
+    write_with_progress(source, c->plan, c->options, "baseline");
+    a.bytes = c->plan.bytes_to;
+    for (const auto& p : c->plan.tensors)
+      for (const auto& t : r.tensors)
+        if (t.source == p.source) a.predicted += cost_of(t, p.to);
+    a.measured = measure_file(reference, c->options.output_path, held_out);
+    std::printf("  %-34s %10.3f %8.3f %14.6e\n", a.file.c_str(), mb(a.bytes), alloc::bits_per_weight(a.bytes, r.n_params),
+                a.measured);
+    r.alternatives.push_back(std::move(a));
+  }
+}
+
 void print_timings(const MixedConvertResult& r) {
   std::printf("timings:");
   for (const auto& [step, s] : r.seconds) std::printf(" %s %.1f s;", step.c_str(), s);
@@ -379,7 +434,7 @@ MixedConvertResult mixed_convert(const ModelSource& source, const MixedConvertOp
   const GgmlType predominant = std::max_element(params_by_type.begin(), params_by_type.end(),
                                                 [](const auto& a, const auto& b) { return a.second < b.second; })->first;
   QuantizeOptions w = writer_options(importance, mix_path.string(), sequences.size(), o.threads);
-  w.recipe.mix = file_type_for(predominant);
+  w.recipe.mix = QuantMix::Q8_0;  // a block mix, so that every per-tensor pattern applies
   for (const auto& t : r.tensors) {
     TensorTypeOverride ov;
     ov.pattern = tensor_type_pattern(t.source->name);
@@ -389,7 +444,8 @@ MixedConvertResult mixed_convert(const ModelSource& source, const MixedConvertOp
   }
   r.gguf_file = model_file_stem(source) + "-optiq.gguf";
   w.output_path = (o.output_dir / r.gguf_file).string();
-  const QuantizePlan plan = plan_quantization(source, w);
+  QuantizePlan plan = plan_quantization(source, w);
+  plan.file_type = static_cast<uint32_t>(file_type_for(predominant));
   if (plan.bytes_to != r.total_bytes)
     throw std::logic_error("mixed_convert: the writer's plan (" + std::to_string(plan.bytes_to) +
                            " bytes) differs from the allocation (" + std::to_string(r.total_bytes) + ")");
@@ -410,59 +466,8 @@ MixedConvertResult mixed_convert(const ModelSource& source, const MixedConvertOp
 
   if (o.baselines && !held_out.empty()) {
     t0 = Clock::now();
-    QuantizeOptions b = writer_options(importance, mix_path.string(), sequences.size(), o.threads);
-    auto nearest = [&](auto&& candidates_list, auto&& configure) {
-      uint64_t best_gap = UINT64_MAX;
-      QuantizeOptions best_options;
-      QuantizePlan best_plan;
-      for (const auto& c : candidates_list) {
-        QuantizeOptions q = b;
-        configure(q, c);
-        QuantizePlan p;
-        try {
-          p = plan_quantization(source, q);
-        } catch (const InputError&) {
-          continue;  // e.g. a type the rows cannot hold without a fallback
-        }
-        const uint64_t gap = p.bytes_to > r.total_bytes ? p.bytes_to - r.total_bytes : r.total_bytes - p.bytes_to;
-        if (gap < best_gap) {
-          best_gap = gap;
-          best_options = q;
-          best_plan = p;
-        }
-      }
-      return std::make_pair(best_options, best_plan);
-    };
-    auto [mix_options, mix_plan] = nearest(kBaselineMixes, [](QuantizeOptions& q, QuantMix m) { q.recipe.mix = m; });
-    auto [uni_options, uni_plan] = nearest(kUniformTypes, [](QuantizeOptions& q, GgmlType t) {
-      q.recipe.mix = file_type_for(t);
-      q.recipe.pure = true;
-    });
-    const std::pair<std::string, std::pair<QuantizeOptions*, QuantizePlan*>> files[] = {
-        {std::string(quant_mix_name(mix_options.recipe.mix)), {&mix_options, &mix_plan}},
-        {"uniform " + std::string(quant_mix_name(uni_options.recipe.mix)), {&uni_options, &uni_plan}}};
-    for (const auto& [label, op] : files) {
-      Alternative a;
-      a.label = label + " (baseline)";
-      a.file = "baseline-" + label + ".gguf";
-      std::replace(a.file.begin(), a.file.end(), ' ', '-');
-      op.first->output_path = (o.output_dir / a.file).string();
-      write_with_progress(source, *op.second, *op.first, "baseline");
-      a.bytes = op.second->bytes_to;
-      a.predicted = 0;
-      for (const auto& p : op.second->tensors)
-        for (const auto& t : r.tensors)
-          if (t.source == p.source) a.predicted += cost_of(t, p.to);
-      a.measured = measure_file(model, op.first->output_path, held_out);
-      r.alternatives.push_back(a);
-    }
-    std::printf("measured on the held-out tokens:\n  %-26s %10s %8s %14s\n", "file", "MB", "bpw", "mean KL");
-    std::printf("  %-26s %10.3f %8.3f %14.6e\n", r.gguf_file.c_str(), mb(r.total_bytes),
-                alloc::bits_per_weight(r.total_bytes, r.n_params), r.measured);
-    for (const auto& a : r.alternatives)
-      if (!a.file.empty())
-        std::printf("  %-26s %10.3f %8.3f %14.6e\n", a.file.c_str(), mb(a.bytes), alloc::bits_per_weight(a.bytes, r.n_params),
-                    a.measured);
+    write_baselines(source, model, held_out,
+                    writer_options(importance, mix_path.string(), sequences.size(), o.threads), o.output_dir, r);
     r.seconds["baselines"] = seconds_since(t0);
   }
 
