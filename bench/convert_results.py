@@ -122,6 +122,16 @@ def main() -> None:
         gguf = next(p for p in out.glob("*-optiq.gguf"))
         method = "optiq convert (bits 4,8)" if default else f"optiq convert ({CANDIDATES})"
         files.append((mix, method, gguf, seconds))
+    # The fast proxy at the default settings, beside the exact checkpoint (for Spearman's rho).
+    fast = work / "optiq-Q4_K_M-fast"
+    fast.mkdir(exist_ok=True)
+    shutil.copy(sensitivity, fast / "sensitivity.jsonl")
+    t0 = time.time()
+    log = run(OPTIQ, "convert", a.model, "-o", fast, "-t", t, "--sensitivity", "fast", *a.convert_args.split())
+    (fast / "convert.log").write_text(log)
+    rho = json.loads((fast / "optiq-report.json").read_text())["totals"]["spearman_fast_vs_exact"]
+    files.append(("Q4_K_M", f"optiq convert --sensitivity fast (rho {rho:.3f})", next(fast.glob("*-optiq.gguf")),
+                  time.time() - t0))
     imatrix = work / "optiq-Q4_K_M-default" / "imatrix.gguf"
     for mix in mixes:
         for with_imatrix in (False, True):

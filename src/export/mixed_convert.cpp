@@ -124,18 +124,17 @@ void write_baselines(const ModelSource& source, const engine::Model& reference,
   struct Choice {
     std::string label;
     QuantizeOptions options;
-    QuantizePlan plan;  // planned from `options`, which it points into
-    uint64_t gap = UINT64_MAX;
+    uint64_t gap = UINT64_MAX;  // |its size - the chosen file's size|
   };
   auto consider = [&](Choice& best, const std::string& label, const QuantizeOptions& q) {
-    QuantizePlan p;
+    uint64_t bytes = 0;
     try {
-      p = plan_quantization(source, q);
+      bytes = plan_quantization(source, q).bytes_to;
     } catch (const InputError&) {
       return;  // e.g. a type whose rows need an importance matrix entry the model lacks
     }
-    const uint64_t gap = p.bytes_to > r.total_bytes ? p.bytes_to - r.total_bytes : r.total_bytes - p.bytes_to;
-    if (gap < best.gap) best = {label, q, std::move(p), gap};
+    const uint64_t gap = bytes > r.total_bytes ? bytes - r.total_bytes : r.total_bytes - bytes;
+    if (gap < best.gap) best = {label, q, gap};
   };
   Choice mix, uniform;
   for (QuantMix m : kBaselineMixes) {
@@ -158,10 +157,10 @@ void write_baselines(const ModelSource& source, const engine::Model& reference,
     a.label = c->label + " (baseline)";
     a.file = "baseline-" + c->label + ".gguf";
     c->options.output_path = (dir / a.file).string();
-    c->plan = plan_quantization(source, c->options);  // its importance pointers must point into these options
-    write_with_progress(source, c->plan, c->options, "baseline");
-    a.bytes = c->plan.bytes_to;
-    for (const auto& p : c->plan.tensors)
+    const QuantizePlan plan = plan_quantization(source, c->options);  // points into c->options
+    write_with_progress(source, plan, c->options, "baseline");
+    a.bytes = plan.bytes_to;
+    for (const auto& p : plan.tensors)
       for (const auto& t : r.tensors)
         if (t.source == p.source) a.predicted += cost_of(t, p.to);
     a.measured = measure_file(reference, c->options.output_path, held_out);
