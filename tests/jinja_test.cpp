@@ -144,6 +144,15 @@ TEST(Jinja, MatchesJinja2) {
   }
 }
 
+// A namespace that holds itself (found by fuzz_jinja) is printed as Python prints a cycle
+// instead of recursing until the stack overflows.
+TEST(Jinja, SelfReferenceIsPrintedNotRecursed) {
+  EXPECT_EQ(render("{% set ns = namespace(n=0) %}{% set ns.n = ns %}{{ ns }}"),
+            "<Namespace {'n': <Namespace {...}>}>");
+  EXPECT_EQ(render("{% set ns = namespace(n=0) %}{% set ns.n = ns %}{{ ns.n ~ '/' }}"),
+            "<Namespace {'n': <Namespace {...}>}>/");
+}
+
 TEST(Jinja, TrailingNewlineAndCrLfNormalized) {
   EXPECT_EQ(render("a\r\nb\n"), "a\nb");
   EXPECT_EQ(render("a\n\n"), "a\n");

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 #include "model/unicode.h"
 
@@ -134,6 +135,33 @@ std::string Value::str() const {
   }
 }
 
+// Containers being printed or serialized, innermost last. Templates can build a container that
+// holds itself (`{% set ns.x = ns %}`); Python prints such a cycle as "[...]" / "{...}" and
+// json.dumps refuses it, and so do repr() and to_python_json here, instead of recursing until
+// the stack runs out.
+namespace {
+
+thread_local std::vector<const void*> g_open_containers;
+
+class OpenContainer {
+ public:
+  explicit OpenContainer(const void* c)
+      : cycle_(std::find(g_open_containers.begin(), g_open_containers.end(), c) != g_open_containers.end()) {
+    if (!cycle_) g_open_containers.push_back(c);
+  }
+  ~OpenContainer() {
+    if (!cycle_) g_open_containers.pop_back();
+  }
+  OpenContainer(const OpenContainer&) = delete;
+  OpenContainer& operator=(const OpenContainer&) = delete;
+  bool cycle() const { return cycle_; }
+
+ private:
+  bool cycle_;
+};
+
+}  // namespace
+
 std::string Value::repr() const {
   switch (type()) {
     case Type::Undefined: return "Undefined";
@@ -144,12 +172,16 @@ std::string Value::repr() const {
     case Type::String: return repr_string(str_ref());
     case Type::List: {
       const ListData& l = list_ref();
+      const OpenContainer open(&l);
+      if (open.cycle()) return l.tuple ? "(...)" : "[...]";
       std::string out = l.tuple ? "(" : "[";
       for (size_t i = 0; i < l.items.size(); ++i) out += (i ? ", " : "") + l.items[i].repr();
       if (l.tuple && l.items.size() == 1) out += ",";
       return out + (l.tuple ? ")" : "]");
     }
     case Type::Dict: {
+      const OpenContainer open(&dict_ref());
+      if (open.cycle()) return "{...}";
       std::string out = "{";
       bool first = true;
       for (const auto& [k, v] : dict_ref().items) {
@@ -160,6 +192,8 @@ std::string Value::repr() const {
     }
     case Type::Callable: return "<function " + callable_ref().name + ">";
     case Type::Namespace: {
+      const OpenContainer open(&namespace_ref());
+      if (open.cycle()) return "<Namespace {...}>";
       std::string out = "<Namespace {";
       bool first = true;
       for (const auto& [k, v] : namespace_ref().attrs) {
@@ -338,6 +372,8 @@ void dump(std::string& out, const Value& v, const JsonOptions& o, int level) {
     case Value::Type::String: json_string(out, v.str_ref(), o.ensure_ascii); return;
     case Value::Type::List: {
       const auto& items = v.list_ref().items;
+      const OpenContainer open(&v.list_ref());
+      if (open.cycle()) throw Error(0, "Circular reference detected");
       if (items.empty()) {
         out += "[]";
         return;
@@ -353,6 +389,8 @@ void dump(std::string& out, const Value& v, const JsonOptions& o, int level) {
       return;
     }
     case Value::Type::Dict: {
+      const OpenContainer open(&v.dict_ref());
+      if (open.cycle()) throw Error(0, "Circular reference detected");
       std::vector<std::pair<std::string, const Value*>> items;
       for (const auto& [k, x] : v.dict_ref().items) items.emplace_back(json_key(k), &x);
       if (items.empty()) {
