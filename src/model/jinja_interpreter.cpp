@@ -351,6 +351,7 @@ Template::Template(const std::string& source, std::string name) : name_(std::mov
 
 std::string Template::render(const std::vector<std::pair<std::string, Value>>& vars,
                              const RenderLimits& limits) const {
+  const NamespaceScope namespaces;  // declared first: cleared after every other value is gone
   auto root = std::make_shared<Scope>();
   add_globals(root->vars);
   for (const auto& [k, v] : vars) root->vars[k] = v;

@@ -28,7 +28,28 @@ Value Value::callable(std::string name, std::function<Value(CallArgs&)> fn) {
       std::make_shared<Callable>(Callable{std::move(name), std::move(fn)}))));
 }
 
-Value Value::make_namespace() { return Value(Storage(std::make_shared<NamespaceData>())); }
+namespace {
+thread_local NamespaceScope* g_namespace_scope = nullptr;  // innermost live scope
+thread_local std::vector<std::weak_ptr<NamespaceData>>* g_namespace_list = nullptr;  // its made_
+}  // namespace
+
+NamespaceScope::NamespaceScope() : outer_(g_namespace_scope) {
+  g_namespace_scope = this;
+  g_namespace_list = &made_;
+}
+
+NamespaceScope::~NamespaceScope() {
+  for (const auto& weak : made_)
+    if (auto ns = weak.lock()) ns->attrs.clear();
+  g_namespace_scope = outer_;
+  g_namespace_list = outer_ ? &outer_->made_ : nullptr;
+}
+
+Value Value::make_namespace() {
+  auto ns = std::make_shared<NamespaceData>();
+  if (g_namespace_list) g_namespace_list->push_back(ns);
+  return Value(Storage(std::move(ns)));
+}
 
 Value Value::from_json(const nlohmann::ordered_json& j) {
   switch (j.type()) {

@@ -59,7 +59,7 @@ class Value {
   static Value list(std::vector<Value> items, bool tuple = false);
   static Value dict(std::vector<std::pair<Value, Value>> items);
   static Value callable(std::string name, std::function<Value(CallArgs&)> fn);
-  static Value make_namespace();
+  static Value make_namespace();  // registered with the innermost NamespaceScope, if any
   static Value from_json(const nlohmann::ordered_json& j);
 
   Type type() const { return static_cast<Type>(v_.index()); }
@@ -142,5 +142,20 @@ std::string to_python_json(const Value& v, const JsonOptions& options);
 std::u32string decode_utf8(const std::string& s);
 std::string encode_utf8(const std::u32string& s);
 void append_utf8(std::string& out, char32_t c);
+
+// Namespaces are the one mutable value, so a template can build a cycle (`{% set ns.me = ns %}`)
+// that reference counting never frees. A render holds a NamespaceScope: every namespace made while
+// it lives has its attributes cleared when it ends, which breaks such cycles.
+class NamespaceScope {
+ public:
+  NamespaceScope();
+  ~NamespaceScope();
+  NamespaceScope(const NamespaceScope&) = delete;
+  NamespaceScope& operator=(const NamespaceScope&) = delete;
+
+ private:
+  std::vector<std::weak_ptr<NamespaceData>> made_;  // namespaces created in this scope
+  NamespaceScope* outer_;                           // the scope this one replaced
+};
 
 }  // namespace optiq::jinja
