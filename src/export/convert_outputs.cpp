@@ -167,7 +167,7 @@ void write_model_card(const std::filesystem::path& path, const MixedConvertResul
     md << "| " << a.label << " | " << fmt("%.2f", a.bytes / 1e6) << " | " << fmt("%.3f", alloc::bits_per_weight(a.bytes, r.n_params))
        << " | " << (std::isfinite(a.predicted) ? fmt("%.4e", a.predicted) : "—") << " | "
        << (a.measured >= 0 ? fmt("%.4e", a.measured) : "—") << " |\n";
-  md << "\nThe reference is the source model (" << (o.reference_q8_0 ? "run as Q8_0 while measuring" : "as stored")
+  md << "\nThe reference is the source model (" << (o.reference_q8_0 ? "run as Q8_0 while measuring" : "its weights dequantized to f32")
      << "), `" << r.source_path << "`. Measured KL is over " << r.n_held_out_tokens
      << " held-out calibration tokens that the measurement never saw.\n\n";
 
