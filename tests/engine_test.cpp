@@ -83,7 +83,7 @@ TEST(EngineOps, CausalAttentionMasksTheFuture) {
   // token sees the plain average of the values it may see; key 2 scores 100 and would take all
   // the weight if the mask let tokens 0 and 1 see it.
   const float q[3] = {1, 1, 1}, k[3] = {0, 0, 100}, v[3] = {1, 3, 8};
-  float scores[3], out[3];
+  float out[3];
   causal_attention(q, k, v, 3, 0, 1, 1, 1, 1.0f, 0, out);
   EXPECT_FLOAT_EQ(out[0], 1.0f);        // sees v0 only
   EXPECT_FLOAT_EQ(out[1], 2.0f);        // (1 + 3) / 2
@@ -109,7 +109,7 @@ TEST(EngineOps, GroupedQueryHeadMapping) {
   const float q[8] = {1, 0, 0, 1, 1, 1, -1, 2};
   const float k[4] = {5, 5, 6, 6};
   const float v[4] = {10, 11, 20, 21};  // kv head 0: (10, 11), kv head 1: (20, 21)
-  float scores[1], out[8];
+  float out[8];
   causal_attention(q, k, v, 1, 0, 4, 2, 2, 0.5f, 0, out);
   const float expect[8] = {10, 11, 10, 11, 20, 21, 20, 21};
   for (int i = 0; i < 8; ++i) EXPECT_FLOAT_EQ(out[i], expect[i]) << i;
@@ -169,7 +169,7 @@ TEST(EngineOps, SlidingWindowHidesOldPositions) {
   // Equal scores (k = 0), so each visible position gets the same weight. Values 100, 10, 20:
   // position 2 sees all three without a window (mean 43.33) and positions 1..2 with window 2.
   const float q[1] = {1}, k[3] = {0, 0, 0}, v[3] = {100, 10, 20};
-  float scores[3], out[1];
+  float out[1];
   causal_attention(q, k, v, 1, 2, 1, 1, 1, 1.0f, 0, out);
   EXPECT_NEAR(out[0], 130.0 / 3, 1e-4);
   causal_attention(q, k, v, 1, 2, 1, 1, 1, 1.0f, 2, out);
