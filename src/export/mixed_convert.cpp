@@ -281,9 +281,7 @@ MixedConvertResult mixed_convert(const ModelSource& source, const MixedConvertOp
     ProgressBar bar("proxy", jobs.size(), 1, "tensors");
     for (size_t i = 0; i < jobs.size(); ++i) {
       const engine::Weight& w = sensitivity::weight_by_name(model, jobs[i].source->name);
-      const auto imp = importance.find(w.name);
-      const float* imp_data = imp != importance.end() && imp->second.size() == static_cast<size_t>(w.n_in)
-                                  ? imp->second.data() : nullptr;
+      const float* imp_data = sensitivity::importance_for(importance, w);
       const bool lookup = &w == &model.token_embd;
       for (GgmlType type : jobs[i].types) {
         const double v = sensitivity::proxy_error(w, type, imp_data, lookup, from_source ? jobs[i].source : nullptr);

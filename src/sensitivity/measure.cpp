@@ -29,6 +29,11 @@ engine::Weight& weight_by_name(engine::Model& model, const std::string& name) {
   return const_cast<engine::Weight&>(weight_by_name(static_cast<const engine::Model&>(model), name));
 }
 
+const float* importance_for(const std::map<std::string, std::vector<float>>& importance, const engine::Weight& w) {
+  const auto it = importance.find(w.name);
+  return it != importance.end() && it->second.size() == static_cast<size_t>(w.n_in) ? it->second.data() : nullptr;
+}
+
 MeasureStats measure_sensitivity(const engine::Model& model, const TensorKL& kl,
                                  const std::vector<MeasureJob>& jobs,
                                  const std::map<std::string, std::vector<float>>& importance,
@@ -45,9 +50,7 @@ MeasureStats measure_sensitivity(const engine::Model& model, const TensorKL& kl,
   bar.update(done);
   for (const auto& job : jobs) {
     const engine::Weight& w = weight_by_name(model, job.source->name);
-    const auto imp = importance.find(w.name);
-    const float* imp_data = imp != importance.end() && imp->second.size() == static_cast<size_t>(w.n_in)
-                                ? imp->second.data() : nullptr;
+    const float* imp_data = importance_for(importance, w);
     for (GgmlType type : job.types) {
       if (checkpoint.find(w.name, type)) continue;
       const auto t0 = std::chrono::steady_clock::now();

@@ -32,6 +32,9 @@ struct MeasureStats {
 const engine::Weight& weight_by_name(const engine::Model& model, const std::string& name);
 engine::Weight& weight_by_name(engine::Model& model, const std::string& name);
 
+// w's entry in an importance map ([w.n_in] values), or null when it has none of that size.
+const float* importance_for(const std::map<std::string, std::vector<float>>& importance, const engine::Weight& w);
+
 // Measures every pair not already in `checkpoint` and records it there. `importance`: per
 // weight name, the per-column importance used when quantizing ([n_in]), as the written file
 // will use it. `from_source`: quantize from the source tensors rather than the model's
