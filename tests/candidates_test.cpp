@@ -54,6 +54,24 @@ TEST(Candidates, ProtectRaisesTheFloor) {
   EXPECT_THROW(parse_protect_rule("(=Q8_0"), InputError);
 }
 
+TEST(Candidates, AQuantizedSourceOffersItsOwnType) {
+  test::ScratchDir dir;
+  const auto q8 = dir / "q8_0.gguf";
+  const auto made = test::run_optiq("quantize " + test::stories260k().string() + " -o " + q8.string() + " --type Q8_0");
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  const ModelSource src = open_model_source(q8);
+  ASSERT_EQ(src.find("blk.0.attn_q.weight")->type, GgmlType::Q8_0);
+  const auto kept = plan_candidates(src, {GgmlType::Q4_K}, {});
+  EXPECT_EQ(find(kept, "blk.0.attn_q.weight").types, (std::vector<GgmlType>{GgmlType::Q5_0, GgmlType::Q8_0}));
+  // ffn_down's 172-wide rows are stored as F16, which is not a quantized type: nothing added.
+  EXPECT_EQ(find(kept, "blk.0.ffn_down.weight").types, (std::vector<GgmlType>{GgmlType::F16}));
+  const auto requested_only = plan_candidates(src, {GgmlType::Q4_K}, {}, /*keep_stored=*/false);
+  EXPECT_EQ(find(requested_only, "blk.0.attn_q.weight").types, (std::vector<GgmlType>{GgmlType::Q5_0}));
+  // A floor above the stored type removes it like any other candidate.
+  const auto floored = plan_candidates(src, {GgmlType::Q4_K}, {parse_protect_rule("attn_q=F16")});
+  EXPECT_EQ(find(floored, "blk.0.attn_q.weight").types, (std::vector<GgmlType>{GgmlType::F16}));
+}
+
 TEST(Budget, SizesWithUnits) {
   EXPECT_EQ(alloc::parse_byte_size("300MB").value(), 300'000'000u);
   EXPECT_EQ(alloc::parse_byte_size("300 mb").value(), 300'000'000u);

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstring>
 #include <csignal>
 #include <fstream>
 #include <sstream>
@@ -15,6 +16,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include "model/model_source.h"
 #include "test_util.h"
 
 extern char** environ;
@@ -181,6 +183,38 @@ TEST(MixedConvert, BaselinesAreWrittenAndMeasured) {
   }
   EXPECT_EQ(files, 2u) << r.output;
   EXPECT_NE(r.output.find("baseline-uniform-"), std::string::npos) << r.output;
+}
+
+// A quantized source (stories260K as Q8_0) converted at its own size: every tensor can keep its
+// type, and then keeps its bytes; the measured KL of keeping them is only the activation rounding
+// of running Q8_0 instead of the f32 reference, far below requantizing to the requested type.
+TEST(MixedConvert, AQuantizedSourceKeepsItsOwnTypeAndBytes) {
+  ScratchDir dir;
+  const auto q8 = dir / "q8_0.gguf";
+  ASSERT_EQ(run_optiq("quantize " + test::stories260k().string() + " -o " + q8.string() + " --type Q8_0").exit_code, 0);
+  const auto out = dir / "out";
+  auto r = run_optiq("convert " + q8.string() + " -o " + out.string() + kQuick +
+                     " --n-calibration 2 --candidate-bits 4 --target-size Q8_0");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto report = nlohmann::json::parse(read_text(out / "optiq-report.json"));
+  EXPECT_TRUE(report["options"]["keep_stored"].get<bool>());
+  const ModelSource source = open_model_source(q8);
+  const ModelSource written = open_model_source(out / "llama-optiq.gguf");
+  size_t kept = 0;
+  for (const auto& t : report["tensors"]) {
+    const std::string name = t["name"];
+    const auto& kl = t["kl"];
+    if (!kl.contains("q8_0")) continue;
+    ASSERT_TRUE(kl.contains("q5_0")) << name;
+    EXPECT_LT(kl["q8_0"].get<double>(), 0.1 * kl["q5_0"].get<double>()) << name;
+    EXPECT_EQ(t["chosen"], "q8_0") << name;
+    EXPECT_TRUE(t["kept_stored_bytes"].get<bool>()) << name;
+    const auto a = source.find(name)->data, b = written.find(name)->data;
+    ASSERT_EQ(a.size(), b.size()) << name;
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size()), 0) << name;
+    ++kept;
+  }
+  EXPECT_EQ(kept, 32u);  // the 64-wide matrices: 5 layers × 6, token_embd and output
 }
 
 TEST(MixedConvert, BadMixesNameTheLine) {

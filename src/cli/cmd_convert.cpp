@@ -43,7 +43,7 @@ Command register_convert(CLI::App& app) {
     std::string target_size;
     std::vector<std::string> protect;
     std::string sensitivity = "exact", reference = "source";
-    bool dry_run = false, baselines = false;
+    bool dry_run = false, baselines = false, no_keep_stored = false;
     int threads = 0;
   };
   auto args = std::make_shared<Args>();
@@ -65,6 +65,8 @@ Command register_convert(CLI::App& app) {
                   "candidate bits: 2 Q2_K, 3 Q3_K, 4 Q4_K, 5 Q5_K, 6 Q6_K, 8 Q8_0, 16 F16")
       ->capture_default_str();
   sub->add_option("--candidate-types", args->candidate_types, "explicit candidate types, e.g. Q3_K,Q4_K,Q5_K,Q6_K,Q8_0");
+  sub->add_flag("--no-keep-stored", args->no_keep_stored,
+                "offer only the requested types, not also each quantized source tensor's own type (which keeps its bytes)");
   auto* bpw = sub->add_option("--target-bpw", args->target_bpw, "budget in bits per weight over the whole file")
                   ->check(CLI::PositiveNumber);
   sub->add_option("--target-size", args->target_size, "budget: a size (300MB, 1.2GiB) or a llama.cpp mix name (default Q4_K_M)")
@@ -118,6 +120,7 @@ Command register_convert(CLI::App& app) {
             for (const auto& p : args->protect) o.protect.push_back(sensitivity::parse_protect_rule(p));
             o.fast = args->sensitivity == "fast";
             o.reference_q8_0 = args->reference == "q8_0";
+            o.keep_stored = !args->no_keep_stored;
             o.dry_run = args->dry_run;
             o.baselines = args->baselines;
             o.threads = threads;

@@ -78,6 +78,7 @@ void write_report_json(const std::filesystem::path& path, const MixedConvertResu
   options["n_calibration"] = o.calibration.n_calibration;
   options["n_held_out"] = o.n_held_out;
   options["candidates"] = o.candidates_label;
+  options["keep_stored"] = o.keep_stored;
   options["target"] = r.budget_label;
   options["sensitivity"] = o.fast ? "fast" : "exact";
   options["reference"] = o.reference_q8_0 ? "q8_0" : "source";
@@ -124,6 +125,7 @@ void write_report_json(const std::filesystem::path& path, const MixedConvertResu
     row["kl"] = kl;
     for (const auto& [type, cost] : t.other_cost) row["kl_comparison_only"][type_name(type)] = cost;
     row["chosen"] = type_name(t.types[t.chosen]);
+    row["kept_stored_bytes"] = t.types[t.chosen] == t.source->type;
     row["bytes"] = t.bytes[t.chosen];
     j["tensors"].push_back(row);
   }
@@ -208,7 +210,8 @@ void write_model_card(const std::filesystem::path& path, const MixedConvertResul
      << o.calibration.seq_len << " tokens: " << r.n_calibration_tokens << " tokens measured, " << r.n_held_out_tokens
      << " held out.\n\n| domain | samples | tokens |\n|---|---|---|\n";
   for (const auto& d : r.domains) md << "| " << d.domain << " | " << d.samples << " | " << d.tokens << " |\n";
-  md << "\nCandidates: " << o.candidates_label << " (types whose blocks do not divide a tensor's rows fall back as in llama.cpp). "
+  md << "\nCandidates: " << o.candidates_label << " (types whose blocks do not divide a tensor's rows fall back as in llama.cpp"
+     << (o.keep_stored ? "; a tensor the source stores quantized may also keep its type and bytes" : "") << "). "
      << "Sensitivity: " << (o.fast ? "fast proxy (importance-weighted quantization error)" : "measured KL per tensor and type")
      << ". Solver: " << r.solver << ".\n\n";
   md << "## Reproduce\n\n```\nllama-quantize --imatrix imatrix.gguf --tensor-type-file tensor-types.txt SOURCE.gguf out.gguf "

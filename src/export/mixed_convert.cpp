@@ -225,7 +225,7 @@ MixedConvertResult mixed_convert(const ModelSource& source, const MixedConvertOp
   r.seconds["imatrix"] = seconds_since(t0);
 
   // Candidates, and the llama.cpp mix the result is compared with.
-  const std::vector<sensitivity::TensorCandidates> candidates = plan_candidates(source, o.candidates, o.protect);
+  const std::vector<sensitivity::TensorCandidates> candidates = plan_candidates(source, o.candidates, o.protect, o.keep_stored);
   if (candidates.empty()) throw InputError(source.path, std::nullopt, "has no tensor llama.cpp would quantize");
   const std::optional<QuantMix> target_mix =
       o.target_bpw ? std::nullopt : quant_mix_from_name(o.target_size);
@@ -264,7 +264,7 @@ MixedConvertResult mixed_convert(const ModelSource& source, const MixedConvertOp
   // Sensitivity: measured (resumable) or the fast proxy.
   const nlohmann::json header = {
       {"format", "optiq-sensitivity"},
-      {"version", 1},
+      {"version", 2},  // 2: a candidate of the tensor's stored type is its stored bytes
       {"model", sensitivity::model_fingerprint(source)},
       {"calibration_tokens", sensitivity::tokens_fingerprint(sequences)},
       {"reference", o.reference_q8_0 ? "q8_0" : "source"},
@@ -284,7 +284,7 @@ MixedConvertResult mixed_convert(const ModelSource& source, const MixedConvertOp
       const float* imp_data = sensitivity::importance_for(importance, w);
       const bool lookup = &w == &model.token_embd;
       for (GgmlType type : jobs[i].types) {
-        const double v = sensitivity::proxy_error(w, type, imp_data, lookup, from_source ? jobs[i].source : nullptr);
+        const double v = sensitivity::proxy_error(w, *jobs[i].source, type, imp_data, lookup, from_source);
         costs[{w.name, type}] = v;
         if (auto kl = exact.find(w.name, type)) {
           proxy_values.push_back(v);

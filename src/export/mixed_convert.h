@@ -30,6 +30,7 @@ struct MixedConvertOptions {
   std::optional<double> target_bpw;       // --target-bpw
   std::string target_size = "Q4_K_M";     // --target-size: bytes with a unit, or a mix name
   std::vector<sensitivity::ProtectRule> protect;
+  bool keep_stored = true;                // a quantized source tensor's own type is a candidate
   bool fast = false;                      // --sensitivity fast: imatrix proxy, no forward passes
   bool reference_q8_0 = false;            // --reference q8_0: the model runs as Q8_0 while measuring
   bool dry_run = false;                   // print the plan, write nothing

@@ -84,7 +84,7 @@ uint64_t tensor_bytes_as(const SourceTensor& t, GgmlType type) {
 }
 
 std::vector<TensorCandidates> plan_candidates(const ModelSource& source, const std::vector<GgmlType>& requested,
-                                              const std::vector<ProtectRule>& protect) {
+                                              const std::vector<ProtectRule>& protect, bool keep_stored) {
   std::vector<RecipeTensor> rts;
   for (const auto& t : source.tensors) {
     const GgmlType stored = source.kind == SourceKind::HuggingFace ? float_outtype_for(t, t.type) : t.type;
@@ -103,6 +103,9 @@ std::vector<TensorCandidates> plan_candidates(const ModelSource& source, const s
       const GgmlType t = fit_row(want, rt, fell_back);
       if (std::find(c.types.begin(), c.types.end(), t) == c.types.end()) c.types.push_back(t);
     }
+    const bool stored_quantized = quantize_supported(rt.type) && c.source->transform.identity();
+    if (keep_stored && stored_quantized && std::find(c.types.begin(), c.types.end(), rt.type) == c.types.end())
+      c.types.push_back(rt.type);
     for (const ProtectRule& rule : protect) {
       if (!std::regex_search(rt.name, rule.regex)) continue;
       bool fell_back = false;

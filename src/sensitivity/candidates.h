@@ -42,8 +42,12 @@ struct TensorCandidates {
 // after per-shape fallback, deduplicated; protected tensors keep only types at or above their
 // floor, or the floor type itself when no candidate reaches it. Non-quantizable tensors are
 // not listed (they keep their stored type).
+// `keep_stored`: a tensor the source already stores in a quantized type also gets that type
+// (within its floor). Written in its own type a tensor keeps its bytes, so for a quantized
+// source this candidate costs no more error than the source already has, where requantizing
+// to any type, the same one included, adds a second rounding.
 std::vector<TensorCandidates> plan_candidates(const ModelSource& source, const std::vector<GgmlType>& requested,
-                                              const std::vector<ProtectRule>& protect);
+                                              const std::vector<ProtectRule>& protect, bool keep_stored = true);
 
 // Bytes of tensor t stored as `type`.
 uint64_t tensor_bytes_as(const SourceTensor& t, GgmlType type);

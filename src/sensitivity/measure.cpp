@@ -54,7 +54,7 @@ MeasureStats measure_sensitivity(const engine::Model& model, const TensorKL& kl,
     for (GgmlType type : job.types) {
       if (checkpoint.find(w.name, type)) continue;
       const auto t0 = std::chrono::steady_clock::now();
-      const engine::Weight q = quantized_copy(w, type, imp_data, from_source ? job.source : nullptr);
+      const engine::Weight q = candidate_weight(w, *job.source, type, imp_data, from_source);
       const double t_quant = seconds_since(t0);
       const auto t1 = std::chrono::steady_clock::now();
       const double value = kl.measure(w, q);

@@ -10,9 +10,10 @@
 
 namespace optiq::sensitivity {
 
-double proxy_error(const engine::Weight& w, GgmlType type, const float* importance, bool is_lookup,
-                   const SourceTensor* source) {
-  const engine::Weight q = quantized_copy(w, type, importance, source);
+double proxy_error(const engine::Weight& w, const SourceTensor& tensor, GgmlType type, const float* importance,
+                   bool is_lookup, bool from_source) {
+  const engine::Weight q = candidate_weight(w, tensor, type, importance, from_source);
+  const SourceTensor* source = from_source ? &tensor : nullptr;
   double weighted = 0, plain = 0;
 #pragma omp parallel reduction(+ : weighted, plain)
   {

@@ -16,9 +16,11 @@
 namespace optiq::sensitivity {
 
 // `importance`: [w.n_in] or null (the weight is only looked up: token_embd of an untied model).
-// `is_lookup`: w is the token embedding (adds the lookup term). `source` as in quantized_copy.
-double proxy_error(const engine::Weight& w, GgmlType type, const float* importance, bool is_lookup,
-                   const SourceTensor* source);
+// `is_lookup`: w is the token embedding (adds the lookup term). The candidate is
+// candidate_weight(w, tensor, type, importance, from_source), and its error is taken against
+// the source values when `from_source`, else against w.
+double proxy_error(const engine::Weight& w, const SourceTensor& tensor, GgmlType type, const float* importance,
+                   bool is_lookup, bool from_source);
 
 // Spearman's rank correlation of two equally long samples (ties get their average rank);
 // NaN when either sample is constant or has fewer than two values.

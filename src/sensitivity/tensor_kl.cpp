@@ -40,6 +40,15 @@ engine::Weight quantized_copy(const engine::Weight& w, GgmlType type, const floa
   return q;
 }
 
+engine::Weight candidate_weight(const engine::Weight& w, const SourceTensor& tensor, GgmlType type,
+                                const float* importance, bool from_source) {
+  if (tensor.type != type || !tensor.transform.identity())
+    return quantized_copy(w, type, importance, from_source ? &tensor : nullptr);
+  engine::Weight kept = engine::make_weight(w.name, type, w.n_in, w.n_out, tensor.data);
+  kept.bias = w.bias;
+  return kept;
+}
+
 double kl_divergence(const float* lp, const float* lq, int64_t n) {
   double kl = 0;
   for (int64_t v = 0; v < n; ++v) {

@@ -23,6 +23,13 @@ namespace optiq::sensitivity {
 engine::Weight quantized_copy(const engine::Weight& w, GgmlType type, const float* importance,
                               const SourceTensor* source = nullptr);
 
+// What weight w (loaded from `tensor`) becomes in a file that stores it as `type`. A tensor
+// written in the type it is already stored in keeps its bytes (optiq's writer copies them, as
+// llama-quantize does), so that candidate is the stored bytes themselves; any other type is
+// quantized_copy of w, or of the source values when `from_source`.
+engine::Weight candidate_weight(const engine::Weight& w, const SourceTensor& tensor, GgmlType type,
+                                const float* importance, bool from_source);
+
 // KL(P || Q) for one position, from log-probabilities: sum_v exp(lp[v]) (lp[v] - lq[v]). [n] each.
 double kl_divergence(const float* lp, const float* lq, int64_t n);
 
