@@ -14,6 +14,7 @@ log-probabilities from it and measures every file — so every file is also load
 and `optiq perplexity --kl-divergence` measures the same files against the same base.
 
     python3 bench/convert_results.py MODEL.gguf [--label NAME] [--chunks 8] [--threads 2]
+                                     [--mixes Q3_K_M,Q4_K_M,Q5_K_M] [--candidates Q3_K,Q4_K,Q8_0]
 """
 from __future__ import annotations
 
@@ -85,6 +86,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "build" / "convert-results")
     ap.add_argument("--convert-args", default="", help="extra arguments for optiq convert")
     ap.add_argument("--mixes", default=",".join(MIXES), help="llama.cpp mixes whose sizes are compared")
+    ap.add_argument("--candidates", default=CANDIDATES, help="candidate types of the per-mix runs")
     ap.add_argument("--default-only", action="store_true",
                     help="only the default optiq convert (bits 4,8 at Q4_K_M's size), no candidate-type runs")
     a = ap.parse_args()
@@ -110,7 +112,7 @@ def main() -> None:
         default = mix.endswith("default")
         mix = mix.split()[0]
         out = work / (f"optiq-{mix}" + ("-default" if default else ""))
-        extra = [] if default else ["--candidate-types", CANDIDATES, "--target-size", mix]
+        extra = [] if default else ["--candidate-types", a.candidates, "--target-size", mix]
         if sensitivity.exists():  # every run measures the same calibration tokens: share the pairs
             out.mkdir(exist_ok=True)
             shutil.copy(sensitivity, out / "sensitivity.jsonl")
@@ -120,7 +122,7 @@ def main() -> None:
         (out / "convert.log").write_text(log)
         shutil.copy(out / "sensitivity.jsonl", sensitivity)
         gguf = next(p for p in out.glob("*-optiq.gguf"))
-        method = "optiq convert (bits 4,8)" if default else f"optiq convert ({CANDIDATES})"
+        method = "optiq convert (bits 4,8)" if default else f"optiq convert ({a.candidates})"
         files.append((mix, method, gguf, seconds))
     # The fast proxy at the default settings, beside the exact checkpoint (for Spearman's rho).
     fast = work / "optiq-Q4_K_M-fast"
