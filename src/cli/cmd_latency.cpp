@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "io/ggml_type_label.h"
 #include "cli/commands.h"
 #include "engine/model.h"
 #include "engine/threads.h"
@@ -120,7 +121,7 @@ Command register_latency(CLI::App& app) {
               fit = *loaded;
             }
             std::printf("fit: overhead %.4f ms/token;", 1e3 * fit.overhead_seconds);
-            for (const auto& [t, a] : fit.seconds_per_byte) std::printf(" %s %.4f ns/byte;", std::string(ggml_type_name(t)).c_str(), 1e9 * a);
+            for (const auto& [t, a] : fit.seconds_per_byte) std::printf(" %s %.4f ns/byte;", ggml_type_label(t).c_str(), 1e9 * a);
             std::printf("\n");
 
             std::vector<Allocation> allocations;
@@ -135,7 +136,7 @@ Command register_latency(CLI::App& app) {
               allocations.push_back(std::move(a));
             }
             for (GgmlType t : split_list(args->uniform).empty() ? std::vector<GgmlType>{} : sensitivity::parse_candidate_types(args->uniform, "--uniform"))
-              allocations.push_back({"uniform " + std::string(ggml_type_name(t)), eval::uniform_weight_types(model, t)});
+              allocations.push_back({"uniform " + ggml_type_label(t), eval::uniform_weight_types(model, t)});
             if (allocations.empty()) allocations.push_back({"as stored", {}});
 
             std::printf("%-40s %10s %14s%s\n", "allocation", "MB/token", "predicted t/s", args->measure ? "   measured t/s    error" : "");

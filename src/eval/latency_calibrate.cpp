@@ -1,3 +1,4 @@
+#include "io/ggml_type_label.h"
 #include "eval/latency_calibrate.h"
 
 #include <algorithm>
@@ -81,7 +82,7 @@ Calibration calibrate_latency(const engine::Model& model, const CalibrationOptio
     c.runs.push_back(r);
     if (on_run) on_run(r);
   };
-  for (GgmlType t : options.types) run("uniform " + std::string(ggml_type_name(t)), uniform_weight_types(model, t));
+  for (GgmlType t : options.types) run("uniform " + ggml_type_label(t), uniform_weight_types(model, t));
   for (int i = 0; i < options.n_random_mixes; ++i)
     run("random mix " + std::to_string(i + 1), random_weight_types(model, options.types, 1000 + static_cast<uint64_t>(i)));
   std::vector<TypeBytes> bytes;

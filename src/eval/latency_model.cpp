@@ -185,8 +185,18 @@ void save_latency_fit(const std::filesystem::path& cache, const LatencyKey& key,
 
 std::optional<LatencyFit> load_latency_fit(const std::filesystem::path& cache, const LatencyKey& key) {
   const nlohmann::json j = read_cache(cache);
-  if (!j["entries"].contains(key.text())) return std::nullopt;
-  const auto& e = j["entries"][key.text()];
+  const nlohmann::json* found = nullptr;
+  for (const auto& [name, e] : j["entries"].items()) {
+    const bool same = key.n_gen ? name == key.text()
+                                : e.is_object() && e.value("cpu", "") == key.cpu && e.value("threads", 0) == key.threads &&
+                                      e.value("shape", "") == key.shape;
+    if (same) {
+      found = &e;
+      break;
+    }
+  }
+  if (!found) return std::nullopt;
+  const auto& e = *found;
   LatencyFit fit;
   try {
     fit.overhead_seconds = e.at("overhead_seconds").get<double>();

@@ -24,9 +24,6 @@ namespace optiq::eval {
 // Bytes one decoded token reads from the weights, by storage type.
 using TypeBytes = std::map<GgmlType, double>;
 
-// Tokens per timed decode run that `optiq convert --target-tps` looks calibrations up with.
-inline constexpr int64_t kDefaultLatencyTokens = 64;
-
 // A weight a decoded token reads: a matmul weight whole, or one row of a lookup table.
 struct DecodeWeight {
   const engine::Weight* weight = nullptr;  // into the model
@@ -61,7 +58,7 @@ struct LatencyKey {
   std::string cpu;    // /proc/cpuinfo "model name"
   int threads = 1;
   std::string shape;  // "llama L5 E64 F172 H8/4 V512"
-  int64_t n_gen = 0;  // tokens decoded per timed run, from an empty context
+  int64_t n_gen = 0;  // tokens decoded per timed run, from an empty context (0 in a lookup: any)
   std::string text() const;  // the cache entry's key
 };
 std::string cpu_model_name();
@@ -81,7 +78,8 @@ struct CalibrationRecord {
 // Adds or replaces the entry for `key` (atomically rewritten file).
 void save_latency_fit(const std::filesystem::path& cache, const LatencyKey& key, const LatencyFit& fit,
                       const std::vector<CalibrationRecord>& runs);
-// The entry for `key`, or nullopt. Throws InputError for a malformed file.
+// The entry for `key` (with key.n_gen 0: the first entry of that CPU, thread count and shape),
+// or nullopt. Throws InputError for a malformed file.
 std::optional<LatencyFit> load_latency_fit(const std::filesystem::path& cache, const LatencyKey& key);
 
 }  // namespace optiq::eval

@@ -1,8 +1,8 @@
+#include "io/ggml_type_label.h"
 #include "export/pareto.h"
 
 #include <nlohmann/json.hpp>
 
-#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -55,16 +55,9 @@ std::string sha256_of_file(const fs::path& path) {
   return h.hex();
 }
 
-// "Q4_K" (ggml's own names are partly lower case: "q4_K").
-std::string type_label(GgmlType type) {
-  std::string s(ggml_type_name(type));
-  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
-
 std::string type_list(const std::vector<GgmlType>& types) {
   std::string s;
-  for (GgmlType t : types) s += (s.empty() ? "" : ",") + type_label(t);
+  for (GgmlType t : types) s += (s.empty() ? "" : ",") + ggml_type_label(t);
   return s;
 }
 
@@ -211,7 +204,7 @@ ParetoResult run_pareto(const ModelSource& source, const ParetoOptions& o) {
     for (GgmlType type : c.types) {
       const auto it = run.checkpoint.kl.find({c.source->name, type});
       if (it == run.checkpoint.kl.end()) {
-        if (n_missing++ == 0) first_missing = c.source->name + " at " + type_label(type);
+        if (n_missing++ == 0) first_missing = c.source->name + " at " + ggml_type_label(type);
         continue;
       }
       tc.candidates.push_back({type, sensitivity::tensor_bytes_as(*c.source, type), it->second});
@@ -284,9 +277,9 @@ ParetoResult run_pareto(const ModelSource& source, const ParetoOptions& o) {
   }
   for (GgmlType type : o.uniform) {
     PlannedPoint p;
-    p.point.label = "uniform " + type_label(type);
+    p.point.label = "uniform " + ggml_type_label(type);
     p.point.kind = "uniform";
-    p.point.file = "uniform-" + type_label(type) + ".gguf";
+    p.point.file = "uniform-" + ggml_type_label(type) + ".gguf";
     p.options = base;
     p.options.recipe.mix = file_type_for(type);
     p.options.recipe.pure = true;

@@ -8,7 +8,7 @@
 namespace optiq {
 
 eval::LatencyFit latency_fit_for(const engine::Model& model, int threads, const std::filesystem::path& cache) {
-  const eval::LatencyKey key{eval::cpu_model_name(), threads, eval::model_shape(model.hp), eval::kDefaultLatencyTokens};
+  const eval::LatencyKey key{eval::cpu_model_name(), threads, eval::model_shape(model.hp), 0};
   const std::filesystem::path file = cache.empty() ? eval::default_latency_cache() : cache;
   const auto fit = eval::load_latency_fit(file, key);
   if (!fit)

@@ -16,7 +16,7 @@ namespace optiq {
 inline constexpr double kPicosecondsPerSecond = 1e12;  // the knapsack's integer time unit
 
 // The calibration `optiq latency MODEL --calibrate -t threads` saved for this CPU and model
-// shape (with kDefaultLatencyTokens tokens); `cache` "" is the default file. Throws InputError
+// shape (whatever its -n); `cache` "" is the default file. Throws InputError
 // naming the command to run when there is none.
 eval::LatencyFit latency_fit_for(const engine::Model& model, int threads, const std::filesystem::path& cache);
 
