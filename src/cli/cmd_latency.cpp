@@ -86,8 +86,9 @@ Command register_latency(CLI::App& app) {
             const ModelSource source = open_model_source(path);
             const engine::Model model = engine::load_model(source);
             const eval::LatencyKey key{eval::cpu_model_name(), args->threads, eval::model_shape(model.hp), args->n_gen};
+            const bool cpu_time = args->threads == 1;  // see eval::measure_decode_seconds
             const std::filesystem::path cache = args->cache.empty() ? eval::default_latency_cache() : std::filesystem::path(args->cache);
-            std::printf("latency model: %s\n", key.text().c_str());
+            std::printf("latency model: %s (timed in %s)\n", key.text().c_str(), cpu_time ? "CPU time" : "wall time");
 
             eval::LatencyFit fit;
             if (args->calibrate) {
@@ -96,6 +97,7 @@ Command register_latency(CLI::App& app) {
               o.n_random_mixes = args->random_mixes;
               o.n_gen = args->n_gen;
               o.repetitions = args->repetitions;
+              o.cpu_time = cpu_time;
               std::fprintf(stderr, "calibrating: %zu uniform runs and %d random mixes of %lld tokens x %d\n", o.types.size(),
                            o.n_random_mixes, static_cast<long long>(o.n_gen), o.repetitions);
               const eval::Calibration c = eval::calibrate_latency(model, o, [](const eval::CalibrationRecord& r) {
@@ -125,7 +127,12 @@ Command register_latency(CLI::App& app) {
             std::printf("\n");
 
             std::vector<Allocation> allocations;
-            for (const auto& p : args->plans) allocations.push_back({"plan " + p, plan_types(p)});
+            for (const auto& p : args->plans) {
+              const std::filesystem::path path(p);
+              const std::string name = path.filename() == "optiq-report.json" && path.has_parent_path()
+                                           ? path.parent_path().filename().string() : path.filename().string();
+              allocations.push_back({"plan " + name, plan_types(p)});
+            }
             for (const auto& name : split_list(args->mixes)) {
               const auto mix = quant_mix_from_name(name);
               if (!mix) throw InputError("--mix", std::nullopt, "'" + name + "' is not a mix (" + supported_quant_mixes() + ")");
@@ -149,7 +156,7 @@ Command register_latency(CLI::App& app) {
               std::printf("%-40s %10.3f %14.2f", a.label.c_str(), mb, 1 / predicted);
               if (args->measure) {
                 const engine::Model m = eval::retyped_model(model, a.types);
-                const double measured = eval::measure_decode_seconds(m, args->n_gen, args->repetitions);
+                const double measured = eval::measure_decode_seconds(m, args->n_gen, args->repetitions, cpu_time);
                 const double error = (1 / predicted) / (1 / measured) - 1;
                 abs_error_sum += std::abs(error);
                 std::printf(" %14.2f %+8.2f%%", 1 / measured, 100 * error);

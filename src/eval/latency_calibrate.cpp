@@ -2,11 +2,10 @@
 #include "eval/latency_calibrate.h"
 
 #include <algorithm>
-#include <chrono>
+#include <ctime>
 #include <random>
 #include <type_traits>
 
-#include "eval/speed.h"
 #include "quant/recipe.h"
 #include "sensitivity/tensor_kl.h"
 
@@ -54,18 +53,25 @@ engine::Model retyped_model(const engine::Model& model, const WeightTypes& types
   return copy;
 }
 
-double measure_decode_seconds(const engine::Model& model, int64_t n_gen, int repetitions) {
-  SpeedOptions warm;
-  warm.n_prompt = 0;
-  warm.n_gen = 1;
-  warm.repetitions = 1;
-  measure_speed(model, warm);
-  SpeedOptions o;
-  o.n_prompt = 0;
-  o.n_gen = n_gen;
-  o.repetitions = repetitions;
+double measure_decode_seconds(const engine::Model& model, int64_t n_gen, int repetitions, bool cpu_time) {
+  auto now = [cpu_time] {
+    timespec ts{};
+    ::clock_gettime(cpu_time ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  };
+  std::vector<float> logits(static_cast<size_t>(model.hp.n_vocab));
   std::vector<double> seconds;
-  for (double tps : measure_speed(model, o).decode_tps) seconds.push_back(1.0 / tps);
+  for (int rep = -1; rep < repetitions; ++rep) {  // rep -1: one untimed warm-up token
+    engine::KVCache cache = engine::make_kv_cache(model, n_gen + 1);
+    const int64_t n = rep < 0 ? 1 : n_gen;
+    const double t0 = now();
+    for (int64_t i = 0; i < n; ++i) {
+      // A fixed sequence spread over the vocabulary.
+      const int32_t id[1] = {static_cast<int32_t>((i * 7919 + 13) % model.hp.n_vocab)};
+      engine::forward(model, cache, id, false, logits.data());
+    }
+    if (rep >= 0) seconds.push_back((now() - t0) / static_cast<double>(n));
+  }
   std::sort(seconds.begin(), seconds.end());
   return seconds[seconds.size() / 2];
 }
@@ -78,7 +84,7 @@ Calibration calibrate_latency(const engine::Model& model, const CalibrationOptio
     CalibrationRecord r;
     r.label = label;
     r.bytes = decode_bytes(m);
-    r.seconds = measure_decode_seconds(m, options.n_gen, options.repetitions);
+    r.seconds = measure_decode_seconds(m, options.n_gen, options.repetitions, options.cpu_time);
     c.runs.push_back(r);
     if (on_run) on_run(r);
   };

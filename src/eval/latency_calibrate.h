@@ -28,14 +28,18 @@ WeightTypes random_weight_types(const engine::Model& model, const std::vector<Gg
 engine::Model retyped_model(const engine::Model& model, const WeightTypes& types);
 
 // Median over `repetitions` of the seconds per token of decoding n_gen tokens from an empty
-// context (after one untimed warm-up token).
-double measure_decode_seconds(const engine::Model& model, int64_t n_gen, int repetitions);
+// context (after one untimed warm-up token), as `optiq benchmark -p 0 -n N` decodes them.
+// `cpu_time`: the process's CPU time instead of wall time. With one thread that is the time
+// the token took on the core, without the waits for a core another job holds, so timings on a
+// shared machine are what an idle one would give (with more threads it would add them up).
+double measure_decode_seconds(const engine::Model& model, int64_t n_gen, int repetitions, bool cpu_time);
 
 struct CalibrationOptions {
   std::vector<GgmlType> types;  // uniform runs, one per type
   int n_random_mixes = 4;       // extra runs with random per-weight types from `types`
   int64_t n_gen = 64;           // tokens per timed decode
   int repetitions = 3;
+  bool cpu_time = false;        // see measure_decode_seconds
 };
 
 struct Calibration {

@@ -179,6 +179,18 @@ std::string bpw_text(double bpw) {
   return buf;
 }
 
+// Mean KLD (± its standard error) against the base and perplexity of the GGUF at `file`.
+void measure_file(const fs::path& file, const eval::LogitsFile& base, int64_t n_chunks, const eval::ChunkSetup& setup,
+                  std::FILE* sink, ParetoPoint& point) {
+  const engine::Model model = engine::load_model(open_model_source(file));
+  const eval::KldResult k = eval::compute_kl_divergence(model, base, n_chunks, setup, sink, sink);
+  const double n = static_cast<double>(k.sums.count);
+  point.kld = k.sums.kld / n;
+  const double var = k.sums.kld2 / n - point.kld * point.kld;
+  point.kld_error = n > 1 && var > 0 ? std::sqrt(var / (n - 1)) : 0.0;
+  point.ppl = std::exp(k.sums.nll / n);
+}
+
 }  // namespace
 
 ParetoResult run_pareto(const ModelSource& source, const ParetoOptions& o) {
@@ -314,10 +326,6 @@ ParetoResult run_pareto(const ModelSource& source, const ParetoOptions& o) {
                      "tokenizes to " + std::to_string(tokens.size()) + " tokens, less than one chunk of " + std::to_string(r.n_ctx));
   r.n_chunks = std::min(o.n_chunks, available);
   r.n_scored = r.n_chunks * eval::scored_per_chunk(r.n_ctx);
-  for (const auto& c : candidates) {
-    engine::Weight& w = sensitivity::weight_by_name(reference, c.source->name);
-    if (w.type != GgmlType::F32) w = sensitivity::quantized_copy(w, GgmlType::F32, nullptr);
-  }
   eval::ChunkSetup setup;
   setup.n_ctx = r.n_ctx;
   setup.bos = tok.add_bos ? tok.bos : -1;
@@ -340,6 +348,11 @@ ParetoResult run_pareto(const ModelSource& source, const ParetoOptions& o) {
   if (!sink_file) throw RuntimeError("cannot open /dev/null");
   std::FILE* sink = sink_file.get();
   if (!base_ok) {
+    // The reference: the source with every quantizable weight dequantized to f32, as convert's.
+    for (const auto& c : candidates) {
+      engine::Weight& w = sensitivity::weight_by_name(reference, c.source->name);
+      if (w.type != GgmlType::F32) w = sensitivity::quantized_copy(w, GgmlType::F32, nullptr);
+    }
     std::fprintf(stderr, "pareto: reference log-probabilities over %lld chunks of %lld tokens\n",
                  static_cast<long long>(r.n_chunks), static_cast<long long>(r.n_ctx));
     eval::LogitsFileWriter writer(base_path.string(), static_cast<int32_t>(r.n_ctx), static_cast<int32_t>(reference.hp.n_vocab), evaluated);
@@ -370,13 +383,7 @@ ParetoResult run_pareto(const ModelSource& source, const ParetoOptions& o) {
       p.options.output_path = file.string();
       write_quantized(source, plan, p.options);
       point.sha256 = sha256_of_file(file);
-      const engine::Model model = engine::load_model(open_model_source(file));
-      const eval::KldResult k = eval::compute_kl_divergence(model, base_logits, r.n_chunks, setup, sink, sink);
-      const double n = static_cast<double>(k.sums.count);
-      point.kld = k.sums.kld / n;
-      const double var = k.sums.kld2 / n - point.kld * point.kld;
-      point.kld_error = n > 1 && var > 0 ? std::sqrt(var / (n - 1)) : 0.0;
-      point.ppl = std::exp(k.sums.nll / n);
+      measure_file(file, base_logits, r.n_chunks, setup, sink, point);
       std::fprintf(stderr, "pareto: [%zu/%zu] %-16s %9.3f MB %7.3f bpw  KLD %.6f  PPL %.4f  (%.1f s)\n", i + 1, planned.size(),
                    point.label.c_str(), static_cast<double>(point.bytes) / 1e6, point.bpw, point.kld, point.ppl,
                    std::chrono::duration<double>(Clock::now() - t0).count());
