@@ -124,7 +124,7 @@ TEST(TwoBudgets, ATightTimeBudgetChangesTheChoiceAndBothBudgetsHold) {
   EXPECT_THROW(alloc::allocate_two_budgets(t, time, 500, 20), InputError);  // faster than anything
 }
 
-TEST(TwoBudgets, WhenNeitherAloneFitsTheSurrogateFindsAnAllocationMeetingBoth) {
+TEST(TwoBudgets, WhenNeitherAloneFitsTheLagrangianFindsAnAllocationMeetingBoth) {
   // Four tensors where the size optimum is slow and the time optimum is large.
   std::vector<alloc::TensorChoices> t(4);
   std::vector<std::vector<uint64_t>> time(4);
@@ -133,6 +133,7 @@ TEST(TwoBudgets, WhenNeitherAloneFitsTheSurrogateFindsAnAllocationMeetingBoth) {
     time[i] = i % 2 ? std::vector<uint64_t>{10, 20, 12} : std::vector<uint64_t>{10, 12, 20};
   }
   const auto r = alloc::allocate_two_budgets(t, time, 650, 56);
+  EXPECT_NE(r.method.find("Lagrangian"), std::string::npos) << r.method;
   EXPECT_LE(r.bytes, 650u);
   EXPECT_LE(r.time, 56u);
   // Brute force: the least cost meeting both.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <stdexcept>
 
 #include "util/error.h"
@@ -9,8 +10,8 @@
 namespace optiq::alloc {
 namespace {
 
-constexpr uint64_t kSurrogateScale = 1'000'000'000;  // the surrogate budget 1.0, in integer units
-constexpr int kSurrogateWeights = 39;                 // w = 1/40 .. 39/40
+constexpr int kMaxDoublings = 200;  // of the time penalty, before giving up
+constexpr int kBisections = 40;     // of the time penalty
 
 // The same tensors with each candidate's bytes replaced by `resource(i, k)`.
 template <class Resource>
@@ -59,35 +60,54 @@ TwoBudgetResult allocate_two_budgets(const std::vector<TensorChoices>& tensors,
     by_time.method = "time knapsack (its size meets the budget)";
     return by_time;
   }
-  TwoBudgetResult best;
-  bool found = false;
-  for (int j = 1; j <= kSurrogateWeights; ++j) {
-    const double w = static_cast<double>(j) / (kSurrogateWeights + 1);
-    const auto mixed = with_resource(tensors, [&](size_t i, size_t k) {
-      const double share = w * static_cast<double>(tensors[i].candidates[k].bytes) / static_cast<double>(byte_budget) +
-                           (1 - w) * static_cast<double>(time[i][k]) / static_cast<double>(time_budget);
-      return static_cast<uint64_t>(std::ceil(share * kSurrogateScale));
-    });
+  // Lagrangian relaxation of the time budget: the size knapsack on cost + lambda * time. A larger
+  // lambda gives a faster allocation; the least lambda whose allocation meets the time budget is
+  // found by doubling, then bisection (greedy solver), and solved once more exactly.
+  auto penalised = [&](double lambda) {
+    std::vector<TensorChoices> t = tensors;
+    for (size_t i = 0; i < t.size(); ++i)
+      for (size_t k = 0; k < t[i].candidates.size(); ++k) t[i].candidates[k].cost += lambda * static_cast<double>(time[i][k]);
+    return t;
+  };
+  auto evaluate = [&](const Allocation& a) {
     TwoBudgetResult r;
-    try {
-      r.solved = allocate_best(mixed, kSurrogateScale);
-    } catch (const InputError&) {
-      continue;  // even the smallest choices exceed this surrogate budget
-    }
+    r.solved.best = a;
     totals(tensors, time, r);
-    if (r.bytes > byte_budget || r.time > time_budget) continue;
-    if (!found || r.solved.best.cost < best.solved.best.cost) {
-      best = r;
-      best.solved.best.bytes = r.bytes;
-      best.method = "surrogate knapsack, size weight " + std::to_string(j) + "/" + std::to_string(kSurrogateWeights + 1);
-      found = true;
-    }
+    r.solved.best.cost = 0;
+    for (size_t i = 0; i < tensors.size(); ++i) r.solved.best.cost += tensors[i].candidates[a.choice[i]].cost;
+    return r;
+  };
+  double cost_span = 0;
+  for (const auto& t : tensors)
+    for (const auto& c : t.candidates) cost_span = std::max(cost_span, std::abs(c.cost));
+  double hi = std::max(cost_span, 1e-300) / static_cast<double>(std::max<uint64_t>(time_budget, 1));
+  int doublings = 0;
+  while (evaluate(allocate_greedy(penalised(hi), byte_budget)).time > time_budget) {
+    if (++doublings > kMaxDoublings)
+      throw InputError("--target-tps", std::nullopt,
+                       "no allocation found that meets both the size budget and the speed target (the most accurate "
+                       "allocation within the speed target has " + std::to_string(by_time.bytes) +
+                           " bytes of quantizable tensors, the size budget allows " + std::to_string(byte_budget) + ")");
+    hi *= 2;
   }
-  if (!found)
-    throw InputError("--target-tps", std::nullopt,
-                     "no allocation found that meets both the size budget and the speed target (the smallest file within the "
-                     "speed target has " + std::to_string(by_time.bytes) + " bytes of quantizable tensors, the budget allows " +
-                         std::to_string(byte_budget) + ")");
+  double lo = 0;
+  for (int it = 0; it < kBisections; ++it) {
+    const double mid = (lo + hi) / 2;
+    (evaluate(allocate_greedy(penalised(mid), byte_budget)).time > time_budget ? lo : hi) = mid;
+  }
+  TwoBudgetResult best = evaluate(allocate_greedy(penalised(hi), byte_budget));
+  best.solved.solver = "greedy";
+  SolvedAllocation exact = allocate_best(penalised(hi), byte_budget);
+  TwoBudgetResult e = evaluate(exact.best);
+  if (e.time <= time_budget && e.bytes <= byte_budget && e.solved.best.cost < best.solved.best.cost) {
+    e.solved.solver = exact.solver;
+    best = e;
+  }
+  best.solved.greedy_cost = best.solved.exact_cost = best.solved.best.cost;
+  best.solved.best.bytes = best.bytes;
+  char method[96];
+  std::snprintf(method, sizeof method, "Lagrangian relaxation of the time budget (lambda %.3g per time unit)", hi);
+  best.method = method;
   return best;
 }
 

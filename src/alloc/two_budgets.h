@@ -3,9 +3,9 @@
 // alone is the multiple-choice knapsack of knapsack.h. With both:
 //  1. the size knapsack's optimum, if its time fits, is optimal for both (the time constraint
 //     only removes solutions); likewise the time knapsack's optimum if its size fits;
-//  2. otherwise a surrogate relaxation: one knapsack per weight w in (0, 1) whose resource is
-//     w × bytes / size budget + (1 − w) × time / time budget (budget 1); every solution that
-//     meets both budgets is a candidate and the one of least cost is kept. Not proven optimal.
+//  2. otherwise a Lagrangian relaxation of the time budget: the size knapsack on the cost
+//     KL + lambda × time, with the least lambda (doubling, then bisection) whose allocation meets
+//     the time budget. Feasible by construction; optimal only up to the duality gap.
 #pragma once
 
 #include <cstdint>
