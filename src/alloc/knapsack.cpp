@@ -241,4 +241,17 @@ Allocation allocate_exact(const std::vector<TensorChoices>& tensors, uint64_t bu
   return BranchAndBound(tensors, budget_bytes, max_nodes).solve(greedy);
 }
 
+SolvedAllocation allocate_best(const std::vector<TensorChoices>& tensors, uint64_t budget_bytes) {
+  const Allocation greedy = allocate_greedy(tensors, budget_bytes);
+  const Allocation exact = BranchAndBound(tensors, budget_bytes, 5'000'000).solve(greedy);
+  SolvedAllocation s;
+  s.greedy_cost = greedy.cost;
+  s.exact_cost = exact.cost;
+  s.exact_proven = exact.proven_optimal;
+  s.exact_nodes = exact.nodes;
+  s.solver = exact.cost <= greedy.cost ? "exact" : "greedy";
+  s.best = exact.cost <= greedy.cost ? exact : greedy;
+  return s;
+}
+
 }  // namespace optiq::alloc

@@ -44,4 +44,14 @@ Allocation allocate_greedy(const std::vector<TensorChoices>& tensors, uint64_t b
 Allocation allocate_exact(const std::vector<TensorChoices>& tensors, uint64_t budget_bytes,
                           uint64_t max_nodes = 5'000'000);
 
+// What `optiq convert` and `optiq pareto` use: both solvers, and the better objective of the two.
+struct SolvedAllocation {
+  Allocation best;                     // the exact solution unless greedy's objective is lower
+  double greedy_cost = 0, exact_cost = 0;  // objectives of the two solvers
+  bool exact_proven = false;           // the exact search finished within its node budget
+  uint64_t exact_nodes = 0;            // branch-and-bound nodes visited
+  std::string solver;                  // "greedy" or "exact": the one `best` came from
+};
+SolvedAllocation allocate_best(const std::vector<TensorChoices>& tensors, uint64_t budget_bytes);
+
 }  // namespace optiq::alloc

@@ -45,6 +45,9 @@ Command register_convert(CLI::App& app) {
     std::string sensitivity = "exact", reference = "source";
     bool dry_run = false, baselines = false, no_keep_stored = false;
     int threads = 0;
+    double target_tps = 0;
+    int tps_threads = 0;
+    std::string latency_cache;
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand(
@@ -71,6 +74,12 @@ Command register_convert(CLI::App& app) {
                   ->check(CLI::PositiveNumber);
   sub->add_option("--target-size", args->target_size, "budget: a size (300MB, 1.2GiB) or a llama.cpp mix name (default Q4_K_M)")
       ->excludes(bpw);
+  sub->add_option("--target-tps", args->target_tps,
+                  "predicted decode tokens/s to reach (optiq latency's model; with a size target both are met)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--tps-threads", args->tps_threads, "thread count of the latency calibration --target-tps uses (default: -t)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--latency-cache", args->latency_cache, "latency calibration file (default: optiq latency's)");
   sub->add_option("--protect", args->protect, "REGEX=MIN_TYPE: matching tensors get at least MIN_TYPE (repeatable)")
       ->allow_extra_args(false);
   sub->add_option("--sensitivity", args->sensitivity, "exact (measured KL) or fast (imatrix proxy)")
@@ -117,6 +126,12 @@ Command register_convert(CLI::App& app) {
             }
             if (args->target_bpw > 0) o.target_bpw = args->target_bpw;
             if (!args->target_size.empty()) o.target_size = args->target_size;
+            if (args->target_tps > 0) {
+              o.target_tps = args->target_tps;
+              o.size_budget = args->target_bpw > 0 || !args->target_size.empty();
+              o.tps_threads = args->tps_threads;
+              o.latency_cache = args->latency_cache;
+            }
             for (const auto& p : args->protect) o.protect.push_back(sensitivity::parse_protect_rule(p));
             o.fast = args->sensitivity == "fast";
             o.reference_q8_0 = args->reference == "q8_0";

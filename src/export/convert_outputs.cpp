@@ -109,6 +109,11 @@ void write_report_json(const std::filesystem::path& path, const MixedConvertResu
   totals["spearman_fast_vs_exact"] = number_or_null(r.spearman);
   totals["measurements_made"] = r.n_measured;
   totals["measurements_resumed"] = r.n_resumed;
+  if (r.target_tps > 0) {
+    totals["target_tps"] = r.target_tps;
+    totals["predicted_tps"] = r.predicted_tps;
+    totals["speed_method"] = r.speed_method;
+  }
   j["totals"] = totals;
   for (const auto& a : r.alternatives)
     j["alternatives"].push_back({{"label", a.label}, {"bytes", a.bytes}, {"bpw", alloc::bits_per_weight(a.bytes, r.n_params)},

@@ -8,9 +8,12 @@
 
 #include "alloc/budget.h"
 #include "alloc/knapsack.h"
+#include "alloc/two_budgets.h"
 #include "calib/imatrix.h"
 #include "engine/threads.h"
+#include "export/mixed_file.h"
 #include "export/quantize_model.h"
+#include "export/speed_budget.h"
 #include "io/imatrix_file.h"
 #include "quant/recipe.h"
 #include "sensitivity/measure.h"
@@ -43,26 +46,6 @@ constexpr QuantMix kBaselineMixes[] = {QuantMix::Q2_K, QuantMix::Q3_K_S, QuantMi
                                        QuantMix::Q6_K, QuantMix::Q8_0};
 constexpr GgmlType kUniformTypes[] = {GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K,
                                       GgmlType::Q6_K, GgmlType::Q8_0};
-
-// llama_ftype of the mix a mostly-`type` file is closest to (general.file_type).
-QuantMix file_type_for(GgmlType type) {
-  switch (type) {
-    case GgmlType::Q2_K: return QuantMix::Q2_K;
-    case GgmlType::Q3_K: return QuantMix::Q3_K_M;
-    case GgmlType::Q4_K: return QuantMix::Q4_K_M;
-    case GgmlType::Q5_K: return QuantMix::Q5_K_M;
-    case GgmlType::Q6_K: return QuantMix::Q6_K;
-    case GgmlType::Q4_0: return QuantMix::Q4_0;
-    case GgmlType::Q4_1: return QuantMix::Q4_1;
-    case GgmlType::Q5_0: return QuantMix::Q5_0;
-    case GgmlType::Q5_1: return QuantMix::Q5_1;
-    case GgmlType::IQ4_NL: return QuantMix::IQ4_NL;
-    case GgmlType::IQ4_XS: return QuantMix::IQ4_XS;
-    case GgmlType::F16: return QuantMix::F16;
-    case GgmlType::BF16: return QuantMix::BF16;
-    default: return QuantMix::Q8_0;
-  }
-}
 
 double cost_of(const TensorAllocation& t, GgmlType type) {
   for (size_t i = 0; i < t.types.size(); ++i)
@@ -364,6 +347,10 @@ MixedConvertResult mixed_convert(const ModelSource& source, const MixedConvertOp
     smallest += t.bytes.front();
     largest += t.bytes.back();
   }
+  if (!o.size_budget) {
+    r.budget_bytes = largest;
+    r.budget_label = "none (--target-tps only)";
+  }
   auto size_text = [&](uint64_t b) {
     char s[96];
     std::snprintf(s, sizeof s, "%.3f MB, %.3f bpw", mb(b), alloc::bits_per_weight(b, r.n_params));
@@ -379,13 +366,23 @@ MixedConvertResult mixed_convert(const ModelSource& source, const MixedConvertOp
                      r.budget_label + " (" + size_text(r.budget_bytes) + ") is above the largest file these candidates make (" +
                          size_text(largest) + ", every tensor at its highest candidate); add higher candidates or lower the target");
   const uint64_t budget = r.budget_bytes - r.fixed_bytes;
-  const alloc::Allocation greedy = alloc::allocate_greedy(choices, budget);
-  const alloc::Allocation exact = alloc::allocate_exact(choices, budget);
-  r.greedy_cost = greedy.cost;
-  r.exact_cost = exact.cost;
-  r.exact_proven = exact.proven_optimal;
-  const alloc::Allocation& best = exact.cost <= greedy.cost ? exact : greedy;
-  r.solver = &best == &exact ? "exact" : "greedy";
+  alloc::SolvedAllocation solved;
+  if (o.target_tps) {
+    const SpeedBudget speed =
+        speed_budget(model, latency_fit_for(model, o.tps_threads > 0 ? o.tps_threads : o.threads, o.latency_cache), choices, *o.target_tps);
+    const alloc::TwoBudgetResult two = alloc::allocate_two_budgets(choices, speed.time_ps, budget, speed.budget_ps);
+    solved = two.solved;
+    r.target_tps = *o.target_tps;
+    r.predicted_tps = predicted_tps(speed, solved.best.choice);
+    r.speed_method = two.method;
+  } else {
+    solved = alloc::allocate_best(choices, budget);
+  }
+  r.greedy_cost = solved.greedy_cost;
+  r.exact_cost = solved.exact_cost;
+  r.exact_proven = solved.exact_proven;
+  r.solver = solved.solver;
+  const alloc::Allocation& best = solved.best;
   for (size_t i = 0; i < r.tensors.size(); ++i) r.tensors[i].chosen = best.choice[i];
   r.total_bytes = r.fixed_bytes + best.bytes;
   r.predicted = best.cost;
@@ -414,8 +411,10 @@ MixedConvertResult mixed_convert(const ModelSource& source, const MixedConvertOp
   std::printf("budget: %s = %s\n", r.budget_label.c_str(), size_text(r.budget_bytes).c_str());
   std::printf("solvers: greedy sum %.6e %s, exact sum %.6e %s (%s, %llu nodes); using %s\n", r.greedy_cost, unit,
               r.exact_cost, unit, r.exact_proven ? "proven optimal" : "node budget reached",
-              static_cast<unsigned long long>(exact.nodes), r.solver.c_str());
+              static_cast<unsigned long long>(solved.exact_nodes), r.solver.c_str());
   std::printf("chosen: %s, predicted KL %.6e %s\n", size_text(r.total_bytes).c_str(), r.predicted, unit);
+  if (o.target_tps)
+    std::printf("speed: predicted %.2f tokens/s for a target of %.2f (%s)\n", r.predicted_tps, r.target_tps, r.speed_method.c_str());
   for (const auto& a : r.alternatives)
     std::printf("  vs %-14s %s, predicted KL %.6e %s\n", a.label.c_str(), size_text(a.bytes).c_str(), a.predicted, unit);
   std::fflush(stdout);
@@ -426,23 +425,12 @@ MixedConvertResult mixed_convert(const ModelSource& source, const MixedConvertOp
 
   // The file, then its real KL on held-out sequences.
   t0 = Clock::now();
-  std::map<GgmlType, uint64_t> params_by_type;
-  for (const auto& t : r.tensors) params_by_type[t.types[t.chosen]] += t.source->n_elements();
-  const GgmlType predominant = std::max_element(params_by_type.begin(), params_by_type.end(),
-                                                [](const auto& a, const auto& b) { return a.second < b.second; })->first;
   QuantizeOptions w = writer_options(importance, mix_path.string(), sequences.size(), o.threads);
-  w.recipe.mix = QuantMix::Q8_0;  // a block mix, so that every per-tensor pattern applies
-  for (const auto& t : r.tensors) {
-    TensorTypeOverride ov;
-    ov.pattern = tensor_type_pattern(t.source->name);
-    ov.regex = std::regex(ov.pattern);
-    ov.type = t.types[t.chosen];
-    w.recipe.tensor_types.push_back(std::move(ov));
-  }
+  TensorTypeList chosen_types;
+  for (const auto& t : r.tensors) chosen_types.emplace_back(t.source, t.types[t.chosen]);
   r.gguf_file = model_file_stem(source) + "-optiq.gguf";
   w.output_path = (o.output_dir / r.gguf_file).string();
-  QuantizePlan plan = plan_quantization(source, w);
-  plan.file_type = static_cast<uint32_t>(file_type_for(predominant));
+  const QuantizePlan plan = plan_mixed_file(source, w, chosen_types);
   if (plan.bytes_to != r.total_bytes)
     throw std::logic_error("mixed_convert: the writer's plan (" + std::to_string(plan.bytes_to) +
                            " bytes) differs from the allocation (" + std::to_string(r.total_bytes) + ")");

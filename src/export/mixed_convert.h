@@ -36,6 +36,10 @@ struct MixedConvertOptions {
   bool dry_run = false;                   // print the plan, write nothing
   bool baselines = false;                 // also write the nearest llama.cpp mix and uniform type
   int threads = 1;
+  std::optional<double> target_tps;        // --target-tps: predicted decode tokens/s to reach
+  bool size_budget = true;                 // false: --target-tps alone constrains the allocation
+  int tps_threads = 0;                     // the latency calibration's thread count (0: threads)
+  std::filesystem::path latency_cache;     // the latency calibration file ("" : the default)
 };
 
 // One quantizable tensor's options and the choice made.
@@ -80,6 +84,8 @@ struct MixedConvertResult {
   size_t n_measured = 0, n_resumed = 0;   // sensitivity pairs measured now / from the checkpoint
   std::map<std::string, double> seconds;  // per step
   std::vector<std::string> warnings;
+  double target_tps = 0, predicted_tps = 0;  // --target-tps and the chosen allocation's prediction (0: none)
+  std::string speed_method;               // how the two budgets were met (alloc/two_budgets.h)
 };
 
 // The model's general.name (or its file name) made safe as a file name: "SmolLM2-135M-Instruct".

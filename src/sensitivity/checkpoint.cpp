@@ -38,37 +38,40 @@ SensitivityCheckpoint::~SensitivityCheckpoint() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void SensitivityCheckpoint::load(const nlohmann::json& header) {
-  std::ifstream in(path_, std::ios::binary);
+CheckpointContents read_checkpoint(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
   const std::string text = ss.str();
 
   // Lines up to the last newline are complete; anything after it is a torn write.
-  const size_t complete = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
-  nlohmann::json stored;
-  std::map<std::pair<std::string, GgmlType>, double> entries;
-  size_t pos = 0, line_no = 0;
-  double seconds = 0;
-  while (pos < complete) {
+  CheckpointContents c;
+  c.complete_bytes = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
+  size_t pos = 0;
+  while (pos < c.complete_bytes) {
     const size_t end = text.find('\n', pos);
     const std::string line = text.substr(pos, end - pos);
     pos = end + 1;
-    ++line_no;
+    ++c.n_lines;
     nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (line_no == 1) {
-      stored = j;
+    if (c.n_lines == 1) {
+      c.header = j;
       continue;
     }
     std::optional<GgmlType> type;
     if (j.is_object() && j.contains("type") && j["type"].is_string()) type = ggml_type_from_name(j["type"].get<std::string>());
     if (!type || !j.contains("tensor") || !j["tensor"].is_string() || !j.contains("kl") || !j["kl"].is_number())
-      throw InputError(path_.string(), std::nullopt,
-                       "line " + std::to_string(line_no) + " is not a measurement (delete the file to measure again)");
-    entries[{j["tensor"].get<std::string>(), *type}] = j["kl"].get<double>();
-    if (j.contains("seconds") && j["seconds"].is_number()) seconds += j["seconds"].get<double>();
+      throw InputError(path.string(), std::nullopt,
+                       "line " + std::to_string(c.n_lines) + " is not a measurement (delete the file to measure again)");
+    c.kl[{j["tensor"].get<std::string>(), *type}] = j["kl"].get<double>();
+    if (j.contains("seconds") && j["seconds"].is_number()) c.seconds += j["seconds"].get<double>();
   }
-  const std::string why = line_no == 0 ? "it is empty" : header_difference(stored, header);
+  return c;
+}
+
+void SensitivityCheckpoint::load(const nlohmann::json& header) {
+  CheckpointContents c = read_checkpoint(path_);
+  const std::string why = c.n_lines == 0 ? "it is empty" : header_difference(c.header, header);
   if (!why.empty()) {
     invalidated_ = why;
     if (!read_only_) {
@@ -78,11 +81,11 @@ void SensitivityCheckpoint::load(const nlohmann::json& header) {
     }
     return;
   }
-  kl_ = std::move(entries);
+  kl_ = std::move(c.kl);
   n_resumed_ = kl_.size();
-  resumed_seconds_ = seconds;
+  resumed_seconds_ = c.seconds;
   if (read_only_) return;
-  if (complete < text.size()) std::filesystem::resize_file(path_, complete);
+  if (c.complete_bytes < std::filesystem::file_size(path_)) std::filesystem::resize_file(path_, c.complete_bytes);
   fd_ = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
   if (fd_ < 0) throw RuntimeError(path_.string() + ": cannot open for appending: " + std::strerror(errno));
 }

@@ -21,6 +21,17 @@
 
 namespace optiq::sensitivity {
 
+// A checkpoint file as it is on disk: the header line and every complete measurement line.
+struct CheckpointContents {
+  nlohmann::json header;  // the first line (null when the file is empty)
+  std::map<std::pair<std::string, GgmlType>, double> kl;  // (tensor, type) -> mean KL, nats
+  double seconds = 0;      // measurement time of the entries, summed
+  size_t n_lines = 0;      // complete lines, header included
+  uint64_t complete_bytes = 0;  // bytes up to the last newline (the rest is a torn write)
+};
+// Throws InputError when a line after the header is not a measurement.
+CheckpointContents read_checkpoint(const std::filesystem::path& path);
+
 class SensitivityCheckpoint {
  public:
   // `header`: flat JSON object; a stored header must equal it key by key to be resumed.
