@@ -247,7 +247,7 @@ MixedConvertResult mixed_convert(const ModelSource& source, const MixedConvertOp
   // Sensitivity: measured (resumable) or the fast proxy.
   const nlohmann::json header = {
       {"format", "optiq-sensitivity"},
-      {"version", 2},  // 2: a candidate of the tensor's stored type is its stored bytes
+      {"version", sensitivity::kCheckpointVersion},
       {"model", sensitivity::model_fingerprint(source)},
       {"calibration_tokens", sensitivity::tokens_fingerprint(sequences)},
       {"reference", o.reference_q8_0 ? "q8_0" : "source"},

@@ -68,6 +68,7 @@ struct ConvertRun {
   Imatrix imatrix;
   std::vector<GgmlType> candidates;
   std::vector<sensitivity::ProtectRule> protect;
+  bool keep_stored = true;  // the convert run also offered each quantized tensor's stored type
 };
 
 // "bits 4,8" or "Q3_K,Q4_K" as optiq-report.json records --candidate-bits / --candidate-types.
@@ -101,6 +102,11 @@ ConvertRun read_convert_run(const ModelSource& source, const ParetoOptions& o) {
     throw InputError(checkpoint.string(), 0,
                      "was measured for another model (model sha256 " + header["model"].get<std::string>() + ", " +
                          source.path + " has " + fingerprint + ")");
+  if (!header.contains("version") || header["version"] != sensitivity::kCheckpointVersion)
+    throw InputError(checkpoint.string(), 0,
+                     "was written by another version of optiq convert (checkpoint version " +
+                         (header.contains("version") ? header["version"].dump() : std::string("none")) + ", this one " +
+                         std::to_string(sensitivity::kCheckpointVersion) + "): run optiq convert again");
   run.imatrix_path = o.convert_dir / "imatrix.gguf";
   if (!fs::exists(run.imatrix_path))
     throw InputError(o.convert_dir.string(), std::nullopt,
@@ -115,6 +121,8 @@ ConvertRun read_convert_run(const ModelSource& source, const ParetoOptions& o) {
     const auto& options = j["options"];
     if (o.candidates.empty() && options.contains("candidates") && options["candidates"].is_string())
       run.candidates = candidates_from_label(options["candidates"].get<std::string>(), report);
+    if (options.contains("keep_stored") && options["keep_stored"].is_boolean())
+      run.keep_stored = options["keep_stored"].get<bool>();
     if (options.contains("protect") && options["protect"].is_array())
       for (const auto& p : options["protect"])
         if (p.is_string()) run.protect.push_back(sensitivity::parse_protect_rule(p.get<std::string>()));
@@ -205,7 +213,7 @@ ParetoResult run_pareto(const ModelSource& source, const ParetoOptions& o) {
   r.candidates = type_list(run.candidates);
 
   // Every (tensor, candidate) pair the allocation needs must have been measured.
-  const auto candidates = sensitivity::plan_candidates(source, run.candidates, run.protect);
+  const auto candidates = sensitivity::plan_candidates(source, run.candidates, run.protect, run.keep_stored);
   if (candidates.empty()) throw InputError(source.path, std::nullopt, "has no tensor llama.cpp would quantize");
   std::vector<alloc::TensorChoices> choices;
   size_t n_missing = 0;

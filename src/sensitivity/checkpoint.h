@@ -21,6 +21,10 @@
 
 namespace optiq::sensitivity {
 
+// The header's "version": 2 since a candidate of a tensor's stored type means its stored bytes
+// (version 1 measured it requantized); files of another version are measured again.
+inline constexpr int kCheckpointVersion = 2;
+
 // A checkpoint file as it is on disk: the header line and every complete measurement line.
 struct CheckpointContents {
   nlohmann::json header;  // the first line (null when the file is empty)
