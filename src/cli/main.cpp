@@ -27,7 +27,8 @@ int main(int argc, char** argv) {
                                              cli::register_perplexity(app),
                                              cli::register_quantize(app),
                                              cli::register_imatrix(app),
-                                             cli::register_eval(app)};
+                                             cli::register_eval(app),
+                                             cli::register_kv_cache(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

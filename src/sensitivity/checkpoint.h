@@ -4,6 +4,7 @@
 // The file is JSON lines: a header object identifying what was measured (model, calibration
 // tokens, options; each a hash or value), then one object per measurement
 // {"tensor": NAME, "type": "Q4_K", "kl": nats, "seconds": s}, each appended with one write()
+// ("tensor" and "type" are free names: `optiq kv-cache` records "blk.3.k" at "q4_0"),
 // and fsync'd. A torn last line (killed mid-write) is cut off on reopening. A header that
 // differs from the current run's means the file measured something else: it is moved aside
 // and the reason is reported.
@@ -32,8 +33,10 @@ class SensitivityCheckpoint {
   SensitivityCheckpoint& operator=(const SensitivityCheckpoint&) = delete;
 
   std::optional<double> find(const std::string& tensor, GgmlType type) const;
+  std::optional<double> find(const std::string& tensor, const std::string& type) const;
   // Records a measurement (durably, unless read-only).
   void add(const std::string& tensor, GgmlType type, double kl, double seconds);
+  void add(const std::string& tensor, const std::string& type, double kl, double seconds);
 
   size_t n_resumed() const { return n_resumed_; }  // measurements loaded from the file
   // Why an existing file was not resumed ("" when it was, or there was none), e.g.
@@ -50,7 +53,7 @@ class SensitivityCheckpoint {
   std::filesystem::path path_;
   bool read_only_ = false;
   int fd_ = -1;  // open for appending, or -1
-  std::map<std::pair<std::string, GgmlType>, double> kl_;  // (tensor, type) -> mean KL, nats
+  std::map<std::pair<std::string, std::string>, double> kl_;  // (tensor, type name) -> mean KL, nats
   size_t n_resumed_ = 0;
   double resumed_seconds_ = 0;
   std::string invalidated_;
