@@ -80,10 +80,11 @@ std::string draw_panel(const KVPlan& plan, const Panel& p, KVPart part, const st
 std::string kv_sensitivity_svg(const KVPlan& plan, const std::string& title) {
   const int64_t n_layer = static_cast<int64_t>(plan.slots.size() / 2);
   double lo = 0, hi = 0;
-  bool any = false;
+  bool any = false, zero = false;
   for (const auto& row : plan.kl)
     for (double v : row)
-      if (v > 0) {
+      if (v <= 0) zero = true;
+      else {
         const double l = std::log10(v);
         lo = any ? std::min(lo, l) : l;
         hi = any ? std::max(hi, l) : l;
@@ -117,6 +118,7 @@ std::string kv_sensitivity_svg(const KVPlan& plan, const std::string& title) {
   const double y = 70 + 20 * static_cast<double>(plan.types.size()) + 10;
   s += "<circle cx=\"" + num(legend_x + 12) + "\" cy=\"" + num(y - 4) + "\" r=\"6\" fill=\"none\" stroke=\"black\" stroke-width=\"1.5\"/>\n";
   s += "<text x=\"" + num(legend_x + 30) + "\" y=\"" + num(y) + "\">chosen</text>\n";
+  if (zero) s += "<text x=\"" + num(legend_x) + "\" y=\"" + num(y + 24) + "\">KL 0: bottom edge</text>\n";
   s += "</svg>\n";
   return s;
 }
