@@ -141,7 +141,9 @@ TEST(KVAllocation, MeetsTheBitsTargetAndUpgradesTheSensitiveSlotFirst) {
     EXPECT_GT(average_bits(plan, plan.bytes), target - 0.5);
     size_t upgrades = 0;
     for (size_t c : plan.chosen) upgrades += c;
-    if (upgrades > 0) EXPECT_EQ(plan.chosen[4], 1u) << "blk.2.k, the sensitive slot, goes first";
+    if (upgrades > 0) {
+      EXPECT_EQ(plan.chosen[4], 1u) << "blk.2.k, the sensitive slot, goes first";
+    }
     EXPECT_LE(plan.predicted, uniform_predicted(plan, 0) + 1e-12);
   }
   // At exactly the smallest candidate's bits everything is the smallest candidate.
@@ -248,6 +250,21 @@ TEST(KVCachePlan, ResumedRunMeasuresNothingTwiceAndWritesALoadableConfig) {
                                    " -c 64 --chunks 1 --kv-config " + (dir / "kv_config.json").string());
   EXPECT_EQ(ppl.exit_code, 0) << ppl.output;
   EXPECT_NE(ppl.output.find("f16"), std::string::npos) << ppl.output;
+}
+
+TEST(KVCacheCli, WritesTheConfigReportAndPlot) {
+  test::ScratchDir dir;
+  const auto r = test::run_optiq("kv-cache " + test::stories260k().string() + " -o " + dir.path().string() +
+                                 " --candidate-types f16,f32 --target-bits 19.2 --seq-len 32 --n-calibration 1 -t 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("most sensitive keys at f16: blk."), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("target 19.2 bits per cached value; chosen 19.2 bits"), std::string::npos) << r.output;
+  for (const char* f : {"kv_config.json", "kv-report.json", "kv-sensitivity.svg", "kv-sensitivity.jsonl"})
+    EXPECT_TRUE(std::filesystem::exists(dir / f)) << f;
+  std::ifstream in(dir / "kv-sensitivity.svg");
+  const std::string svg((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
 }
 
 TEST(KVCacheCli, BadOptionsExitWithTwoAndSayWhy) {
