@@ -97,9 +97,32 @@ void write_text_file(const std::filesystem::path& path, const std::string& text)
   file.commit();
 }
 
+namespace {
+
+// For keys or values: the slot where the smallest candidate adds the most KL over the largest,
+// against the mean over layers. The difference cancels the floor every perturbation shares
+// (on a model whose activations are coarsely quantized, any change moves the output a little).
+void print_most_sensitive(const KVPlan& plan, KVPart part) {
+  if (plan.types.size() < 2) return;
+  double mean = 0, max = 0;
+  size_t max_slot = 0, n = 0;
+  for (size_t s = 0; s < plan.slots.size(); ++s) {
+    if (plan.slots[s].part != part) continue;
+    const double excess = plan.kl[s].front() - plan.kl[s].back();
+    mean += excess;
+    ++n;
+    if (excess > max) max = excess, max_slot = s;
+  }
+  mean /= static_cast<double>(n);
+  if (mean <= 0) return;
+  std::printf("most sensitive %s: %s, where %s adds %.3e nats over %s, %.1fx the mean over layers\n",
+              part == KVPart::K ? "keys" : "values", kv_slot_name(plan.slots[max_slot]).c_str(),
+              type_name(plan.types.front()).c_str(), max, type_name(plan.types.back()).c_str(), max / mean);
+}
+
+}  // namespace
+
 void print_kv_summary(const KVPlan& plan, const std::vector<KVAlternative>& alternatives) {
-  double mean_k = 0, max_k = 0;
-  size_t max_k_slot = 0;
   std::printf("%-9s", "slot");
   for (engine::KVType t : plan.types) std::printf(" %11s", type_name(t).c_str());
   std::printf("  chosen   (mean KL, nats, with only that slot quantized)\n");
@@ -107,16 +130,9 @@ void print_kv_summary(const KVPlan& plan, const std::vector<KVAlternative>& alte
     std::printf("%-9s", kv_slot_name(plan.slots[s]).c_str());
     for (size_t i = 0; i < plan.types.size(); ++i) std::printf(" %c%10.3e", i == plan.chosen[s] ? '*' : ' ', plan.kl[s][i]);
     std::printf("  %s\n", type_name(plan.types[plan.chosen[s]]).c_str());
-    if (plan.slots[s].part == KVPart::K) {
-      const double k = plan.kl[s].front();  // the smallest candidate: where sensitivity shows most
-      mean_k += k;
-      if (k > max_k) max_k = k, max_k_slot = s;
-    }
   }
-  mean_k /= static_cast<double>(plan.slots.size() / 2);
-  if (mean_k > 0)
-    std::printf("most sensitive keys at %s: %s %.3e nats, %.1fx the mean over layers\n",
-                type_name(plan.types.front()).c_str(), kv_slot_name(plan.slots[max_k_slot]).c_str(), max_k, max_k / mean_k);
+  print_most_sensitive(plan, KVPart::K);
+  print_most_sensitive(plan, KVPart::V);
   std::printf("target %.4g bits per cached value; chosen %.4g bits (%llu bytes per position), predicted KL %.4e nats "
               "(%s solver%s)\n",
               plan.target_bits, average_bits(plan, plan.bytes), static_cast<unsigned long long>(plan.bytes),
