@@ -245,7 +245,10 @@ TEST(KVCachePlan, ResumedRunMeasuresNothingTwiceAndWritesALoadableConfig) {
   for (const char* f : {"kv-report.json", "kv-sensitivity.svg"}) EXPECT_TRUE(std::filesystem::exists(dir / f)) << f;
 
   // The written config runs: perplexity with it reports the chosen f16 cache.
-  const auto text = std::filesystem::path(__FILE__).parent_path() / "fixtures" / "stories.txt";
+  const auto text = dir / "story.txt";
+  std::string story;
+  for (int i = 0; i < 20; ++i) story += "Once upon a time, there was a little girl named Lily. She loved to play outside. ";
+  test::write_text(text, story);
   const auto ppl = test::run_optiq("perplexity " + test::stories260k().string() + " -f " + text.string() +
                                    " -c 64 --chunks 1 --kv-config " + (dir / "kv_config.json").string());
   EXPECT_EQ(ppl.exit_code, 0) << ppl.output;
