@@ -35,6 +35,22 @@ TEST(SensitivityCheckpoint, ResumesWhatWasRecorded) {
   EXPECT_FALSE(again.find("blk.0.attn_q.weight", GgmlType::Q5_0));
 }
 
+TEST(SensitivityCheckpoint, FreeTypeNamesRoundTripBesideGgmlTypes) {
+  test::ScratchDir dir;
+  const auto path = dir / "s.jsonl";
+  {
+    SensitivityCheckpoint cp(path, kHeader, false);
+    cp.add("blk.3.k", "tq3", 0.25, 1);  // a name ggml does not have (a KV cache type)
+    cp.add("blk.3.k", GgmlType::Q8_0, 0.5, 1);
+  }
+  SensitivityCheckpoint again(path, kHeader, false);
+  EXPECT_EQ(again.n_resumed(), 2u);
+  EXPECT_EQ(again.find("blk.3.k", "tq3").value(), 0.25);
+  EXPECT_EQ(again.find("blk.3.k", GgmlType::Q8_0).value(), 0.5);
+  EXPECT_EQ(again.find("blk.3.k", std::string(ggml_type_name(GgmlType::Q8_0))).value(), 0.5);
+  EXPECT_FALSE(again.find("blk.3.v", "tq3"));
+}
+
 TEST(SensitivityCheckpoint, TornLastLineIsCutOff) {
   test::ScratchDir dir;
   const auto path = dir / "s.jsonl";

@@ -354,7 +354,7 @@ int64_t block_of(const Model& model, const Weight& w) {
 }
 
 void forward_from_block(const Model& model, const BlockInputCache& cache, int64_t first_block,
-                        const WeightSwap& swap, float* logits) {
+                        const WeightSwap& swap, float* logits, const KVCacheConfig& kv) {
   const HParams& hp = model.hp;
   if (first_block < 0 || first_block > hp.n_layer || cache.inputs.size() != static_cast<size_t>(hp.n_layer + 1))
     throw std::invalid_argument("forward_from_block: block index or cache does not fit the model");
@@ -366,9 +366,12 @@ void forward_from_block(const Model& model, const BlockInputCache& cache, int64_
   Scratch s(hp, n);
   std::vector<float> x = cache.inputs[static_cast<size_t>(first_block)];
   if (first_block == 0 && swap.original == &model.token_embd) embed(hp, *swap.replacement, cache.tokens, x.data());
+  if (!kv.layers.empty() && static_cast<int64_t>(kv.layers.size()) != hp.n_layer)
+    throw std::invalid_argument("forward_from_block: one KV type pair per layer expected");
   for (int64_t il = first_block; il < hp.n_layer; ++il) {
-    LayerKVCache kv(n / cache.n_seq, hp.n_head_kv, hp.head_dim, KVType::F32);
-    run_block(model, il, x.data(), n, 0, kv, mm, s, cache.n_seq);
+    const LayerKVTypes types = kv.layers.empty() ? LayerKVTypes{} : kv.layers[static_cast<size_t>(il)];
+    LayerKVCache layer_kv(n / cache.n_seq, hp.n_head_kv, hp.head_dim, types, kv.hadamard);
+    run_block(model, il, x.data(), n, 0, layer_kv, mm, s, cache.n_seq);
   }
   run_head(model, x.data(), n, mm, s.cur.data(), logits);
 }

@@ -137,7 +137,9 @@ int64_t block_of(const Model& model, const Weight& w);
 // Logits [n_tokens, n_vocab] of the cached sequence with `swap` applied, recomputing only the
 // blocks from first_block on (first_block = n_layer: the output head only) from the cached
 // inputs. Equals a full forward with the swap when first_block <= block_of(swap.original).
+// The re-run blocks store their keys and values as `kv` says (default: F32, as the cached
+// inputs were made); the blocks before first_block keep their F32 cache.
 void forward_from_block(const Model& model, const BlockInputCache& cache, int64_t first_block,
-                        const WeightSwap& swap, float* logits);
+                        const WeightSwap& swap, float* logits, const KVCacheConfig& kv = {});
 
 }  // namespace optiq::engine

@@ -222,7 +222,7 @@ ParetoResult run_pareto(const ModelSource& source, const ParetoOptions& o) {
     alloc::TensorChoices tc;
     tc.name = c.source->name;
     for (GgmlType type : c.types) {
-      const auto it = run.checkpoint.kl.find({c.source->name, type});
+      const auto it = run.checkpoint.kl.find({c.source->name, std::string(ggml_type_name(type))});
       if (it == run.checkpoint.kl.end()) {
         if (n_missing++ == 0) first_missing = c.source->name + " at " + ggml_type_label(type);
         continue;

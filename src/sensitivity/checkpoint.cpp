@@ -58,12 +58,11 @@ CheckpointContents read_checkpoint(const std::filesystem::path& path) {
       c.header = j;
       continue;
     }
-    std::optional<GgmlType> type;
-    if (j.is_object() && j.contains("type") && j["type"].is_string()) type = ggml_type_from_name(j["type"].get<std::string>());
-    if (!type || !j.contains("tensor") || !j["tensor"].is_string() || !j.contains("kl") || !j["kl"].is_number())
+    if (!j.is_object() || !j.contains("type") || !j["type"].is_string() || !j.contains("tensor") ||
+        !j["tensor"].is_string() || !j.contains("kl") || !j["kl"].is_number())
       throw InputError(path.string(), std::nullopt,
                        "line " + std::to_string(c.n_lines) + " is not a measurement (delete the file to measure again)");
-    c.kl[{j["tensor"].get<std::string>(), *type}] = j["kl"].get<double>();
+    c.kl[{j["tensor"].get<std::string>(), j["type"].get<std::string>()}] = j["kl"].get<double>();
     if (j.contains("seconds") && j["seconds"].is_number()) c.seconds += j["seconds"].get<double>();
   }
   return c;
@@ -100,15 +99,23 @@ void SensitivityCheckpoint::create(const nlohmann::json& header) {
 }
 
 std::optional<double> SensitivityCheckpoint::find(const std::string& tensor, GgmlType type) const {
+  return find(tensor, std::string(ggml_type_name(type)));
+}
+
+std::optional<double> SensitivityCheckpoint::find(const std::string& tensor, const std::string& type) const {
   const auto it = kl_.find({tensor, type});
   if (it == kl_.end()) return std::nullopt;
   return it->second;
 }
 
 void SensitivityCheckpoint::add(const std::string& tensor, GgmlType type, double kl, double seconds) {
+  add(tensor, std::string(ggml_type_name(type)), kl, seconds);
+}
+
+void SensitivityCheckpoint::add(const std::string& tensor, const std::string& type, double kl, double seconds) {
   kl_[{tensor, type}] = kl;
   if (fd_ < 0) return;
-  nlohmann::json j = {{"tensor", tensor}, {"type", std::string(ggml_type_name(type))}, {"kl", kl}, {"seconds", seconds}};
+  nlohmann::json j = {{"tensor", tensor}, {"type", type}, {"kl", kl}, {"seconds", seconds}};
   const std::string line = j.dump() + "\n";
   if (::write(fd_, line.data(), line.size()) != static_cast<ssize_t>(line.size()) || ::fsync(fd_) != 0)
     throw RuntimeError(path_.string() + ": cannot append a measurement: " + std::strerror(errno));

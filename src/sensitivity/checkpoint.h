@@ -28,7 +28,9 @@ inline constexpr int kCheckpointVersion = 2;
 // A checkpoint file as it is on disk: the header line and every complete measurement line.
 struct CheckpointContents {
   nlohmann::json header;  // the first line (null when the file is empty)
-  std::map<std::pair<std::string, GgmlType>, double> kl;  // (tensor, type) -> mean KL, nats
+  // (tensor, type name) -> mean KL, nats; the type is a ggml type ("q4_K") or a KV cache type
+  // ("tq3") of optiq kv-cache.
+  std::map<std::pair<std::string, std::string>, double> kl;
   double seconds = 0;      // measurement time of the entries, summed
   size_t n_lines = 0;      // complete lines, header included
   uint64_t complete_bytes = 0;  // bytes up to the last newline (the rest is a torn write)
@@ -47,8 +49,10 @@ class SensitivityCheckpoint {
   SensitivityCheckpoint& operator=(const SensitivityCheckpoint&) = delete;
 
   std::optional<double> find(const std::string& tensor, GgmlType type) const;
+  std::optional<double> find(const std::string& tensor, const std::string& type) const;
   // Records a measurement (durably, unless read-only).
   void add(const std::string& tensor, GgmlType type, double kl, double seconds);
+  void add(const std::string& tensor, const std::string& type, double kl, double seconds);
 
   size_t n_resumed() const { return n_resumed_; }  // measurements loaded from the file
   // Why an existing file was not resumed ("" when it was, or there was none), e.g.
@@ -65,7 +69,7 @@ class SensitivityCheckpoint {
   std::filesystem::path path_;
   bool read_only_ = false;
   int fd_ = -1;  // open for appending, or -1
-  std::map<std::pair<std::string, GgmlType>, double> kl_;  // (tensor, type) -> mean KL, nats
+  std::map<std::pair<std::string, std::string>, double> kl_;  // (tensor, type name) -> mean KL, nats
   size_t n_resumed_ = 0;
   double resumed_seconds_ = 0;
   std::string invalidated_;

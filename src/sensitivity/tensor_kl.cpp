@@ -107,23 +107,23 @@ TensorKL::TensorKL(const engine::Model& model, std::vector<std::vector<int32_t>>
   }
 }
 
-void TensorKL::logprobs(size_t s, int64_t first, const engine::WeightSwap& swap, std::vector<float>& out) const {
+void TensorKL::logprobs(size_t s, int64_t first, const engine::WeightSwap& swap, std::vector<float>& out,
+                        const engine::KVCacheConfig& kv) const {
   const int64_t n = inputs_[s].n_tokens, V = model_.hp.n_vocab;
   out.resize(static_cast<size_t>(n * V));
-  engine::forward_from_block(model_, inputs_[s], first, swap, out.data());
+  engine::forward_from_block(model_, inputs_[s], first, swap, out.data(), kv);
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < n; ++t) engine::log_softmax(out.data() + t * V, V, out.data() + t * V);
 }
 
-double TensorKL::measure(const engine::Weight& original, const engine::Weight& replacement) const {
-  const int64_t first = engine::block_of(model_, original);
+double TensorKL::mean_kl_from(int64_t first, const engine::WeightSwap& swap, const engine::KVCacheConfig& kv) const {
   const int64_t V = model_.hp.n_vocab;
   double total = 0;
   std::vector<float> ref, quant;
   for (size_t s = 0; s < inputs_.size(); ++s) {
     if (reference_.empty()) logprobs(s, model_.hp.n_layer, {}, ref);
     const std::vector<float>& r = reference_.empty() ? ref : reference_[s];
-    logprobs(s, first, {&original, &replacement}, quant);
+    logprobs(s, first, swap, quant, kv);
     const int64_t n = inputs_[s].n_tokens;
     double seq_total = 0;
 #pragma omp parallel for reduction(+ : seq_total) schedule(static)
@@ -131,6 +131,14 @@ double TensorKL::measure(const engine::Weight& original, const engine::Weight& r
     total += seq_total;
   }
   return total / static_cast<double>(n_positions_);
+}
+
+double TensorKL::measure(const engine::Weight& original, const engine::Weight& replacement) const {
+  return mean_kl_from(engine::block_of(model_, original), {&original, &replacement}, {});
+}
+
+double TensorKL::measure_kv_cache(const engine::KVCacheConfig& kv, int64_t first_block) const {
+  return mean_kl_from(first_block, {}, kv);
 }
 
 }  // namespace optiq::sensitivity

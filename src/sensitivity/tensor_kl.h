@@ -50,12 +50,18 @@ class TensorKL {
   // Mean KL over all scored positions with `original` (a weight of the model) multiplied as
   // `replacement`.
   double measure(const engine::Weight& original, const engine::Weight& replacement) const;
+  // Mean KL over all scored positions with the KV caches of blocks first_block.. stored as
+  // `kv` says (the reference keeps an F32 cache), re-running from first_block.
+  double measure_kv_cache(const engine::KVCacheConfig& kv, int64_t first_block) const;
 
   int64_t n_positions() const { return n_positions_; }
 
  private:
-  // Log-probabilities [n, n_vocab] of sequence s with `swap`, from block `first` on.
-  void logprobs(size_t s, int64_t first, const engine::WeightSwap& swap, std::vector<float>& out) const;
+  // Log-probabilities [n, n_vocab] of sequence s with `swap` and caches `kv`, from block `first` on.
+  void logprobs(size_t s, int64_t first, const engine::WeightSwap& swap, std::vector<float>& out,
+                const engine::KVCacheConfig& kv = {}) const;
+  // Mean KL against the reference of the log-probabilities logprobs(s, first, swap, kv) gives.
+  double mean_kl_from(int64_t first, const engine::WeightSwap& swap, const engine::KVCacheConfig& kv) const;
 
   const engine::Model& model_;
   std::vector<engine::BlockInputCache> inputs_;  // [batches] of equal-length sequences
