@@ -23,7 +23,7 @@ namespace {
 using test::run_optiq;
 using test::ScratchDir;
 
-const std::filesystem::path kStories = std::filesystem::path(__FILE__).parent_path() / "fixtures" / "stories.txt";
+const std::filesystem::path kStories = test::fixtures_dir() / "stories.txt";
 
 std::string stories_model() { return test::stories260k().string(); }
 

@@ -29,7 +29,7 @@ TEST(Benchmark, ReportsSpeedSizeAndMemory) {
 TEST(Benchmark, BaselineSideBySideWithPerplexity) {
   const std::string model = test::stories260k().string();
   // The text the perplexity oracle uses: stories260K's own kind of text.
-  const std::string fixture = (std::filesystem::path(__FILE__).parent_path() / "fixtures" / "stories.txt").string();
+  const std::string fixture = (test::fixtures_dir() / "stories.txt").string();
   auto r = test::run_optiq("benchmark " + model + " -p 16 -n 8 -r 1 -f " + fixture + " -c 64 --chunks 2 --baseline " + model + " --json");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = nlohmann::json::parse(r.output);

@@ -12,6 +12,8 @@
 namespace optiq::test {
 
 inline std::filesystem::path shared_dir() { return OPTIQ_SHARED_DIR; }
+// tests/fixtures (an absolute path, unlike __FILE__ under ccache's base_dir).
+inline std::filesystem::path fixtures_dir() { return OPTIQ_FIXTURES_DIR; }
 inline std::filesystem::path stories260k() { return shared_dir() / "models/stories260K/stories260K.gguf"; }
 
 // A fresh directory under the system temp dir, removed when the object dies.
