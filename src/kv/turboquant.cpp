@@ -75,6 +75,15 @@ void accumulate_codes_scalar(int bits, float* out, float scale, const uint8_t* c
   }
 }
 
+void decode_codes_scalar(int bits, float* out, const uint8_t* codes, const float* centroids, int64_t groups) {
+  const uint32_t mask = (1u << bits) - 1;
+  for (int64_t g = 0; g < groups; ++g) {
+    uint32_t word = 0;
+    std::memcpy(&word, codes + g * bits, static_cast<size_t>(bits));
+    for (int j = 0; j < 8; ++j) out[8 * g + j] = centroids[(word >> (j * bits)) & mask];
+  }
+}
+
 bool turbo_avx2_available() { return dot_isa_available(DotIsa::Avx2); }
 
 }  // namespace detail
@@ -118,6 +127,7 @@ TurboQuantizer::TurboQuantizer(const TurboFormat& format, RotationKind rotation,
   const bool avx2 = detail::turbo_avx2_available();
   score_codes_ = avx2 ? detail::score_codes_avx2 : detail::score_codes_scalar;
   accumulate_codes_ = avx2 ? detail::accumulate_codes_avx2 : detail::accumulate_codes_scalar;
+  decode_codes_ = avx2 ? detail::decode_codes_avx2 : detail::decode_codes_scalar;
   book_hi_ = &lloyd_max_codebook(d, format.bits_hi);
   book_lo_ = &lloyd_max_codebook(d, format.bits_lo);
   code_bytes_ = static_cast<size_t>(format.n_hi / 8 * format.bits_hi + (d - format.n_hi) / 8 * format.bits_lo);
@@ -176,16 +186,19 @@ void TurboQuantizer::quantize(const float* x, uint8_t* row) const {
 }
 
 void TurboQuantizer::decode_unit(const uint8_t* row, float* u) const {
-  std::fill(u, u + format_.dim, 0.0f);
-  detail::accumulate_codes_scalar(format_.bits_hi, u, 1.0f, row, book_hi_->centroids.data(), format_.n_hi / 8);
-  detail::accumulate_codes_scalar(format_.bits_lo, u + format_.n_hi, 1.0f, row + format_.n_hi / 8 * format_.bits_hi,
-                                  book_lo_->centroids.data(), (format_.dim - format_.n_hi) / 8);
+  decode_codes_(format_.bits_hi, u, row, book_hi_->centroids.data(), format_.n_hi / 8);
+  decode_codes_(format_.bits_lo, u + format_.n_hi, row + format_.n_hi / 8 * format_.bits_hi, book_lo_->centroids.data(),
+                (format_.dim - format_.n_hi) / 8);
 }
 
 void TurboQuantizer::dequantize(const uint8_t* row, float* x) const {
+  dequantize_rotated(row, x);
+  rotation_.apply_inverse(x, x);
+}
+
+void TurboQuantizer::dequantize_rotated(const uint8_t* row, float* u) const {
   const int64_t d = format_.dim;
-  std::vector<float> u(static_cast<size_t>(d));
-  decode_unit(row, u.data());
+  decode_unit(row, u);
   if (format_.qjl) {
     // u += ||r|| sqrt(pi/2)/d * S^T sign(S r): the estimator whose inner products score uses.
     const uint8_t* signs = row + code_bytes_;
@@ -198,7 +211,6 @@ void TurboQuantizer::dequantize(const uint8_t* row, float* x) const {
   }
   const float norm = row_norm(row);
   for (int64_t i = 0; i < d; ++i) u[i] *= norm;
-  rotation_.apply_inverse(u.data(), x);
 }
 
 void TurboQuantizer::prepare_query(const float* q, float* prepared) const {

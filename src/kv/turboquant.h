@@ -60,6 +60,9 @@ class TurboQuantizer {
   void quantize(const float* x, uint8_t* row) const;
   // row -> x: [d] f32, back in the original (unrotated) space.
   void dequantize(const uint8_t* row, float* x) const;
+  // row -> x_rot: [d] f32 in the rotated space (R x as stored, with the QJL correction when the
+  // format has it): <prepared query, x_rot> is score(), and unrotate(x_rot) is dequantize().
+  void dequantize_rotated(const uint8_t* row, float* x_rot) const;
 
   // q: [d] -> prepared: [query_floats()]. Once per query; score then reads it.
   void prepare_query(const float* q, float* prepared) const;
@@ -70,10 +73,14 @@ class TurboQuantizer {
   // out: [d] = R^T out_rot, the inverse rotation (may be the same array).
   void unrotate(const float* out_rot, float* out) const { rotation_.apply_inverse(out_rot, out); }
 
- private:
+  // ||x|| as the row stores it.
   float row_norm(const uint8_t* row) const;
-  // The codes of `row` mapped to their centroids, in the rotated unit space: [d].
+  // The codes of `row` mapped to their centroids, in the rotated unit space: u [d]. Without
+  // QJL, score() is row_norm * <prepared, u> and accumulate() adds weight * row_norm * u: a
+  // caller with several queries per row (grouped-query attention) decodes once and reuses u.
   void decode_unit(const uint8_t* row, float* u) const;
+
+ private:
 
   TurboFormat format_;
   Rotation rotation_;
@@ -84,6 +91,7 @@ class TurboQuantizer {
   // The section kernels for this CPU (turboquant_kernels.h): AVX2 where available, else scalar.
   float (*score_codes_)(int, const float*, const uint8_t*, const float*, int64_t) = nullptr;
   void (*accumulate_codes_)(int, float*, float, const uint8_t*, const float*, int64_t) = nullptr;
+  void (*decode_codes_)(int, float*, const uint8_t*, const float*, int64_t) = nullptr;
   size_t row_bytes_ = 0;             // bytes of one row
 };
 

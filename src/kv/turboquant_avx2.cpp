@@ -73,6 +73,12 @@ void accumulate(float* out, float scale, const uint8_t* codes, const float* cent
     _mm256_storeu_ps(out + 8 * g, _mm256_fmadd_ps(s, dec.decode(codes + g * Bits), _mm256_loadu_ps(out + 8 * g)));
 }
 
+template <int Bits>
+void decode(float* out, const uint8_t* codes, const float* centroids, int64_t groups) {
+  const Decoder<Bits> dec(centroids);
+  for (int64_t g = 0; g < groups; ++g) _mm256_storeu_ps(out + 8 * g, dec.decode(codes + g * Bits));
+}
+
 }  // namespace
 
 float score_codes_avx2(int bits, const float* q, const uint8_t* codes, const float* centroids, int64_t groups) {
@@ -91,6 +97,15 @@ void accumulate_codes_avx2(int bits, float* out, float scale, const uint8_t* cod
     case 2: return accumulate<2>(out, scale, codes, centroids, groups);
     case 3: return accumulate<3>(out, scale, codes, centroids, groups);
     default: return accumulate<4>(out, scale, codes, centroids, groups);
+  }
+}
+
+void decode_codes_avx2(int bits, float* out, const uint8_t* codes, const float* centroids, int64_t groups) {
+  switch (bits) {
+    case 1: return decode<1>(out, codes, centroids, groups);
+    case 2: return decode<2>(out, codes, centroids, groups);
+    case 3: return decode<3>(out, codes, centroids, groups);
+    default: return decode<4>(out, codes, centroids, groups);
   }
 }
 

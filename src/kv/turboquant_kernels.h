@@ -20,6 +20,10 @@ void accumulate_codes_scalar(int bits, float* out, float scale, const uint8_t* c
 void accumulate_codes_avx2(int bits, float* out, float scale, const uint8_t* codes, const float* centroids,
                            int64_t groups);
 
+// out[i] = centroids[code_i] for the section's channels; out: [8 * groups].
+void decode_codes_scalar(int bits, float* out, const uint8_t* codes, const float* centroids, int64_t groups);
+void decode_codes_avx2(int bits, float* out, const uint8_t* codes, const float* centroids, int64_t groups);
+
 // True when the AVX2 kernels may run here (the dot kernels' check, quant/dot.h).
 bool turbo_avx2_available();
 
