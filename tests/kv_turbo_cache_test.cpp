@@ -126,6 +126,40 @@ TEST(KVTurboStore, RowsAreTheModulesRowsWithPerLayerPerSideRotations) {
   EXPECT_NE(ra, rv);
 }
 
+// The grouped kernels equal score()/accumulate() row by row, for uniform and split formats,
+// with QJL, and for groups larger than the kernels' 4 queries.
+TEST(KVTurboKernels, RowsAtOnceEqualRowByRow) {
+  const int64_t D = 64, n = 37;
+  const size_t stride = 100;  // bytes between rows, as inside a cache row of several heads
+  for (auto [bits, qjl] : {std::pair{4.0, false}, std::pair{3.0, false}, std::pair{3.5, false}, std::pair{2.5, false},
+                           std::pair{2.0, false}, std::pair{3.0, true}}) {
+    SCOPED_TRACE(std::to_string(bits) + (qjl ? " qjl" : ""));
+    const kv::TurboQuantizer tq(kv::turbo_format(D, bits, qjl), kv::RotationKind::Hadamard, 9);
+    const auto x = keys_with_outliers(static_cast<size_t>(n * D), D, 11);
+    std::vector<uint8_t> rows(n * stride);
+    for (int64_t p = 0; p < n; ++p) tq.quantize(x.data() + p * D, rows.data() + p * stride);
+    for (int64_t n_q : {1, 3, 6}) {
+      const auto q = random_values(static_cast<size_t>(n_q * D), 12);
+      std::vector<float> prepared(static_cast<size_t>(n_q * tq.query_floats()));
+      for (int64_t j = 0; j < n_q; ++j) tq.prepare_query(q.data() + j * D, prepared.data() + j * tq.query_floats());
+      std::vector<float> scores(static_cast<size_t>(n_q * n));
+      tq.score_rows(prepared.data(), n_q, rows.data(), stride, n, 0.5f, scores.data(), n);
+      for (int64_t j = 0; j < n_q; ++j)
+        for (int64_t p = 0; p < n; ++p)
+          ASSERT_NEAR(scores[j * n + p], 0.5f * tq.score(prepared.data() + j * tq.query_floats(), rows.data() + p * stride),
+                      1e-4)
+              << j << " " << p;
+      if (qjl) continue;
+      const auto w = random_values(scores.size(), 13);
+      std::vector<float> got(static_cast<size_t>(n_q * D), 1.0f), want = got;
+      tq.accumulate_rows(got.data(), n_q, w.data(), n, rows.data(), stride, n);
+      for (int64_t j = 0; j < n_q; ++j)
+        for (int64_t p = 0; p < n; ++p) tq.accumulate(want.data() + j * D, w[j * n + p], rows.data() + p * stride);
+      for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4) << i;
+    }
+  }
+}
+
 // Every cached row read back as floats in the original space.
 std::vector<float> dequantized(const LayerKVCache& c, bool values, int64_t n) {
   const int64_t D = c.head_dim(), W = c.row_width();

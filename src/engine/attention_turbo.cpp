@@ -78,14 +78,13 @@ void mad_portable(float* y, const float* x, float a, int64_t n) {
 }
 
 // Decode: scores from codes, values summed from codes, per (token, KV head) with the query
-// heads that share it. A TurboQuant row is decoded to its unit centroids once and reused by
-// every query head of the group (without QJL, score = norm * <R q, u>).
+// heads that share it: each TurboQuant row is decoded once for the whole group
+// (TurboQuantizer::score_rows / accumulate_rows).
 void attention_from_codes(const float* q, const LayerKVCache& kv, const CacheSide& ks, const CacheSide& vs,
                           int64_t n_tokens, int64_t pos0, int64_t n_head, float scale, int64_t window, float* out) {
   const int64_t D = kv.head_dim(), n_head_kv = kv.n_head_kv();
   const int64_t group = n_head / n_head_kv, n_items = n_tokens * n_head_kv;
   const int64_t q_floats = ks.turbo ? ks.turbo->query_floats() : D;  // per prepared query head
-  const bool k_qjl = ks.turbo && ks.turbo->format().qjl;
   const VecDotFn dot = vec_dot_kernel(GgmlType::F32);
   const auto mad = dot_isa_available(DotIsa::Avx2) ? mad_fma : mad_portable;
   const int64_t work = n_tokens * n_head * (pos0 + n_tokens) * D;
@@ -105,37 +104,27 @@ void attention_from_codes(const float* q, const LayerKVCache& kv, const CacheSid
         if (ks.turbo) ks.turbo->prepare_query(qh, prepared.data() + j * q_floats);
         else std::copy_n(qh, D, prepared.data() + j * q_floats);
       }
-      for (int64_t p = first; p <= last; ++p) {
-        float* s = scores.data() + (p - first);
-        const uint8_t* row = kv.k_row(p) + static_cast<size_t>(g) * ks.head_bytes;
-        if (k_qjl) {
-          for (int64_t j = 0; j < group; ++j) s[j * n_vis] = scale * ks.turbo->score(prepared.data() + j * q_floats, row);
-          continue;
+      if (ks.turbo) {
+        ks.turbo->score_rows(prepared.data(), group, kv.k_row(first) + static_cast<size_t>(g) * ks.head_bytes,
+                             kv.k_row_bytes(), n_vis, scale, scores.data(), n_vis);
+      } else {
+        for (int64_t p = first; p <= last; ++p) {
+          const float* kf = ks.floats(kv.k_row(p), g, buf.data());
+          for (int64_t j = 0; j < group; ++j)
+            scores[static_cast<size_t>(j * n_vis + p - first)] = scale * dot(D, kf, prepared.data() + j * q_floats);
         }
-        float row_scale = scale;
-        const float* kf = buf.data();
-        if (ks.turbo) {
-          ks.turbo->decode_unit(row, buf.data());
-          row_scale *= ks.turbo->row_norm(row);
-        } else {
-          kf = ks.floats(kv.k_row(p), g, buf.data());
-        }
-        for (int64_t j = 0; j < group; ++j) s[j * n_vis] = row_scale * dot(D, kf, prepared.data() + j * q_floats);
       }
       for (int64_t j = 0; j < group; ++j) softmax(scores.data() + j * n_vis, n_vis);
       std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t p = first; p <= last; ++p) {
-        const float* w = scores.data() + (p - first);
-        float row_scale = 1.0f;
-        const float* vf = buf.data();
-        if (vs.turbo) {
-          const uint8_t* row = kv.v_row(p) + static_cast<size_t>(g) * vs.head_bytes;
-          vs.turbo->decode_unit(row, buf.data());
-          row_scale = vs.turbo->row_norm(row);
-        } else {
-          vf = vs.floats(kv.v_row(p), g, buf.data());
+      if (vs.turbo) {
+        vs.turbo->accumulate_rows(acc.data(), group, scores.data(), n_vis,
+                                  kv.v_row(first) + static_cast<size_t>(g) * vs.head_bytes, kv.v_row_bytes(), n_vis);
+      } else {
+        for (int64_t p = first; p <= last; ++p) {
+          const float* vf = vs.floats(kv.v_row(p), g, buf.data());
+          for (int64_t j = 0; j < group; ++j)
+            mad(acc.data() + j * D, vf, scores[static_cast<size_t>(j * n_vis + p - first)], D);
         }
-        for (int64_t j = 0; j < group; ++j) mad(acc.data() + j * D, vf, row_scale * w[j * n_vis], D);
       }
       for (int64_t j = 0; j < group; ++j) {
         float* oh = out + (t * n_head + g * group + j) * D;
