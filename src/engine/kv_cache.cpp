@@ -123,6 +123,7 @@ LayerKVCache::LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, L
                          " is for keys: its QJL sketch corrects inner products, and values are summed from their "
                          "codes alone (use tq3 or tq4 for values)");
   k_turbo_ = make_turbo(types.k, head_dim, turbo_rotation_seed(layer, false));
+  if (k_turbo_) k_offset_.assign(static_cast<size_t>(n_head_kv * head_dim), 0.0f);
   v_turbo_ = make_turbo(types.v, head_dim, turbo_rotation_seed(layer, true));
   for (KVType t : {types.k, types.v}) {
     if (kv_type_is_turbo(t)) continue;
@@ -170,6 +171,22 @@ void store_rows(KVType type, const kv::TurboQuantizer* turbo, const float* x, in
 }  // namespace
 
 void LayerKVCache::store(int64_t pos, int64_t n, const float* k, const float* v) {
+  std::vector<float> centered;  // TurboQuant keys minus k_offset_: [n, row_width]
+  if (k_turbo_) {
+    const int64_t W = row_width();
+    if (pos == 0) {
+      std::fill(k_offset_.begin(), k_offset_.end(), 0.0f);
+      if (n >= kKeyOffsetMinTokens) {
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t i = 0; i < W; ++i) k_offset_[static_cast<size_t>(i)] += k[t * W + i];
+        for (float& m : k_offset_) m /= static_cast<float>(n);
+      }
+    }
+    centered.assign(k, k + n * W);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < W; ++i) centered[static_cast<size_t>(t * W + i)] -= k_offset_[static_cast<size_t>(i)];
+    k = centered.data();
+  }
   store_rows(types_.k, k_turbo_.get(), k, n, row_width(), k_.data() + static_cast<size_t>(pos) * k_row_bytes_,
              k_row_bytes_);
   store_rows(types_.v, v_turbo_.get(), v, n, row_width(), v_.data() + static_cast<size_t>(pos) * v_row_bytes_,

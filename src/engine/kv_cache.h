@@ -95,6 +95,13 @@ class LayerKVCache {
   // The quantizer of each head's K (V) row for a TurboQuant type, else null.
   const kv::TurboQuantizer* k_turbo() const { return k_turbo_.get(); }
   const kv::TurboQuantizer* v_turbo() const { return v_turbo_.get(); }
+  // TurboQuant keys are stored minus a per-head offset m ([n_head_kv, head_dim], zeros until
+  // set): the mean key of the first batch stored at position 0 when it has at least
+  // kKeyOffsetMinTokens tokens. Every score of a query then moves by the same -q.m, which the
+  // softmax ignores, so attention is unchanged while the quantizer no longer spends its error
+  // on the component all keys share (large in real models, e.g. SmolLM2's: see README).
+  static constexpr int64_t kKeyOffsetMinTokens = 16;
+  const std::vector<float>& k_offset() const { return k_offset_; }
   // Width of the Walsh-Hadamard chunks queries/keys (values/output) are rotated in; 0: none.
   int64_t k_rotation() const { return k_rotation_; }
   int64_t v_rotation() const { return v_rotation_; }
@@ -127,6 +134,7 @@ class LayerKVCache {
   std::vector<float> k_scratch_, v_scratch_;  // F16 storage converted for one attention call
   // TurboQuant quantizers (shared by copies of the cache: they never change), or null.
   std::shared_ptr<const kv::TurboQuantizer> k_turbo_, v_turbo_;
+  std::vector<float> k_offset_;  // [n_head_kv, head_dim] subtracted from TurboQuant keys; else empty
 };
 
 struct KVCache {
