@@ -94,7 +94,9 @@ TEST(KVTurboStore, RowsAreTheModulesRowsWithPerLayerPerSideRotations) {
     const kv::TurboQuantizer kq(kv_turbo_format(kt, D), kv::RotationKind::Hadamard, turbo_rotation_seed(layer, false));
     const kv::TurboQuantizer vq(kv_turbo_format(vt, D), kv::RotationKind::Hadamard, turbo_rotation_seed(layer, true));
     EXPECT_EQ(c.k_row_bytes(), n_head_kv * kq.row_bytes());
-    EXPECT_EQ(c.k_bytes() + c.v_bytes(), static_cast<size_t>(n_ctx * n_head_kv) * (kq.row_bytes() + vq.row_bytes()));
+    // Plus the key offset, one float per K value of a position.
+    EXPECT_EQ(c.k_bytes() + c.v_bytes(),
+              static_cast<size_t>(n_ctx * n_head_kv) * (kq.row_bytes() + vq.row_bytes()) + W * sizeof(float));
     c.store(0, 2, k.data(), v.data());
     c.store(2, 1, k.data() + 2 * W, v.data() + 2 * W);
     c.store(3, 2, k.data() + 3 * W, v.data() + 3 * W);
@@ -307,8 +309,8 @@ TEST(KVTurboForward, MixedPerLayerTypesStayCloseToF32AndDecodeEqualsPrefill) {
   mixed.layers = {{KVType::TQ4, KVType::Q8_0}, {KVType::F16, KVType::TQ3}, {KVType::TQ4_QJL, KVType::TQ4}};
   const KVCache cache = make_kv_cache(m, 32, mixed);
   // Bytes per position: tq4 34 (32 code bytes + norm), q8_0 68, f16 128, tq3 26, tq4_qjl
-  // 24 + 8 + 2 + 2 = 36.
-  EXPECT_EQ(cache.bytes(), 32u * (34 + 68 + 128 + 26 + 36 + 34));
+  // 24 + 8 + 2 + 2 = 36; and a 64-float key offset in each layer with TurboQuant keys.
+  EXPECT_EQ(cache.bytes(), 32u * (34 + 68 + 128 + 26 + 36 + 34) + 2 * 64 * sizeof(float));
   EXPECT_EQ(cache.layers[2].k_turbo()->format().qjl, true);
 
   const auto batch = logits_of(m, mixed, tokens, false);

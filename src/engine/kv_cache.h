@@ -105,8 +105,8 @@ class LayerKVCache {
   // Width of the Walsh-Hadamard chunks queries/keys (values/output) are rotated in; 0: none.
   int64_t k_rotation() const { return k_rotation_; }
   int64_t v_rotation() const { return v_rotation_; }
-  // Bytes of K (V) storage for all n_ctx positions.
-  size_t k_bytes() const { return k_.size(); }
+  // Bytes of K (V) storage for all n_ctx positions (K: with the TurboQuant key offset).
+  size_t k_bytes() const { return k_.size() + k_offset_.size() * sizeof(float); }
   size_t v_bytes() const { return v_.size(); }
 
   // Stores n positions from `pos` on: k, v are [n, n_head_kv, head_dim] f32 (already rotated
