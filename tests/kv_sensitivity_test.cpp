@@ -97,6 +97,11 @@ TEST(KVSensitivity, ReRunFromTheLayerEqualsAWholePassAndFewerBitsHurtMore) {
     EXPECT_NEAR(kl4, want4, 1e-7 + 1e-3 * want4);
     EXPECT_GT(kl8, 0.0);
     EXPECT_LT(kl8, kl4);
+    // TurboQuant slots too: their rotation is seeded by the layer, their key offset by the sequence.
+    const auto tq3 = single_slot_config(3, slot, KVType::TQ3, true);
+    const double want3 = full_pass_kl(m, tq3);
+    EXPECT_GT(want3, 1e-6);
+    EXPECT_NEAR(kl.measure_kv_cache(tq3, slot.layer), want3, 1e-7 + 1e-3 * want3);
   }
 }
 

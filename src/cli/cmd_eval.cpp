@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/kv_cache_options.h"
 #include "engine/threads.h"
 #include "eval/eval_model.h"
 #include "eval/heatmap_svg.h"
@@ -27,6 +28,7 @@ struct EvalArgs {
   bool chat = false, no_chat = false;  // --chat / --no-chat; neither: the task's default
   int threads = 0;
   int64_t n_ctx = 0;
+  KVCacheArgs kv;  // the evaluated model's KV cache (the baseline keeps F32)
 };
 
 const std::vector<std::string>& known_tasks() {
@@ -213,6 +215,7 @@ Command register_eval(CLI::App& app) {
   sub->add_option("--lengths", (*lists)[0], "hashhop/needle context lengths in tokens, comma-separated (default 256,512 / 256,512,1024)");
   sub->add_option("--hops", (*lists)[1], "hashhop hop counts, comma-separated (default 1,2)");
   sub->add_option("--depths", (*lists)[2], "needle depths in [0,1], comma-separated (default 0,0.25,0.5,0.75,1)");
+  add_kv_cache_options(sub, args->kv);
   return {sub, [args, lists] {
             const auto& tasks = known_tasks();
             if (std::find(tasks.begin(), tasks.end(), args->task) == tasks.end())
@@ -234,7 +237,10 @@ Command register_eval(CLI::App& app) {
             engine::set_num_threads(args->threads);
 
             const auto start = std::chrono::steady_clock::now();
-            const eval::EvalModel model(resolve_model_argument(args->model), chunked ? 0 : args->n_ctx);
+            eval::EvalModel model(resolve_model_argument(args->model), chunked ? 0 : args->n_ctx);
+            model.set_kv_config(kv_cache_config(args->kv, model.model()));
+            std::fprintf(stderr, "%s\n",
+                         kv_cache_summary(engine::make_kv_cache(model.model(), model.n_ctx(), model.kv_config())).c_str());
             std::unique_ptr<eval::EvalModel> baseline;
             if (!args->baseline.empty())
               baseline = std::make_unique<eval::EvalModel>(resolve_model_argument(args->baseline), chunked ? 0 : args->n_ctx);

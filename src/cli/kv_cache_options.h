@@ -1,4 +1,4 @@
-// The KV cache flags generate, perplexity and benchmark share: --cache-type-k/-v (one type for
+// The KV cache flags generate, perplexity, benchmark and eval share: --cache-type-k/-v (one type for
 // every layer), --kv-config FILE (per layer) and --no-kv-hadamard.
 #pragma once
 

@@ -15,19 +15,31 @@ namespace {
 struct KVTypeInfo {
   KVType type;
   std::string_view name;
-  GgmlType ggml;
+  GgmlType ggml;       // storage of F32 ... IQ4_NL; unused for TurboQuant
+  double turbo_bits;   // TurboQuant code bits per channel (kv::turbo_format), 0: not TurboQuant
+  bool qjl;            // TurboQuant with the QJL residual sketch
 };
 
-constexpr std::array<KVTypeInfo, 8> kKVTypes = {{
-    {KVType::F32, "f32", GgmlType::F32},
-    {KVType::F16, "f16", GgmlType::F16},
-    {KVType::Q8_0, "q8_0", GgmlType::Q8_0},
-    {KVType::Q5_0, "q5_0", GgmlType::Q5_0},
-    {KVType::Q5_1, "q5_1", GgmlType::Q5_1},
-    {KVType::Q4_0, "q4_0", GgmlType::Q4_0},
-    {KVType::Q4_1, "q4_1", GgmlType::Q4_1},
-    {KVType::IQ4_NL, "iq4_nl", GgmlType::IQ4_NL},
+constexpr std::array<KVTypeInfo, 15> kKVTypes = {{
+    {KVType::F32, "f32", GgmlType::F32, 0, false},
+    {KVType::F16, "f16", GgmlType::F16, 0, false},
+    {KVType::Q8_0, "q8_0", GgmlType::Q8_0, 0, false},
+    {KVType::Q5_0, "q5_0", GgmlType::Q5_0, 0, false},
+    {KVType::Q5_1, "q5_1", GgmlType::Q5_1, 0, false},
+    {KVType::Q4_0, "q4_0", GgmlType::Q4_0, 0, false},
+    {KVType::Q4_1, "q4_1", GgmlType::Q4_1, 0, false},
+    {KVType::IQ4_NL, "iq4_nl", GgmlType::IQ4_NL, 0, false},
+    {KVType::TQ2, "tq2", GgmlType::F32, 2, false},
+    {KVType::TQ2_5, "tq2_5", GgmlType::F32, 2.5, false},
+    {KVType::TQ3, "tq3", GgmlType::F32, 3, false},
+    {KVType::TQ3_5, "tq3_5", GgmlType::F32, 3.5, false},
+    {KVType::TQ4, "tq4", GgmlType::F32, 4, false},
+    {KVType::TQ3_QJL, "tq3_qjl", GgmlType::F32, 2, true},
+    {KVType::TQ4_QJL, "tq4_qjl", GgmlType::F32, 3, true},
 }};
+
+// The model-wide seed every layer's TurboQuant rotations derive from.
+constexpr uint64_t kTurboSeed = 0x5475726b76ull;
 
 const KVTypeInfo& info(KVType t) { return kKVTypes[static_cast<size_t>(t)]; }
 
@@ -45,9 +57,28 @@ int64_t hadamard_width(bool block, bool enabled, int64_t head_dim, bool whole_he
 
 std::string_view kv_type_name(KVType t) { return info(t).name; }
 
-GgmlType kv_ggml_type(KVType t) { return info(t).ggml; }
+GgmlType kv_ggml_type(KVType t) {
+  if (kv_type_is_turbo(t)) throw std::logic_error("kv_ggml_type: " + std::string(kv_type_name(t)) + " is not a ggml type");
+  return info(t).ggml;
+}
 
-bool kv_type_is_block(KVType t) { return t != KVType::F32 && t != KVType::F16; }
+bool kv_type_is_turbo(KVType t) { return info(t).turbo_bits > 0; }
+
+bool kv_type_is_block(KVType t) { return t != KVType::F32 && t != KVType::F16 && !kv_type_is_turbo(t); }
+
+kv::TurboFormat kv_turbo_format(KVType t, int64_t head_dim) {
+  if (!kv_type_is_turbo(t)) throw std::logic_error("kv_turbo_format: " + std::string(kv_type_name(t)) + " is not TurboQuant");
+  return kv::turbo_format(head_dim, info(t).turbo_bits, info(t).qjl);
+}
+
+double kv_bits_per_value(KVType t, int64_t head_dim) {
+  if (kv_type_is_turbo(t)) return kv_turbo_format(t, head_dim).bits_per_element();
+  return ggml_bits_per_weight(info(t).ggml);
+}
+
+uint64_t turbo_rotation_seed(int64_t layer, bool values) {
+  return kv::layer_rotation_seed(kTurboSeed, 2 * layer + (values ? 1 : 0));
+}
 
 std::optional<KVType> kv_type_from_name(std::string_view name) {
   for (const auto& i : kKVTypes)
@@ -66,9 +97,36 @@ KVType parse_kv_type(const std::string& name) {
   throw InputError("cache type", std::nullopt, "\"" + name + "\" is not a KV cache type (" + kv_type_names() + ")");
 }
 
-LayerKVCache::LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, LayerKVTypes types, bool hadamard)
+namespace {
+
+// The quantizer of a TurboQuant type at this head width, or null for another type. Heads of a
+// power-of-two width get the randomized Hadamard rotation, others a dense one.
+std::shared_ptr<const kv::TurboQuantizer> make_turbo(KVType t, int64_t head_dim, uint64_t seed) {
+  if (!kv_type_is_turbo(t)) return nullptr;
+  if (head_dim % 8 != 0)
+    throw InputError("cache type", std::nullopt,
+                     std::string(kv_type_name(t)) + " packs codes in groups of 8 channels and the model's heads are " +
+                         std::to_string(head_dim) + " wide; TurboQuant needs a multiple of 8");
+  const bool power_of_two = (head_dim & (head_dim - 1)) == 0;
+  return std::make_shared<const kv::TurboQuantizer>(
+      kv_turbo_format(t, head_dim), power_of_two ? kv::RotationKind::Hadamard : kv::RotationKind::Dense, seed);
+}
+
+}  // namespace
+
+LayerKVCache::LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, LayerKVTypes types, bool hadamard,
+                           int64_t layer)
     : n_ctx_(n_ctx), n_head_kv_(n_head_kv), head_dim_(head_dim), types_(types) {
+  if (info(types.v).qjl)
+    throw InputError("cache type", std::nullopt,
+                     std::string(kv_type_name(types.v)) +
+                         " is for keys: its QJL sketch corrects inner products, and values are summed from their "
+                         "codes alone (use tq3 or tq4 for values)");
+  k_turbo_ = make_turbo(types.k, head_dim, turbo_rotation_seed(layer, false));
+  if (k_turbo_) k_offset_.assign(static_cast<size_t>(n_head_kv * head_dim), 0.0f);
+  v_turbo_ = make_turbo(types.v, head_dim, turbo_rotation_seed(layer, true));
   for (KVType t : {types.k, types.v}) {
+    if (kv_type_is_turbo(t)) continue;
     const uint32_t block = ggml_traits(kv_ggml_type(t)).block_elems;
     if (head_dim % block != 0)
       throw InputError("cache type", std::nullopt,
@@ -78,17 +136,30 @@ LayerKVCache::LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, L
   }
   k_rotation_ = hadamard_width(kv_type_is_block(types.k), hadamard, head_dim, /*whole_head=*/true);
   v_rotation_ = hadamard_width(kv_type_is_block(types.v), hadamard, head_dim, /*whole_head=*/false);
-  k_row_bytes_ = static_cast<size_t>(*ggml_row_bytes(kv_ggml_type(types.k), static_cast<uint64_t>(row_width())));
-  v_row_bytes_ = static_cast<size_t>(*ggml_row_bytes(kv_ggml_type(types.v), static_cast<uint64_t>(row_width())));
+  const auto row_bytes = [&](KVType t, const kv::TurboQuantizer* turbo) {
+    if (turbo) return static_cast<size_t>(n_head_kv) * turbo->row_bytes();
+    return static_cast<size_t>(*ggml_row_bytes(kv_ggml_type(t), static_cast<uint64_t>(row_width())));
+  };
+  k_row_bytes_ = row_bytes(types.k, k_turbo_.get());
+  v_row_bytes_ = row_bytes(types.v, v_turbo_.get());
   k_.resize(static_cast<size_t>(n_ctx) * k_row_bytes_);
   v_.resize(static_cast<size_t>(n_ctx) * v_row_bytes_);
 }
 
 namespace {
 
-// n rows of `width` floats into rows of `type` at dst (row_bytes apart).
-void store_rows(KVType type, const float* x, int64_t n, int64_t width, uint8_t* dst, size_t row_bytes) {
+// n rows of `width` floats into rows of `type` at dst (row_bytes apart); a TurboQuant row is
+// `turbo`'s rows of its heads one after another.
+void store_rows(KVType type, const kv::TurboQuantizer* turbo, const float* x, int64_t n, int64_t width, uint8_t* dst,
+                size_t row_bytes) {
   const auto len = static_cast<size_t>(n * width);
+  if (turbo) {
+    const int64_t d = turbo->format().dim;
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t h = 0; h < width / d; ++h)
+        turbo->quantize(x + t * width + h * d, dst + t * row_bytes + static_cast<size_t>(h) * turbo->row_bytes());
+    return;
+  }
   switch (type) {
     case KVType::F32: std::memcpy(dst, x, len * sizeof(float)); break;
     case KVType::F16: f32_to_f16_n(x, reinterpret_cast<uint16_t*>(dst), len); break;
@@ -100,15 +171,33 @@ void store_rows(KVType type, const float* x, int64_t n, int64_t width, uint8_t* 
 }  // namespace
 
 void LayerKVCache::store(int64_t pos, int64_t n, const float* k, const float* v) {
-  store_rows(types_.k, k, n, row_width(), k_.data() + static_cast<size_t>(pos) * k_row_bytes_, k_row_bytes_);
-  store_rows(types_.v, v, n, row_width(), v_.data() + static_cast<size_t>(pos) * v_row_bytes_, v_row_bytes_);
+  std::vector<float> centered;  // TurboQuant keys minus k_offset_: [n, row_width]
+  if (k_turbo_) {
+    const int64_t W = row_width();
+    if (pos == 0) {
+      std::fill(k_offset_.begin(), k_offset_.end(), 0.0f);
+      if (n >= kKeyOffsetMinTokens) {
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t i = 0; i < W; ++i) k_offset_[static_cast<size_t>(i)] += k[t * W + i];
+        for (float& m : k_offset_) m /= static_cast<float>(n);
+      }
+    }
+    centered.assign(k, k + n * W);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < W; ++i) centered[static_cast<size_t>(t * W + i)] -= k_offset_[static_cast<size_t>(i)];
+    k = centered.data();
+  }
+  store_rows(types_.k, k_turbo_.get(), k, n, row_width(), k_.data() + static_cast<size_t>(pos) * k_row_bytes_,
+             k_row_bytes_);
+  store_rows(types_.v, v_turbo_.get(), v, n, row_width(), v_.data() + static_cast<size_t>(pos) * v_row_bytes_,
+             v_row_bytes_);
 }
 
 namespace {
 
 const float* as_floats(KVType type, const std::vector<uint8_t>& storage, int64_t n_values, std::vector<float>& scratch) {
   if (type == KVType::F32) return reinterpret_cast<const float*>(storage.data());
-  if (type != KVType::F16) throw std::logic_error("LayerKVCache: keys()/values() of a block-quantized cache");
+  if (type != KVType::F16) throw std::logic_error("LayerKVCache: keys()/values() of a quantized cache");
   scratch.resize(static_cast<size_t>(n_values));
   f16_to_f32_n(reinterpret_cast<const uint16_t*>(storage.data()), scratch.data(), scratch.size());
   return scratch.data();

@@ -7,10 +7,16 @@
 // ggml's CPU backend uses for that type (ggml_set_rows -> from_float); a head is a run of whole
 // blocks inside the row, so head_dim must be a multiple of the block (32), as llama.cpp
 // requires. Nothing stored is ever requantized.
+//
+// TurboQuant types (TQ2 ... TQ4, kv/turboquant.h) store one TurboQuant row per (position, KV
+// head): the head's norm and the Lloyd-Max codes of its randomly rotated direction, quantized as
+// it arrives. Each layer's keys and values have their own rotation (turbo_rotation_seed).
+// Attention over them stays in the rotated space (attention_turbo.h).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -18,19 +24,34 @@
 #include <vector>
 
 #include "io/ggml_type.h"
+#include "kv/turboquant.h"
 
 namespace optiq::engine {
 
-// F32/F16: plain floats. The rest are ggml block types with 32 values per block; bits per
-// value including the block scale: Q8_0 8.5, Q5_1 6, Q5_0 5.5, Q4_1 5, Q4_0 4.5, IQ4_NL 4.5.
-enum class KVType { F32, F16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1, IQ4_NL };
+// F32/F16: plain floats. Q8_0 ... IQ4_NL are ggml block types with 32 values per block; bits
+// per value including the block scale: Q8_0 8.5, Q5_1 6, Q5_0 5.5, Q4_1 5, Q4_0 4.5, IQ4_NL 4.5.
+// TQ* are TurboQuant rows per head (kv/turboquant.h): N-bit codes (TQ2_5/TQ3_5: half the
+// channels at one bit more) plus an f16 norm, so N + 16/head_dim bits per value (TQ3 at head
+// width 64: 3.25, at 128: 3.125). TQ*_QJL are the unbiased inner-product variant for keys (the
+// paper's TurboQuant_prod): N-1 bit codes plus the 1-bit QJL sketch of the residual and its f16
+// norm, N + 32/head_dim bits per value; values cannot use them.
+enum class KVType { F32, F16, Q8_0, Q5_0, Q5_1, Q4_0, Q4_1, IQ4_NL, TQ2, TQ2_5, TQ3, TQ3_5, TQ4, TQ3_QJL, TQ4_QJL };
 
-std::string_view kv_type_name(KVType t);        // "f32", "f16", "q8_0", ..., "iq4_nl"
+std::string_view kv_type_name(KVType t);        // "f32", "f16", "q8_0", ..., "iq4_nl", "tq2", ..., "tq4_qjl"
 KVType parse_kv_type(const std::string& name);   // throws InputError for an unknown name
 std::optional<KVType> kv_type_from_name(std::string_view name);
 std::string kv_type_names();                     // "f32, f16, q8_0, ..." for messages
-GgmlType kv_ggml_type(KVType t);                 // the ggml type of the storage
-bool kv_type_is_block(KVType t);                 // stored in quantized blocks (not F32/F16)
+// The ggml type of the storage; throws std::logic_error for a TurboQuant type (no ggml type).
+GgmlType kv_ggml_type(KVType t);
+bool kv_type_is_block(KVType t);                 // stored in ggml quantized blocks (Q8_0 ... IQ4_NL)
+bool kv_type_is_turbo(KVType t);                 // stored as TurboQuant rows (TQ*)
+// The TurboQuant row format of a TQ type for heads of width head_dim (kv::turbo_format).
+kv::TurboFormat kv_turbo_format(KVType t, int64_t head_dim);
+// Bits of storage per cached value, scales and norms included, at this head width.
+double kv_bits_per_value(KVType t, int64_t head_dim);
+// The rotation seed of a layer's TurboQuant keys (or values): each layer and each of K and V
+// gets its own rotation.
+uint64_t turbo_rotation_seed(int64_t layer, bool values);
 
 // The storage types of one layer's keys and values.
 struct LayerKVTypes {
@@ -52,8 +73,11 @@ struct KVCacheConfig {
 class LayerKVCache {
  public:
   LayerKVCache() = default;
-  // Throws InputError when a block type does not fit head_dim (head_dim % 32 != 0).
-  LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, LayerKVTypes types, bool hadamard = true);
+  // Throws InputError when a block type does not fit head_dim (head_dim % 32 != 0), a
+  // TurboQuant type does not (head_dim % 8 != 0), or values are given a QJL type. `layer`
+  // seeds the TurboQuant rotations (turbo_rotation_seed).
+  LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, LayerKVTypes types, bool hadamard = true,
+               int64_t layer = 0);
   LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KVType type)
       : LayerKVCache(n_ctx, n_head_kv, head_dim, LayerKVTypes{type, type}) {}
 
@@ -66,11 +90,23 @@ class LayerKVCache {
   // Either is block-quantized: attention then reads the blocks (attention_blocks.h) instead of
   // keys()/values().
   bool has_blocks() const { return kv_type_is_block(types_.k) || kv_type_is_block(types_.v); }
+  // Either is TurboQuant: attention then goes through attention_turbo.h, whatever the other is.
+  bool has_turbo() const { return k_turbo_ != nullptr || v_turbo_ != nullptr; }
+  // The quantizer of each head's K (V) row for a TurboQuant type, else null.
+  const kv::TurboQuantizer* k_turbo() const { return k_turbo_.get(); }
+  const kv::TurboQuantizer* v_turbo() const { return v_turbo_.get(); }
+  // TurboQuant keys are stored minus a per-head offset m ([n_head_kv, head_dim], zeros until
+  // set): the mean key of the first batch stored at position 0 when it has at least
+  // kKeyOffsetMinTokens tokens. Every score of a query then moves by the same -q.m, which the
+  // softmax ignores, so attention is unchanged while the quantizer no longer spends its error
+  // on the component all keys share (large in real models, e.g. SmolLM2's: see README).
+  static constexpr int64_t kKeyOffsetMinTokens = 16;
+  const std::vector<float>& k_offset() const { return k_offset_; }
   // Width of the Walsh-Hadamard chunks queries/keys (values/output) are rotated in; 0: none.
   int64_t k_rotation() const { return k_rotation_; }
   int64_t v_rotation() const { return v_rotation_; }
-  // Bytes of K (V) storage for all n_ctx positions.
-  size_t k_bytes() const { return k_.size(); }
+  // Bytes of K (V) storage for all n_ctx positions (K: with the TurboQuant key offset).
+  size_t k_bytes() const { return k_.size() + k_offset_.size() * sizeof(float); }
   size_t v_bytes() const { return v_.size(); }
 
   // Stores n positions from `pos` on: k, v are [n, n_head_kv, head_dim] f32 (already rotated
@@ -80,7 +116,8 @@ class LayerKVCache {
   // itself for F32, else converted into a scratch buffer (valid until the next call).
   const float* keys(int64_t n);
   const float* values(int64_t n);
-  // The stored row of a position: row_bytes(K or V) bytes of kv_ggml_type blocks (or floats).
+  // The stored row of a position: row_bytes(K or V) bytes of kv_ggml_type blocks (or floats),
+  // or for TurboQuant n_head_kv rows of k_turbo()->row_bytes() (v_turbo()) one after another.
   const uint8_t* k_row(int64_t pos) const { return k_.data() + static_cast<size_t>(pos) * k_row_bytes_; }
   const uint8_t* v_row(int64_t pos) const { return v_.data() + static_cast<size_t>(pos) * v_row_bytes_; }
   size_t k_row_bytes() const { return k_row_bytes_; }
@@ -95,6 +132,9 @@ class LayerKVCache {
   size_t k_row_bytes_ = 0, v_row_bytes_ = 0;  // bytes of one position's row
   std::vector<uint8_t> k_, v_;                // [n_ctx][row bytes] storage
   std::vector<float> k_scratch_, v_scratch_;  // F16 storage converted for one attention call
+  // TurboQuant quantizers (shared by copies of the cache: they never change), or null.
+  std::shared_ptr<const kv::TurboQuantizer> k_turbo_, v_turbo_;
+  std::vector<float> k_offset_;  // [n_head_kv, head_dim] subtracted from TurboQuant keys; else empty
 };
 
 struct KVCache {

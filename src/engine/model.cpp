@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "engine/attention_blocks.h"
+#include "engine/attention_turbo.h"
 #include "engine/ops.h"
 #include "util/error.h"
 
@@ -154,7 +155,7 @@ KVCache make_kv_cache(const Model& model, int64_t n_ctx, const KVCacheConfig& co
   for (int64_t i = 0; i < model.hp.n_layer; ++i)
     c.layers.emplace_back(n_ctx, model.hp.n_head_kv, model.hp.head_dim,
                           config.layers.empty() ? LayerKVTypes{} : config.layers[static_cast<size_t>(i)],
-                          config.hadamard);
+                          config.hadamard, i);
   return c;
 }
 
@@ -257,7 +258,9 @@ void run_block(const Model& model, int64_t il, float* x, int64_t n, int64_t pos0
     float* q = s.q.data() + t0 * n_q;
     float* out = s.attn.data() + t0 * n_q;
     kv.store(pos0, seq_len, s.k.data() + t0 * n_kv, s.v.data() + t0 * n_kv);
-    if (kv.has_blocks())
+    if (kv.has_turbo())
+      causal_attention_turbo(q, kv, seq_len, pos0, hp.n_head, hp.attn_scale, window, out);
+    else if (kv.has_blocks())
       causal_attention_cached(q, kv, seq_len, pos0, hp.n_head, hp.attn_scale, window, out);
     else
       causal_attention(q, kv.keys(pos0 + seq_len), kv.values(pos0 + seq_len), seq_len, pos0, hp.n_head,
@@ -370,7 +373,7 @@ void forward_from_block(const Model& model, const BlockInputCache& cache, int64_
     throw std::invalid_argument("forward_from_block: one KV type pair per layer expected");
   for (int64_t il = first_block; il < hp.n_layer; ++il) {
     const LayerKVTypes types = kv.layers.empty() ? LayerKVTypes{} : kv.layers[static_cast<size_t>(il)];
-    LayerKVCache layer_kv(n / cache.n_seq, hp.n_head_kv, hp.head_dim, types, kv.hadamard);
+    LayerKVCache layer_kv(n / cache.n_seq, hp.n_head_kv, hp.head_dim, types, kv.hadamard, il);
     run_block(model, il, x.data(), n, 0, layer_kv, mm, s, cache.n_seq);
   }
   run_head(model, x.data(), n, mm, s.cur.data(), logits);

@@ -64,7 +64,7 @@ Generation EvalModel::generate(const std::string& prompt, int64_t max_tokens, co
   g.n_prompt = static_cast<int64_t>(ids.size());
   const int64_t V = model_.hp.n_vocab;
   // Only the positions this request can reach.
-  engine::KVCache cache = engine::make_kv_cache(model_, std::min<int64_t>(n_ctx_, g.n_prompt + max_tokens));
+  engine::KVCache cache = engine::make_kv_cache(model_, std::min<int64_t>(n_ctx_, g.n_prompt + max_tokens), kv_);
   std::vector<float> logits(static_cast<size_t>(V));
   engine::forward(model_, cache, ids, /*all_logits=*/false, logits.data());
   std::vector<int32_t> out;
@@ -119,7 +119,7 @@ std::vector<double> EvalModel::continuation_logprobs(const std::string& context,
   if (ctx.size() > keep) ctx.erase(ctx.begin(), ctx.end() - static_cast<std::ptrdiff_t>(keep));
   std::vector<double> out;
   if (all_single) {
-    engine::KVCache cache = engine::make_kv_cache(model_, static_cast<int64_t>(ctx.size()));
+    engine::KVCache cache = engine::make_kv_cache(model_, static_cast<int64_t>(ctx.size()), kv_);
     std::vector<float> logits(static_cast<size_t>(V));
     engine::forward(model_, cache, ctx, false, logits.data());
     for (const auto& c : conts) out.push_back(-token_nll(logits.data(), V, c[0]));
@@ -128,7 +128,7 @@ std::vector<double> EvalModel::continuation_logprobs(const std::string& context,
   for (const auto& c : conts) {
     std::vector<int32_t> all = ctx;
     all.insert(all.end(), c.begin(), c.end());
-    engine::KVCache cache = engine::make_kv_cache(model_, static_cast<int64_t>(all.size()));
+    engine::KVCache cache = engine::make_kv_cache(model_, static_cast<int64_t>(all.size()), kv_);
     std::vector<float> logits(all.size() * static_cast<size_t>(V));
     engine::forward(model_, cache, all, true, logits.data());
     double lp = 0;

@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "engine/model.h"
@@ -28,6 +29,9 @@ class EvalModel {
   EvalModel(const std::string& path, int64_t n_ctx);
 
   const std::string& path() const { return path_; }
+  // How every KV cache this model makes is stored (default: F32 in every layer).
+  const engine::KVCacheConfig& kv_config() const { return kv_; }
+  void set_kv_config(engine::KVCacheConfig kv) { kv_ = std::move(kv); }
   const engine::Model& model() const { return model_; }
   const Tokenizer& tokenizer() const { return tok_; }
   int64_t n_ctx() const { return n_ctx_; }
@@ -65,6 +69,7 @@ class EvalModel {
   Tokenizer tok_;
   std::optional<ChatTemplate> tmpl_;
   int64_t n_ctx_ = 0;
+  engine::KVCacheConfig kv_;  // storage of the KV caches (--cache-type-k/-v, --kv-config)
 };
 
 }  // namespace optiq::eval

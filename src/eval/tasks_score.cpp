@@ -98,6 +98,7 @@ Chunks make_chunks(const EvalModel& m, const TaskOptions& o) {
   Chunks c;
   c.setup.n_ctx = o.ppl_ctx;
   c.setup.bos = m.tokenizer().add_bos ? m.tokenizer().bos : -1;
+  c.setup.kv = m.kv_config();
   if (scored_per_chunk(c.setup.n_ctx) < 1) throw InputError("-c", std::nullopt, "a perplexity context needs at least 3 tokens");
   c.tokens = m.tokenizer().encode(read_perplexity_text(o.data), /*add_special=*/true, /*parse_special=*/false);
   const int64_t max_chunks = static_cast<int64_t>(c.tokens.size()) / c.setup.n_ctx;
@@ -150,7 +151,9 @@ TaskResult run_kld(const EvalModel& m, const EvalModel& reference, const TaskOpt
     base.commit();
   }
   const LogitsFile base(tmpl);
-  const KldResult k = compute_kl_divergence(m.model(), base, c.n_chunk, c.setup, stderr, stderr);
+  ChunkSetup model_setup = c.setup;  // the reference's chunks with the model's own KV cache
+  model_setup.kv = m.kv_config();
+  const KldResult k = compute_kl_divergence(m.model(), base, c.n_chunk, model_setup, stderr, stderr);
   const double count = static_cast<double>(std::max<int64_t>(1, k.sums.count));
   r.metrics["kld_mean"] = k.sums.kld / count;
   r.metrics["same_top"] = static_cast<double>(k.sums.n_same_top) / count;

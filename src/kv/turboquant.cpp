@@ -75,6 +75,31 @@ void accumulate_codes_scalar(int bits, float* out, float scale, const uint8_t* c
   }
 }
 
+void decode_codes_scalar(int bits, float* out, const uint8_t* codes, const float* centroids, int64_t groups) {
+  const uint32_t mask = (1u << bits) - 1;
+  for (int64_t g = 0; g < groups; ++g) {
+    uint32_t word = 0;
+    std::memcpy(&word, codes + g * bits, static_cast<size_t>(bits));
+    for (int j = 0; j < 8; ++j) out[8 * g + j] = centroids[(word >> (j * bits)) & mask];
+  }
+}
+
+void score_rows_scalar(int bits, const float* q, int64_t q_stride, int n_q, const uint8_t* codes, size_t row_stride,
+                       int64_t n, const float* centroids, int64_t groups, float* out, int64_t out_stride) {
+  for (int64_t p = 0; p < n; ++p)
+    for (int j = 0; j < n_q; ++j)
+      out[j * out_stride + p] +=
+          score_codes_scalar(bits, q + j * q_stride, codes + static_cast<size_t>(p) * row_stride, centroids, groups);
+}
+
+void accumulate_rows_scalar(int bits, float* out, int64_t out_stride, int n_q, const float* w, int64_t w_stride,
+                            const uint8_t* codes, size_t row_stride, int64_t n, const float* centroids, int64_t groups) {
+  for (int64_t p = 0; p < n; ++p)
+    for (int j = 0; j < n_q; ++j)
+      accumulate_codes_scalar(bits, out + j * out_stride, w[j * w_stride + p], codes + static_cast<size_t>(p) * row_stride,
+                              centroids, groups);
+}
+
 bool turbo_avx2_available() { return dot_isa_available(DotIsa::Avx2); }
 
 }  // namespace detail
@@ -118,6 +143,9 @@ TurboQuantizer::TurboQuantizer(const TurboFormat& format, RotationKind rotation,
   const bool avx2 = detail::turbo_avx2_available();
   score_codes_ = avx2 ? detail::score_codes_avx2 : detail::score_codes_scalar;
   accumulate_codes_ = avx2 ? detail::accumulate_codes_avx2 : detail::accumulate_codes_scalar;
+  decode_codes_ = avx2 ? detail::decode_codes_avx2 : detail::decode_codes_scalar;
+  score_rows_ = avx2 ? detail::score_rows_avx2 : detail::score_rows_scalar;
+  accumulate_rows_ = avx2 ? detail::accumulate_rows_avx2 : detail::accumulate_rows_scalar;
   book_hi_ = &lloyd_max_codebook(d, format.bits_hi);
   book_lo_ = &lloyd_max_codebook(d, format.bits_lo);
   code_bytes_ = static_cast<size_t>(format.n_hi / 8 * format.bits_hi + (d - format.n_hi) / 8 * format.bits_lo);
@@ -176,16 +204,19 @@ void TurboQuantizer::quantize(const float* x, uint8_t* row) const {
 }
 
 void TurboQuantizer::decode_unit(const uint8_t* row, float* u) const {
-  std::fill(u, u + format_.dim, 0.0f);
-  detail::accumulate_codes_scalar(format_.bits_hi, u, 1.0f, row, book_hi_->centroids.data(), format_.n_hi / 8);
-  detail::accumulate_codes_scalar(format_.bits_lo, u + format_.n_hi, 1.0f, row + format_.n_hi / 8 * format_.bits_hi,
-                                  book_lo_->centroids.data(), (format_.dim - format_.n_hi) / 8);
+  decode_codes_(format_.bits_hi, u, row, book_hi_->centroids.data(), format_.n_hi / 8);
+  decode_codes_(format_.bits_lo, u + format_.n_hi, row + format_.n_hi / 8 * format_.bits_hi, book_lo_->centroids.data(),
+                (format_.dim - format_.n_hi) / 8);
 }
 
 void TurboQuantizer::dequantize(const uint8_t* row, float* x) const {
+  dequantize_rotated(row, x);
+  rotation_.apply_inverse(x, x);
+}
+
+void TurboQuantizer::dequantize_rotated(const uint8_t* row, float* u) const {
   const int64_t d = format_.dim;
-  std::vector<float> u(static_cast<size_t>(d));
-  decode_unit(row, u.data());
+  decode_unit(row, u);
   if (format_.qjl) {
     // u += ||r|| sqrt(pi/2)/d * S^T sign(S r): the estimator whose inner products score uses.
     const uint8_t* signs = row + code_bytes_;
@@ -198,7 +229,6 @@ void TurboQuantizer::dequantize(const uint8_t* row, float* x) const {
   }
   const float norm = row_norm(row);
   for (int64_t i = 0; i < d; ++i) u[i] *= norm;
-  rotation_.apply_inverse(u.data(), x);
 }
 
 void TurboQuantizer::prepare_query(const float* q, float* prepared) const {
@@ -237,6 +267,52 @@ void TurboQuantizer::accumulate(float* out_rot, float weight, const uint8_t* row
   if (n_hi < d)
     accumulate_codes_(format_.bits_lo, out_rot + n_hi, scale, row + n_hi / 8 * format_.bits_hi,
                       book_lo_->centroids.data(), (d - n_hi) / 8);
+}
+
+void TurboQuantizer::score_rows(const float* prepared, int64_t n_q, const uint8_t* rows, size_t row_stride, int64_t n,
+                                float scale, float* scores, int64_t score_stride) const {
+  const int64_t d = format_.dim, n_hi = format_.n_hi, qf = query_floats();
+  if (format_.qjl) {
+    for (int64_t j = 0; j < n_q; ++j)
+      for (int64_t p = 0; p < n; ++p)
+        scores[j * score_stride + p] = scale * score(prepared + j * qf, rows + static_cast<size_t>(p) * row_stride);
+    return;
+  }
+  for (int64_t j = 0; j < n_q; ++j) std::fill(scores + j * score_stride, scores + j * score_stride + n, 0.0f);
+  for (int64_t j0 = 0; j0 < n_q; j0 += 4) {
+    const int nq = static_cast<int>(std::min<int64_t>(4, n_q - j0));
+    const float* q = prepared + j0 * qf;
+    float* out = scores + j0 * score_stride;
+    if (n_hi > 0)
+      score_rows_(format_.bits_hi, q, qf, nq, rows, row_stride, n, book_hi_->centroids.data(), n_hi / 8, out, score_stride);
+    if (n_hi < d)
+      score_rows_(format_.bits_lo, q + n_hi, qf, nq, rows + n_hi / 8 * format_.bits_hi, row_stride, n,
+                  book_lo_->centroids.data(), (d - n_hi) / 8, out, score_stride);
+  }
+  for (int64_t p = 0; p < n; ++p) {
+    const float f = scale * row_norm(rows + static_cast<size_t>(p) * row_stride);
+    for (int64_t j = 0; j < n_q; ++j) scores[j * score_stride + p] *= f;
+  }
+}
+
+void TurboQuantizer::accumulate_rows(float* out_rot, int64_t n_q, const float* weights, int64_t w_stride,
+                                     const uint8_t* rows, size_t row_stride, int64_t n) const {
+  const int64_t d = format_.dim, n_hi = format_.n_hi;
+  std::vector<float> scaled(static_cast<size_t>(n_q * n));  // [n_q, n] weight * ||x_p||
+  for (int64_t p = 0; p < n; ++p) {
+    const float norm = row_norm(rows + static_cast<size_t>(p) * row_stride);
+    for (int64_t j = 0; j < n_q; ++j) scaled[static_cast<size_t>(j * n + p)] = weights[j * w_stride + p] * norm;
+  }
+  for (int64_t j0 = 0; j0 < n_q; j0 += 4) {
+    const int nq = static_cast<int>(std::min<int64_t>(4, n_q - j0));
+    float* out = out_rot + j0 * d;
+    const float* w = scaled.data() + j0 * n;
+    if (n_hi > 0)
+      accumulate_rows_(format_.bits_hi, out, d, nq, w, n, rows, row_stride, n, book_hi_->centroids.data(), n_hi / 8);
+    if (n_hi < d)
+      accumulate_rows_(format_.bits_lo, out + n_hi, d, nq, w, n, rows + n_hi / 8 * format_.bits_hi, row_stride, n,
+                       book_lo_->centroids.data(), (d - n_hi) / 8);
+  }
 }
 
 void turbo_attention(const TurboQuantizer& key_q, const TurboQuantizer& value_q, const float* q,

@@ -60,6 +60,9 @@ class TurboQuantizer {
   void quantize(const float* x, uint8_t* row) const;
   // row -> x: [d] f32, back in the original (unrotated) space.
   void dequantize(const uint8_t* row, float* x) const;
+  // row -> x_rot: [d] f32 in the rotated space (R x as stored, with the QJL correction when the
+  // format has it): <prepared query, x_rot> is score(), and unrotate(x_rot) is dequantize().
+  void dequantize_rotated(const uint8_t* row, float* x_rot) const;
 
   // q: [d] -> prepared: [query_floats()]. Once per query; score then reads it.
   void prepare_query(const float* q, float* prepared) const;
@@ -67,13 +70,26 @@ class TurboQuantizer {
   float score(const float* prepared, const uint8_t* row) const;
   // out_rot[i] += weight * ||x|| * centroid(code_i), out_rot: [d] in the rotated space.
   void accumulate(float* out_rot, float weight, const uint8_t* row) const;
+  // score() of n_q prepared queries (query_floats() apart) against n rows (row_stride bytes
+  // apart), times scale: scores[j * score_stride + p]. Each row's codes are decoded once for
+  // all queries (the query heads of a grouped-query attention group).
+  void score_rows(const float* prepared, int64_t n_q, const uint8_t* rows, size_t row_stride, int64_t n, float scale,
+                  float* scores, int64_t score_stride) const;
+  // accumulate() of n rows into n_q outputs: out_rot + j * d += sum_p weights[j * w_stride + p]
+  // * ||x_p|| * centroids(row p), each row decoded once for all outputs. Rows without QJL.
+  void accumulate_rows(float* out_rot, int64_t n_q, const float* weights, int64_t w_stride, const uint8_t* rows,
+                       size_t row_stride, int64_t n) const;
   // out: [d] = R^T out_rot, the inverse rotation (may be the same array).
   void unrotate(const float* out_rot, float* out) const { rotation_.apply_inverse(out_rot, out); }
 
- private:
+  // ||x|| as the row stores it.
   float row_norm(const uint8_t* row) const;
-  // The codes of `row` mapped to their centroids, in the rotated unit space: [d].
+  // The codes of `row` mapped to their centroids, in the rotated unit space: u [d]. Without
+  // QJL, score() is row_norm * <prepared, u> and accumulate() adds weight * row_norm * u: a
+  // caller with several queries per row (grouped-query attention) decodes once and reuses u.
   void decode_unit(const uint8_t* row, float* u) const;
+
+ private:
 
   TurboFormat format_;
   Rotation rotation_;
@@ -84,6 +100,11 @@ class TurboQuantizer {
   // The section kernels for this CPU (turboquant_kernels.h): AVX2 where available, else scalar.
   float (*score_codes_)(int, const float*, const uint8_t*, const float*, int64_t) = nullptr;
   void (*accumulate_codes_)(int, float*, float, const uint8_t*, const float*, int64_t) = nullptr;
+  void (*decode_codes_)(int, float*, const uint8_t*, const float*, int64_t) = nullptr;
+  void (*score_rows_)(int, const float*, int64_t, int, const uint8_t*, size_t, int64_t, const float*, int64_t, float*,
+                      int64_t) = nullptr;
+  void (*accumulate_rows_)(int, float*, int64_t, int, const float*, int64_t, const uint8_t*, size_t, int64_t,
+                           const float*, int64_t) = nullptr;
   size_t row_bytes_ = 0;             // bytes of one row
 };
 

@@ -73,6 +73,90 @@ void accumulate(float* out, float scale, const uint8_t* codes, const float* cent
     _mm256_storeu_ps(out + 8 * g, _mm256_fmadd_ps(s, dec.decode(codes + g * Bits), _mm256_loadu_ps(out + 8 * g)));
 }
 
+template <int Bits>
+void decode(float* out, const uint8_t* codes, const float* centroids, int64_t groups) {
+  const Decoder<Bits> dec(centroids);
+  for (int64_t g = 0; g < groups; ++g) _mm256_storeu_ps(out + 8 * g, dec.decode(codes + g * Bits));
+}
+
+// Two accumulator sets (even and odd groups) per query, so consecutive fused multiply-adds
+// do not wait on each other.
+template <int Bits, int NQ>
+void score_rows(const float* q, int64_t q_stride, const uint8_t* codes, size_t row_stride, int64_t n,
+                const float* centroids, int64_t groups, float* out, int64_t out_stride) {
+  const Decoder<Bits> dec(centroids);
+  for (int64_t p = 0; p < n; ++p) {
+    const uint8_t* c = codes + static_cast<size_t>(p) * row_stride;
+    __m256 even[NQ], odd[NQ];
+    for (int j = 0; j < NQ; ++j) even[j] = odd[j] = _mm256_setzero_ps();
+    int64_t g = 0;
+    for (; g + 1 < groups; g += 2) {
+      const __m256 v0 = dec.decode(c + g * Bits), v1 = dec.decode(c + (g + 1) * Bits);
+      for (int j = 0; j < NQ; ++j) {
+        even[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q + j * q_stride + 8 * g), v0, even[j]);
+        odd[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q + j * q_stride + 8 * g + 8), v1, odd[j]);
+      }
+    }
+    if (g < groups) {
+      const __m256 v0 = dec.decode(c + g * Bits);
+      for (int j = 0; j < NQ; ++j) even[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q + j * q_stride + 8 * g), v0, even[j]);
+    }
+    for (int j = 0; j < NQ; ++j) out[j * out_stride + p] += horizontal_sum(_mm256_add_ps(even[j], odd[j]));
+  }
+}
+
+// Channels outer, rows inner: each query's 8 output channels stay in registers over all rows
+// (two sets, even and odd rows).
+template <int Bits, int NQ>
+void accumulate_rows(float* out, int64_t out_stride, const float* w, int64_t w_stride, const uint8_t* codes,
+                     size_t row_stride, int64_t n, const float* centroids, int64_t groups) {
+  const Decoder<Bits> dec(centroids);
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256 even[NQ], odd[NQ];
+    for (int j = 0; j < NQ; ++j) {
+      even[j] = _mm256_loadu_ps(out + j * out_stride + 8 * g);
+      odd[j] = _mm256_setzero_ps();
+    }
+    const uint8_t* c = codes + g * Bits;
+    int64_t p = 0;
+    for (; p + 1 < n; p += 2) {
+      const __m256 v0 = dec.decode(c + static_cast<size_t>(p) * row_stride);
+      const __m256 v1 = dec.decode(c + static_cast<size_t>(p + 1) * row_stride);
+      for (int j = 0; j < NQ; ++j) {
+        even[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j * w_stride + p), v0, even[j]);
+        odd[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j * w_stride + p + 1), v1, odd[j]);
+      }
+    }
+    if (p < n) {
+      const __m256 v0 = dec.decode(c + static_cast<size_t>(p) * row_stride);
+      for (int j = 0; j < NQ; ++j) even[j] = _mm256_fmadd_ps(_mm256_broadcast_ss(w + j * w_stride + p), v0, even[j]);
+    }
+    for (int j = 0; j < NQ; ++j) _mm256_storeu_ps(out + j * out_stride + 8 * g, _mm256_add_ps(even[j], odd[j]));
+  }
+}
+
+template <int Bits>
+void score_rows_bits(const float* q, int64_t q_stride, int n_q, const uint8_t* codes, size_t row_stride, int64_t n,
+                     const float* centroids, int64_t groups, float* out, int64_t out_stride) {
+  switch (n_q) {
+    case 1: return score_rows<Bits, 1>(q, q_stride, codes, row_stride, n, centroids, groups, out, out_stride);
+    case 2: return score_rows<Bits, 2>(q, q_stride, codes, row_stride, n, centroids, groups, out, out_stride);
+    case 3: return score_rows<Bits, 3>(q, q_stride, codes, row_stride, n, centroids, groups, out, out_stride);
+    default: return score_rows<Bits, 4>(q, q_stride, codes, row_stride, n, centroids, groups, out, out_stride);
+  }
+}
+
+template <int Bits>
+void accumulate_rows_bits(float* out, int64_t out_stride, int n_q, const float* w, int64_t w_stride,
+                          const uint8_t* codes, size_t row_stride, int64_t n, const float* centroids, int64_t groups) {
+  switch (n_q) {
+    case 1: return accumulate_rows<Bits, 1>(out, out_stride, w, w_stride, codes, row_stride, n, centroids, groups);
+    case 2: return accumulate_rows<Bits, 2>(out, out_stride, w, w_stride, codes, row_stride, n, centroids, groups);
+    case 3: return accumulate_rows<Bits, 3>(out, out_stride, w, w_stride, codes, row_stride, n, centroids, groups);
+    default: return accumulate_rows<Bits, 4>(out, out_stride, w, w_stride, codes, row_stride, n, centroids, groups);
+  }
+}
+
 }  // namespace
 
 float score_codes_avx2(int bits, const float* q, const uint8_t* codes, const float* centroids, int64_t groups) {
@@ -91,6 +175,35 @@ void accumulate_codes_avx2(int bits, float* out, float scale, const uint8_t* cod
     case 2: return accumulate<2>(out, scale, codes, centroids, groups);
     case 3: return accumulate<3>(out, scale, codes, centroids, groups);
     default: return accumulate<4>(out, scale, codes, centroids, groups);
+  }
+}
+
+void decode_codes_avx2(int bits, float* out, const uint8_t* codes, const float* centroids, int64_t groups) {
+  switch (bits) {
+    case 1: return decode<1>(out, codes, centroids, groups);
+    case 2: return decode<2>(out, codes, centroids, groups);
+    case 3: return decode<3>(out, codes, centroids, groups);
+    default: return decode<4>(out, codes, centroids, groups);
+  }
+}
+
+void score_rows_avx2(int bits, const float* q, int64_t q_stride, int n_q, const uint8_t* codes, size_t row_stride,
+                     int64_t n, const float* centroids, int64_t groups, float* out, int64_t out_stride) {
+  switch (bits) {
+    case 1: return score_rows_bits<1>(q, q_stride, n_q, codes, row_stride, n, centroids, groups, out, out_stride);
+    case 2: return score_rows_bits<2>(q, q_stride, n_q, codes, row_stride, n, centroids, groups, out, out_stride);
+    case 3: return score_rows_bits<3>(q, q_stride, n_q, codes, row_stride, n, centroids, groups, out, out_stride);
+    default: return score_rows_bits<4>(q, q_stride, n_q, codes, row_stride, n, centroids, groups, out, out_stride);
+  }
+}
+
+void accumulate_rows_avx2(int bits, float* out, int64_t out_stride, int n_q, const float* w, int64_t w_stride,
+                          const uint8_t* codes, size_t row_stride, int64_t n, const float* centroids, int64_t groups) {
+  switch (bits) {
+    case 1: return accumulate_rows_bits<1>(out, out_stride, n_q, w, w_stride, codes, row_stride, n, centroids, groups);
+    case 2: return accumulate_rows_bits<2>(out, out_stride, n_q, w, w_stride, codes, row_stride, n, centroids, groups);
+    case 3: return accumulate_rows_bits<3>(out, out_stride, n_q, w, w_stride, codes, row_stride, n, centroids, groups);
+    default: return accumulate_rows_bits<4>(out, out_stride, n_q, w, w_stride, codes, row_stride, n, centroids, groups);
   }
 }
 
