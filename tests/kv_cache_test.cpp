@@ -18,23 +18,19 @@
 #include "quant/dot.h"
 #include "quant/quantize.h"
 #include "test_util.h"
+#include "tiny_llama.h"
 #include "util/error.h"
 
 namespace optiq::engine {
 namespace {
 
+using test::logits_of;
+using test::max_diff;
+using test::random_values;
 using test::ScratchDir;
 
 constexpr KVType kBlockTypes[] = {KVType::Q8_0, KVType::Q5_0, KVType::Q5_1,
                                   KVType::Q4_0, KVType::Q4_1, KVType::IQ4_NL};
-
-std::vector<float> random_values(size_t n, uint32_t seed, float spread = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, spread);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 // Position p's row of keys (or values) as floats.
 std::vector<float> read_row(KVType type, const uint8_t* row, int64_t width) {
@@ -182,59 +178,8 @@ TEST(AttentionCached, EqualsAttentionOverTheDequantizedCache) {
       }
 }
 
-// A tiny random llama (head width 64, so the Hadamard rotation applies) built in memory.
-Model tiny_model() {
-  Model m;
-  HParams& hp = m.hp;
-  hp.n_vocab = 40, hp.n_embd = 128, hp.n_layer = 3, hp.n_ff = 96, hp.n_head = 4, hp.n_head_kv = 2;
-  hp.head_dim = 64, hp.n_rot = 64, hp.n_ctx_train = 64;
-  hp.attn_scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
-  hp.swa_layers.assign(3, false);
-  uint32_t seed = 10;
-  auto weight = [&](const char* name, int64_t n_in, int64_t n_out) {
-    const auto w = random_values(static_cast<size_t>(n_in * n_out), seed++, 1.0f / std::sqrt(static_cast<float>(n_in)));
-    return make_weight_f32(name, n_in, n_out, w);
-  };
-  m.token_embd = weight("token_embd", hp.n_embd, hp.n_vocab);
-  m.output_norm.assign(static_cast<size_t>(hp.n_embd), 1.0f);
-  const int64_t n_q = hp.n_head * hp.head_dim, n_kv = hp.n_head_kv * hp.head_dim;
-  for (int64_t i = 0; i < hp.n_layer; ++i) {
-    Layer L;
-    L.attn_norm.assign(static_cast<size_t>(hp.n_embd), 1.0f);
-    L.ffn_norm = L.attn_norm;
-    L.wq = weight("wq", hp.n_embd, n_q);
-    L.wk = weight("wk", hp.n_embd, n_kv);
-    L.wv = weight("wv", hp.n_embd, n_kv);
-    L.wo = weight("wo", n_q, hp.n_embd);
-    L.ffn_gate = weight("gate", hp.n_embd, hp.n_ff);
-    L.ffn_up = weight("up", hp.n_embd, hp.n_ff);
-    L.ffn_down = weight("down", hp.n_ff, hp.n_embd);
-    m.layers.push_back(std::move(L));
-  }
-  return m;
-}
-
-std::vector<float> logits_of(const Model& m, const KVCacheConfig& config, std::span<const int32_t> tokens,
-                             bool one_by_one) {
-  KVCache cache = make_kv_cache(m, 32, config);
-  const int64_t V = m.hp.n_vocab;
-  std::vector<float> out(tokens.size() * static_cast<size_t>(V));
-  if (!one_by_one) {
-    forward(m, cache, tokens, true, out.data());
-    return out;
-  }
-  for (size_t t = 0; t < tokens.size(); ++t) forward(m, cache, tokens.subspan(t, 1), false, out.data() + t * V);
-  return out;
-}
-
-double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double d = 0;
-  for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::abs(double(a[i]) - b[i]));
-  return d;
-}
-
 TEST(KVCacheForward, MixedPerLayerTypesStayCloseToF32AndDecodeEqualsPrefill) {
-  const Model m = tiny_model();
+  const Model m = test::tiny_llama({});
   const std::vector<int32_t> tokens = {1, 5, 9, 17, 3, 22, 8, 31, 2, 11, 4, 39};
   const auto ref = logits_of(m, {}, tokens, false);
   KVCacheConfig mixed;

@@ -18,45 +18,13 @@
 #include "kv/kv_sensitivity.h"
 #include "sensitivity/tensor_kl.h"
 #include "test_util.h"
+#include "tiny_llama.h"
 #include "util/error.h"
 
 namespace optiq::kv {
 namespace {
 
 using engine::KVType;
-
-// A random llama with 64-wide heads (the Hadamard rotation and 32-value blocks apply).
-engine::Model tiny_model() {
-  engine::Model m;
-  engine::HParams& hp = m.hp;
-  hp.n_vocab = 40, hp.n_embd = 128, hp.n_layer = 3, hp.n_ff = 96, hp.n_head = 4, hp.n_head_kv = 2;
-  hp.head_dim = 64, hp.n_rot = 64, hp.n_ctx_train = 64;
-  hp.attn_scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
-  hp.swa_layers.assign(3, false);
-  std::mt19937 rng(7);
-  auto weight = [&](const char* name, int64_t n_in, int64_t n_out) {
-    std::normal_distribution<float> dist(0.0f, 1.0f / std::sqrt(static_cast<float>(n_in)));
-    std::vector<float> w(static_cast<size_t>(n_in * n_out));
-    for (auto& x : w) x = dist(rng);
-    return engine::make_weight_f32(name, n_in, n_out, w);
-  };
-  m.token_embd = weight("token_embd", hp.n_embd, hp.n_vocab);
-  m.output_norm.assign(static_cast<size_t>(hp.n_embd), 1.0f);
-  for (int64_t i = 0; i < hp.n_layer; ++i) {
-    engine::Layer L;
-    L.attn_norm.assign(static_cast<size_t>(hp.n_embd), 1.0f);
-    L.ffn_norm = L.attn_norm;
-    L.wq = weight("wq", hp.n_embd, 256);
-    L.wk = weight("wk", hp.n_embd, 128);
-    L.wv = weight("wv", hp.n_embd, 128);
-    L.wo = weight("wo", 256, hp.n_embd);
-    L.ffn_gate = weight("gate", hp.n_embd, hp.n_ff);
-    L.ffn_up = weight("up", hp.n_embd, hp.n_ff);
-    L.ffn_down = weight("down", hp.n_ff, hp.n_embd);
-    m.layers.push_back(std::move(L));
-  }
-  return m;
-}
 
 const std::vector<std::vector<int32_t>> kTinySequences = {
     {1, 5, 9, 17, 3, 22, 8, 31, 2, 11, 4, 39, 12, 6, 30, 21},
@@ -85,7 +53,7 @@ double full_pass_kl(const engine::Model& m, const engine::KVCacheConfig& config)
 }
 
 TEST(KVSensitivity, ReRunFromTheLayerEqualsAWholePassAndFewerBitsHurtMore) {
-  const engine::Model m = tiny_model();
+  const engine::Model m = test::tiny_llama({.seed = 7});
   const sensitivity::TensorKL kl(m, kTinySequences, /*keep_reference=*/true);
   for (const KVSlot slot : {KVSlot{0, KVPart::K}, KVSlot{1, KVPart::V}, KVSlot{2, KVPart::K}}) {
     SCOPED_TRACE(kv_slot_name(slot));

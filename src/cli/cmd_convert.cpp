@@ -6,32 +6,9 @@
 #include "export/mixed_convert.h"
 #include "io/hub.h"
 #include "util/error.h"
+#include "util/list_parse.h"
 
 namespace optiq::cli {
-namespace {
-
-std::vector<int> parse_bits(const std::string& list) {
-  std::vector<int> bits;
-  size_t start = 0;
-  while (start <= list.size()) {
-    const size_t comma = std::min(list.find(',', start), list.size());
-    const std::string item = list.substr(start, comma - start);
-    size_t used = 0;
-    int b = 0;
-    try {
-      b = std::stoi(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size())
-      throw InputError("--candidate-bits", std::nullopt, "'" + item + "' is not a number of bits");
-    bits.push_back(b);
-    start = comma + 1;
-  }
-  return bits;
-}
-
-}  // namespace
 
 Command register_convert(CLI::App& app) {
   struct Args {
@@ -121,7 +98,7 @@ Command register_convert(CLI::App& app) {
               o.candidates = sensitivity::parse_candidate_types(args->candidate_types, "--candidate-types");
               o.candidates_label = args->candidate_types;
             } else {
-              o.candidates = sensitivity::candidate_types_from_bits(parse_bits(args->candidate_bits), "--candidate-bits");
+              o.candidates = sensitivity::candidate_types_from_bits(parse_int_list(args->candidate_bits, "--candidate-bits"), "--candidate-bits");
               o.candidates_label = "bits " + args->candidate_bits;
             }
             if (args->target_bpw > 0) o.target_bpw = args->target_bpw;

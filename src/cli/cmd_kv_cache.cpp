@@ -6,26 +6,10 @@
 #include "kv/kv_cache_plan.h"
 #include "kv/kv_candidates.h"
 #include "util/error.h"
+#include "util/list_parse.h"
 
 namespace optiq::cli {
 namespace {
-
-std::vector<int> parse_bit_list(const std::string& list) {
-  std::vector<int> bits;
-  for (const auto& item : kv::split_list(list, "--candidate-bits")) {
-    size_t used = 0;
-    int b = 0;
-    try {
-      b = std::stoi(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size())
-      throw InputError("--candidate-bits", std::nullopt, "'" + item + "' is not a number of bits");
-    bits.push_back(b);
-  }
-  return bits;
-}
 
 }  // namespace
 
@@ -68,8 +52,8 @@ Command register_kv_cache(CLI::App& app) {
             const ModelSource source = open_model_source(resolve_model_argument(args->model));
             kv::KVCacheOptions o;
             o.candidates = args->candidate_types.empty()
-                               ? kv::kv_candidates_from_bits(parse_bit_list(args->candidate_bits),
-                                                             kv::split_list(args->kinds, "--kinds"))
+                               ? kv::kv_candidates_from_bits(parse_int_list(args->candidate_bits, "--candidate-bits"),
+                                                             split_list(args->kinds, "--kinds"))
                                : kv::parse_kv_candidate_types(args->candidate_types);
             o.target_bits = args->target_bits;
             o.calibration_mix = args->mix;

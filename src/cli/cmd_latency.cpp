@@ -14,17 +14,10 @@
 #include "export/quantize_model.h"
 #include "sensitivity/candidates.h"
 #include "util/error.h"
+#include "util/list_parse.h"
 
 namespace optiq::cli {
 namespace {
-
-std::vector<std::string> split_list(const std::string& list) {
-  std::vector<std::string> items;
-  std::stringstream ss(list);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) items.push_back(item);
-  return items;
-}
 
 // The tensor types an optiq-report.json chose.
 eval::WeightTypes plan_types(const std::string& path) {
@@ -133,7 +126,7 @@ Command register_latency(CLI::App& app) {
                                            ? path.parent_path().filename().string() : path.filename().string();
               allocations.push_back({"plan " + name, plan_types(p)});
             }
-            for (const auto& name : split_list(args->mixes)) {
+            for (const auto& name : args->mixes.empty() ? std::vector<std::string>{} : split_list(args->mixes, "--mix")) {
               const auto mix = quant_mix_from_name(name);
               if (!mix) throw InputError("--mix", std::nullopt, "'" + name + "' is not a mix (" + supported_quant_mixes() + ")");
               QuantizeOptions q;
@@ -142,7 +135,7 @@ Command register_latency(CLI::App& app) {
               for (const auto& t : plan_quantization(source, q).tensors) a.types[t.source->name] = t.to;
               allocations.push_back(std::move(a));
             }
-            for (GgmlType t : split_list(args->uniform).empty() ? std::vector<GgmlType>{} : sensitivity::parse_candidate_types(args->uniform, "--uniform"))
+            for (GgmlType t : args->uniform.empty() ? std::vector<GgmlType>{} : sensitivity::parse_candidate_types(args->uniform, "--uniform"))
               allocations.push_back({"uniform " + ggml_type_label(t), eval::uniform_weight_types(model, t)});
             if (allocations.empty()) allocations.push_back({"as stored", {}});
 

@@ -1,5 +1,4 @@
 #include <cstdio>
-#include <sstream>
 #include <thread>
 
 #include "cli/commands.h"
@@ -8,21 +7,14 @@
 #include "sensitivity/candidates.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/list_parse.h"
 
 namespace optiq::cli {
 namespace {
 
-std::vector<std::string> split_list(const std::string& list) {
-  std::vector<std::string> items;
-  std::stringstream ss(list);
-  for (std::string item; std::getline(ss, item, ',');)
-    if (!item.empty()) items.push_back(item);
-  return items;
-}
-
 std::vector<double> parse_bpw_list(const std::string& list) {
   std::vector<double> out;
-  for (const auto& item : split_list(list)) {
+  for (const auto& item : split_list(list, "--bpw")) {
     size_t used = 0;
     double v = 0;
     try {
@@ -73,12 +65,12 @@ Command register_pareto(CLI::App& app) {
             o.output_dir = args->output.empty() ? model_file_stem(source) + "-pareto" : args->output;
             if (!args->candidate_types.empty())
               o.candidates = sensitivity::parse_candidate_types(args->candidate_types, "--candidate-types");
-            for (const auto& name : split_list(args->recipes)) {
+            for (const auto& name : args->recipes.empty() ? std::vector<std::string>{} : split_list(args->recipes, "--recipes")) {
               const auto mix = quant_mix_from_name(name);
               if (!mix) throw InputError("--recipes", std::nullopt, "'" + name + "' is not a mix (" + supported_quant_mixes() + ")");
               o.recipes.push_back(*mix);
             }
-            if (!split_list(args->uniform).empty()) o.uniform = sensitivity::parse_candidate_types(args->uniform, "--uniform");
+            if (!args->uniform.empty()) o.uniform = sensitivity::parse_candidate_types(args->uniform, "--uniform");
             o.text = args->text;
             o.n_ctx = args->n_ctx;
             o.n_chunks = args->n_chunks;

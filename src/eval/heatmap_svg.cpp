@@ -3,22 +3,10 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "util/xml_escape.h"
+
 namespace optiq::eval {
 namespace {
-
-std::string escape_xml(const std::string& s) {
-  std::string out;
-  for (const char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 // Red (0) through yellow (0.5) to green (1).
 std::string colour(double v) {

@@ -5,25 +5,13 @@
 #include <cstdio>
 #include <limits>
 
+#include "util/xml_escape.h"
+
 namespace optiq::eval {
 namespace {
 
 constexpr double kWidth = 820, kHeight = 500;
 constexpr double kLeft = 80, kRight = 240, kTop = 50, kBottom = 60;  // margins, px; the legend sits right
-
-std::string escape_xml(const std::string& s) {
-  std::string out;
-  for (const char c : s) {
-    switch (c) {
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '&': out += "&amp;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 std::string num(double v) {
   char buf[32];

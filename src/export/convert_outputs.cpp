@@ -16,12 +16,6 @@
 namespace optiq {
 namespace {
 
-void write_text(const std::filesystem::path& path, const std::string& text) {
-  AtomicFile f(path.string());
-  f.write(text.data(), text.size());
-  f.commit();
-}
-
 std::string type_name(GgmlType t) { return std::string(ggml_type_name(t)); }
 
 // JSON has no NaN: unmeasured values become null.
@@ -64,7 +58,7 @@ void write_tensor_types(const std::filesystem::path& path, const MixedConvertRes
     for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     text += tensor_type_pattern(t.source->name) + "=" + type + "\n";
   }
-  write_text(path, text);
+  write_file_atomically(path, text);
 }
 
 void write_report_json(const std::filesystem::path& path, const MixedConvertResult& r, const MixedConvertOptions& o) {
@@ -138,7 +132,7 @@ void write_report_json(const std::filesystem::path& path, const MixedConvertResu
   for (const auto& [step, s] : r.seconds) timings[step] = s;
   j["seconds"] = timings;
   j["warnings"] = r.warnings;
-  write_text(path, j.dump(2) + "\n");
+  write_file_atomically(path, j.dump(2) + "\n");
 }
 
 void write_model_card(const std::filesystem::path& path, const MixedConvertResult& r, const MixedConvertOptions& o) {
@@ -222,7 +216,7 @@ void write_model_card(const std::filesystem::path& path, const MixedConvertResul
   md << "## Reproduce\n\n```\nllama-quantize --imatrix imatrix.gguf --tensor-type-file tensor-types.txt SOURCE.gguf out.gguf "
      << type_name(predominant) << "\n```\n\nmakes the same tensor types with llama.cpp's own quantizer; "
         "`optiq-report.json` holds every measurement.\n";
-  write_text(path, md.str());
+  write_file_atomically(path, md.str());
 }
 
 }  // namespace optiq

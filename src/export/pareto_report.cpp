@@ -11,12 +11,6 @@
 namespace optiq {
 namespace {
 
-void write_text(const std::filesystem::path& path, const std::string& text) {
-  AtomicFile f(path.string());
-  f.write(text.data(), text.size());
-  f.commit();
-}
-
 std::string fmt(const char* format, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, format, v);
@@ -56,7 +50,7 @@ void write_pareto_json(const std::filesystem::path& path, const ParetoResult& r)
     j["points"].push_back(q);
   }
   j["skipped"] = r.skipped;
-  write_text(path, j.dump(2) + "\n");
+  write_file_atomically(path, j.dump(2) + "\n");
 }
 
 void print_pareto_table(std::FILE* out, const ParetoResult& r) {
@@ -85,7 +79,7 @@ void write_pareto_markdown(const std::filesystem::path& path, const ParetoResult
        << (p.kind == "optiq" ? fmt("%.4e", p.predicted_kl) : std::string("—")) << " |\n";
   for (const auto& s : r.skipped) md << "\nSkipped: " << s << ".\n";
   md << "\n![KLD against bits per weight](pareto.svg)\n";
-  write_text(path, md.str());
+  write_file_atomically(path, md.str());
 }
 
 std::string pareto_svg(const ParetoResult& r) {

@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "util/error.h"
+#include "util/list_parse.h"
 
 namespace optiq::kv {
 namespace {
@@ -32,19 +33,6 @@ std::string offered_bits(const std::vector<std::string>& kinds) {
 }
 
 }  // namespace
-
-std::vector<std::string> split_list(const std::string& list, const char* option) {
-  std::vector<std::string> items;
-  size_t start = 0;
-  while (start <= list.size()) {
-    const size_t comma = std::min(list.find(',', start), list.size());
-    std::string item = list.substr(start, comma - start);
-    if (item.empty()) throw InputError(option, std::nullopt, "'" + list + "' has an empty item");
-    items.push_back(std::move(item));
-    start = comma + 1;
-  }
-  return items;
-}
 
 std::vector<engine::KVType> kv_candidates_from_bits(const std::vector<int>& bits, const std::vector<std::string>& kinds) {
   if (kinds.empty()) throw InputError("--kinds", std::nullopt, "no kind given (affine, turbo)");

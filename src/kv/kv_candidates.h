@@ -31,7 +31,5 @@ double kv_bits_per_value(engine::KVType type, int64_t n_head_kv, int64_t head_di
 // The types deduplicated and sorted by bytes per row, ascending (ties keep their order).
 std::vector<engine::KVType> sort_by_size(std::vector<engine::KVType> types, int64_t n_head_kv, int64_t head_dim);
 
-// Comma-separated items of a list option ("4,8" → {"4", "8"}); empty items are an InputError.
-std::vector<std::string> split_list(const std::string& list, const char* option);
 
 }  // namespace optiq::kv

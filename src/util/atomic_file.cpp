@@ -141,4 +141,10 @@ void AtomicFile::discard() noexcept {
   temp_.clear();
 }
 
+void write_file_atomically(const std::filesystem::path& path, std::string_view bytes) {
+  AtomicFile f(path.string());
+  f.write(bytes.data(), bytes.size());
+  f.commit();
+}
+
 }  // namespace optiq

@@ -5,7 +5,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace optiq {
@@ -39,5 +41,8 @@ class AtomicFile {
   std::vector<std::byte> buffer_;  // pending bytes, flushed at kBufferBytes
   uint64_t written_ = 0;
 };
+
+// Writes `bytes` as the whole file at `path` through an AtomicFile.
+void write_file_atomically(const std::filesystem::path& path, std::string_view bytes);
 
 }  // namespace optiq
