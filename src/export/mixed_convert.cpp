@@ -54,12 +54,6 @@ double cost_of(const TensorAllocation& t, GgmlType type) {
   return it == t.other_cost.end() ? kNaN : it->second;
 }
 
-std::string join_types(const std::vector<GgmlType>& types) {
-  std::string s;
-  for (GgmlType t : types) s += (s.empty() ? "" : ",") + std::string(ggml_type_name(t));
-  return s;
-}
-
 QuantizeOptions writer_options(const std::map<std::string, std::vector<float>>& importance, const std::string& mix_path,
                                size_t n_sequences, int threads) {
   QuantizeOptions w;
