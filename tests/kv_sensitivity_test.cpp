@@ -19,6 +19,7 @@
 #include "sensitivity/tensor_kl.h"
 #include "test_util.h"
 #include "tiny_llama.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace optiq::kv {
@@ -146,7 +147,7 @@ TEST(KVAllocation, TargetOutsideTheCandidatesIsAnError) {
 TEST(KVAllocation, WrittenConfigLoadsWithReadKvConfig) {
   const KVPlan plan = synthetic_plan({KVType::Q4_0, KVType::IQ4_NL, KVType::Q8_0}, 5.5);
   test::ScratchDir dir;
-  write_text_file(dir / "kv_config.json", kv_config_json(plan).dump(2));
+  write_file_atomically(dir / "kv_config.json", kv_config_json(plan).dump(2));
   EXPECT_EQ(engine::read_kv_config((dir / "kv_config.json").string(), 4), chosen_layer_types(plan));
   const auto alternatives = kv_alternatives(plan, 2, 64);
   ASSERT_EQ(alternatives.size(), 5u);  // mixed, f16, three uniform

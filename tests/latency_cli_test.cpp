@@ -14,13 +14,9 @@
 namespace optiq {
 namespace {
 
+using test::read_text;
 using test::run_optiq;
 using test::ScratchDir;
-
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
 
 TEST(LatencyCli, CalibratesSavesAndPredicts) {
   ScratchDir dir;

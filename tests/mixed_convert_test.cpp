@@ -24,16 +24,12 @@ extern char** environ;
 namespace optiq {
 namespace {
 
+using test::read_text;
 using test::run_optiq;
 using test::ScratchDir;
 
 // Small and quick: 3 sequences of 64 tokens (unless `extra` says otherwise), one held out.
 const std::string kQuick = " --seq-len 64 --n-held-out 1 -t 1";
-
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
 
 size_t count_lines(const std::filesystem::path& p) {
   const std::string s = read_text(p);

@@ -16,13 +16,9 @@
 namespace optiq {
 namespace {
 
+using test::read_text;
 using test::run_optiq;
 using test::ScratchDir;
-
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
 
 // One convert run shared by the tests (3 sequences of 64 tokens, candidates Q4_K and Q8_0,
 // which stories260K's 64-wide rows turn into Q5_0 and Q8_0).

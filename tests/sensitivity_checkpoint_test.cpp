@@ -11,12 +11,9 @@
 namespace optiq::sensitivity {
 namespace {
 
-const nlohmann::json kHeader = {{"format", "optiq-sensitivity"}, {"model", "abc"}, {"calibration_tokens", "def"}};
+using test::read_text;
 
-std::string read_text(const std::filesystem::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
+const nlohmann::json kHeader = {{"format", "optiq-sensitivity"}, {"model", "abc"}, {"calibration_tokens", "def"}};
 
 TEST(SensitivityCheckpoint, ResumesWhatWasRecorded) {
   test::ScratchDir dir;

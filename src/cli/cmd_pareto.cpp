@@ -81,10 +81,7 @@ Command register_pareto(CLI::App& app) {
             print_pareto_table(stdout, r);
             write_pareto_json(o.output_dir / "pareto.json", r);
             write_pareto_markdown(o.output_dir / "pareto.md", r);
-            const std::string svg = pareto_svg(r);
-            AtomicFile f((o.output_dir / "pareto.svg").string());
-            f.write(svg.data(), svg.size());
-            f.commit();
+            write_file_atomically(o.output_dir / "pareto.svg", pareto_svg(r));
             std::printf("wrote %s/pareto.{json,md,svg}\n", o.output_dir.string().c_str());
             return 0;
           }};

@@ -177,10 +177,7 @@ void save_latency_fit(const std::filesystem::path& cache, const LatencyKey& key,
                          {"predicted_seconds", fit.predict_seconds(r.bytes)}});
   j["entries"][key.text()] = e;
   if (cache.has_parent_path()) std::filesystem::create_directories(cache.parent_path());
-  AtomicFile f(cache.string());
-  const std::string text = j.dump(2) + "\n";
-  f.write(text.data(), text.size());
-  f.commit();
+  write_file_atomically(cache, j.dump(2) + "\n");
 }
 
 std::optional<LatencyFit> load_latency_fit(const std::filesystem::path& cache, const LatencyKey& key) {

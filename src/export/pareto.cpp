@@ -30,6 +30,8 @@
 #include "sensitivity/tensor_kl.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/json_file.h"
+#include "util/list_parse.h"
 #include "util/sha256.h"
 
 namespace optiq {
@@ -74,15 +76,7 @@ struct ConvertRun {
 // "bits 4,8" or "Q3_K,Q4_K" as optiq-report.json records --candidate-bits / --candidate-types.
 std::vector<GgmlType> candidates_from_label(const std::string& label, const fs::path& report) {
   if (!label.starts_with("bits ")) return sensitivity::parse_candidate_types(label, report.string().c_str());
-  std::vector<int> bits;
-  std::stringstream ss(label.substr(5));
-  for (std::string item; std::getline(ss, item, ',');) {
-    try {
-      bits.push_back(std::stoi(item));
-    } catch (const std::exception&) {
-      throw InputError(report.string(), std::nullopt, "options.candidates '" + label + "' is not a list of bits");
-    }
-  }
+  const std::vector<int> bits = parse_int_list(label.substr(5), report.string().c_str());
   return sensitivity::candidate_types_from_bits(bits, report.string().c_str());
 }
 
@@ -115,7 +109,7 @@ ConvertRun read_convert_run(const ModelSource& source, const ParetoOptions& o) {
 
   const fs::path report = o.convert_dir / "optiq-report.json";
   if (fs::exists(report)) {
-    const nlohmann::json j = nlohmann::json::parse(read_text_file(report), nullptr, /*allow_exceptions=*/false);
+    const nlohmann::json j = read_json_file(report);
     if (!j.is_object() || !j.contains("options") || !j["options"].is_object())
       throw InputError(report.string(), std::nullopt, "is not an optiq-report.json (no options object)");
     const auto& options = j["options"];
@@ -312,9 +306,7 @@ ParetoResult run_pareto(const ModelSource& source, const ParetoOptions& o) {
   if (o.text.empty()) {
     text = eval::held_out_text(eval::default_shared_dir());
     r.text_path = (o.output_dir / "held-out.txt").string();
-    AtomicFile f(r.text_path);
-    f.write(text.data(), text.size());
-    f.commit();
+    write_file_atomically(r.text_path, text);
   } else {
     r.text_path = o.text.string();
   }

@@ -10,6 +10,7 @@
 #include "sensitivity/checkpoint.h"
 #include "sensitivity/measure.h"
 #include "sensitivity/tensor_kl.h"
+#include "util/atomic_file.h"
 #include "util/error.h"
 
 namespace optiq::kv {
@@ -98,10 +99,10 @@ KVCacheResult plan_kv_cache(const ModelSource& source, const KVCacheOptions& o) 
   allocate_kv(r.plan, kl_table(r.plan.slots, r.plan.types, checkpoint));
   r.alternatives = kv_alternatives(r.plan, hp.n_head_kv, hp.head_dim);
 
-  write_text_file(o.output_dir / "kv_config.json", kv_config_json(r.plan).dump(2) + "\n");
-  write_text_file(o.output_dir / "kv-report.json", kv_report_json(r.plan, r.info, r.alternatives).dump(2) + "\n");
+  write_file_atomically(o.output_dir / "kv_config.json", kv_config_json(r.plan).dump(2) + "\n");
+  write_file_atomically(o.output_dir / "kv-report.json", kv_report_json(r.plan, r.info, r.alternatives).dump(2) + "\n");
   const std::string title = std::filesystem::path(source.path).filename().string() + ": KV cache sensitivity per layer";
-  write_text_file(o.output_dir / "kv-sensitivity.svg", kv_sensitivity_svg(r.plan, title));
+  write_file_atomically(o.output_dir / "kv-sensitivity.svg", kv_sensitivity_svg(r.plan, title));
 
   print_kv_summary(r.plan, r.alternatives);
   std::printf("measured %zu, resumed %zu (%.1f s measuring); wrote %s, kv-report.json, kv-sensitivity.svg in %s\n",

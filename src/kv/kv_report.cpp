@@ -4,7 +4,6 @@
 #include <limits>
 
 #include "kv/kv_candidates.h"
-#include "util/atomic_file.h"
 
 namespace optiq::kv {
 namespace {
@@ -89,12 +88,6 @@ ordered_json kv_report_json(const KVPlan& plan, const KVRunInfo& info, const std
       {"memory", memory},
       {"measurements", {{"measured", info.measured}, {"resumed", info.resumed}, {"seconds", info.measure_seconds}}},
   };
-}
-
-void write_text_file(const std::filesystem::path& path, const std::string& text) {
-  AtomicFile file(path.string());
-  file.write(text.data(), text.size());
-  file.commit();
 }
 
 namespace {

@@ -47,9 +47,6 @@ nlohmann::ordered_json kv_config_json(const KVPlan& plan);
 nlohmann::ordered_json kv_report_json(const KVPlan& plan, const KVRunInfo& info,
                                       const std::vector<KVAlternative>& alternatives);
 
-// Writes `text` to `path` atomically (temp file, then rename).
-void write_text_file(const std::filesystem::path& path, const std::string& text);
-
 // The per-slot table (KL per candidate, chosen marked), the totals and the memory comparison.
 void print_kv_summary(const KVPlan& plan, const std::vector<KVAlternative>& alternatives);
 
