@@ -58,19 +58,24 @@ TEST(KVSensitivity, ReRunFromTheLayerEqualsAWholePassAndFewerBitsHurtMore) {
   const sensitivity::TensorKL kl(m, kTinySequences, /*keep_reference=*/true);
   for (const KVSlot slot : {KVSlot{0, KVPart::K}, KVSlot{1, KVPart::V}, KVSlot{2, KVPart::K}}) {
     SCOPED_TRACE(kv_slot_name(slot));
-    const auto q4 = single_slot_config(3, slot, KVType::Q4_0, true);
-    const auto q8 = single_slot_config(3, slot, KVType::Q8_0, true);
+    const auto q4 = single_slot_config(3, slot, KVType::Q4_0, {});
+    const auto q8 = single_slot_config(3, slot, KVType::Q8_0, {});
     const double kl4 = kl.measure_kv_cache(q4, slot.layer), kl8 = kl.measure_kv_cache(q8, slot.layer);
     const double want4 = full_pass_kl(m, q4);
     EXPECT_GT(want4, 1e-6);  // the cache really quantizes
     EXPECT_NEAR(kl4, want4, 1e-7 + 1e-3 * want4);
     EXPECT_GT(kl8, 0.0);
     EXPECT_LT(kl8, kl4);
-    // TurboQuant slots too: their rotation is seeded by the layer, their key offset by the sequence.
-    const auto tq3 = single_slot_config(3, slot, KVType::TQ3, true);
-    const double want3 = full_pass_kl(m, tq3);
-    EXPECT_GT(want3, 1e-6);
-    EXPECT_NEAR(kl.measure_kv_cache(tq3, slot.layer), want3, 1e-7 + 1e-3 * want3);
+    // TurboQuant slots too: their rotation is seeded by the layer, their key offset by the
+    // sequence; codes only, and with f16 rows for the first and the 4 newest positions.
+    for (engine::TurboF16Rows rows : {engine::TurboF16Rows{0, 0}, engine::TurboF16Rows{1, 4}}) {
+      engine::KVCacheConfig storage;
+      storage.turbo_f16 = rows;
+      const auto tq3 = single_slot_config(3, slot, KVType::TQ3, storage);
+      const double want3 = full_pass_kl(m, tq3);
+      EXPECT_GT(want3, 1e-6);
+      EXPECT_NEAR(kl.measure_kv_cache(tq3, slot.layer), want3, 1e-7 + 1e-3 * want3);
+    }
   }
 }
 
@@ -80,8 +85,8 @@ TEST(KVSensitivity, F32CandidateMeasuresZeroOnStories) {
   const sensitivity::TensorKL kl(m, seqs, true);
   const int64_t n_layer = m.hp.n_layer;
   for (const KVSlot slot : {KVSlot{0, KVPart::K}, KVSlot{n_layer - 1, KVPart::V}}) {
-    EXPECT_EQ(kl.measure_kv_cache(single_slot_config(n_layer, slot, KVType::F32, true), slot.layer), 0.0);
-    EXPECT_GT(kl.measure_kv_cache(single_slot_config(n_layer, slot, KVType::F16, true), slot.layer), 0.0);
+    EXPECT_EQ(kl.measure_kv_cache(single_slot_config(n_layer, slot, KVType::F32, {}), slot.layer), 0.0);
+    EXPECT_GT(kl.measure_kv_cache(single_slot_config(n_layer, slot, KVType::F16, {}), slot.layer), 0.0);
   }
 }
 

@@ -31,6 +31,10 @@ using test::logits_of;
 using test::max_diff;
 using test::random_values;
 
+// These tests are about the codes: no position is also kept in f16 (kv_turbo_f16_rows_test.cpp
+// covers those rows).
+constexpr TurboF16Rows kCodesOnly{0, 0};
+
 // Keys with a few large channels, as real keys have (outliers are what the rotation is for).
 std::vector<float> keys_with_outliers(size_t n, int64_t width, uint32_t seed) {
   auto k = random_values(n, seed);
@@ -87,7 +91,7 @@ TEST(KVTurboStore, RowsAreTheModulesRowsWithPerLayerPerSideRotations) {
   const auto v = random_values(k.size(), 2, 0.5f);
   for (auto [kt, vt] : {std::pair{KVType::TQ3, KVType::TQ4}, std::pair{KVType::TQ4_QJL, KVType::TQ2_5}}) {
     SCOPED_TRACE(std::string(kv_type_name(kt)) + "/" + std::string(kv_type_name(vt)));
-    LayerKVCache c(n_ctx, n_head_kv, D, LayerKVTypes{kt, vt}, true, layer);
+    LayerKVCache c(n_ctx, n_head_kv, D, LayerKVTypes{kt, vt}, true, layer, kCodesOnly);
     const kv::TurboQuantizer kq(kv_turbo_format(kt, D), kv::RotationKind::Hadamard, turbo_rotation_seed(layer, false));
     const kv::TurboQuantizer vq(kv_turbo_format(vt, D), kv::RotationKind::Hadamard, turbo_rotation_seed(layer, true));
     EXPECT_EQ(c.k_row_bytes(), n_head_kv * kq.row_bytes());
@@ -228,7 +232,7 @@ TEST(KVTurboAttention, EqualsAttentionOverDequantizedRowsAndIsNearF32) {
       for (int64_t n_tokens : {1, 3, 12}) {
         SCOPED_TRACE(std::string(kv_type_name(cs.k)) + "/" + std::string(kv_type_name(cs.v)) + " window " +
                      std::to_string(window) + " tokens " + std::to_string(n_tokens));
-        LayerKVCache c(n_pos, n_head_kv, D, LayerKVTypes{cs.k, cs.v}, true, 3);
+        LayerKVCache c(n_pos, n_head_kv, D, LayerKVTypes{cs.k, cs.v}, true, 3, kCodesOnly);
         c.store(0, n_pos, k.data(), v.data());
         const int64_t pos0 = n_pos - n_tokens;
         auto q = random_values(static_cast<size_t>(n_tokens * n_head * D), 7);
@@ -252,6 +256,7 @@ TEST(KVTurboForward, MixedPerLayerTypesStayCloseToF32AndDecodeEqualsPrefill) {
   const auto ref = logits_of(m, {}, tokens, false);
   KVCacheConfig mixed;
   mixed.layers = {{KVType::TQ4, KVType::Q8_0}, {KVType::F16, KVType::TQ3}, {KVType::TQ4_QJL, KVType::TQ4}};
+  mixed.turbo_f16 = kCodesOnly;
   const KVCache cache = make_kv_cache(m, 32, mixed);
   // Bytes per position: tq4 34 (32 code bytes + norm), q8_0 68, f16 128, tq3 26, tq4_qjl
   // 24 + 8 + 2 + 2 = 36; and a 64-float key offset in each layer with TurboQuant keys.
@@ -270,6 +275,7 @@ TEST(KVTurboForward, MixedPerLayerTypesStayCloseToF32AndDecodeEqualsPrefill) {
   KVCacheConfig tq4, tq2;
   tq4.layers.assign(3, {KVType::TQ4, KVType::TQ4});
   tq2.layers.assign(3, {KVType::TQ2, KVType::TQ2});
+  tq4.turbo_f16 = tq2.turbo_f16 = kCodesOnly;
   const double d4 = max_diff(logits_of(m, tq4, tokens, true), ref), d2 = max_diff(logits_of(m, tq2, tokens, true), ref);
   EXPECT_LT(d4, d2);
 }
@@ -292,16 +298,19 @@ TEST(KVTurboPerplexity, Stories260kOrdersByBitsAndTq4StaysWithinBound) {
   ASSERT_GE(n_chunk, 2);
   std::FILE* sink = std::tmpfile();  // the running values compute_perplexity prints
   ASSERT_NE(sink, nullptr);
-  auto ppl_with = [&](KVType k, KVType v) {
+  auto ppl_with = [&](KVType k, KVType v, TurboF16Rows rows = kCodesOnly) {
     setup.kv.layers.assign(static_cast<size_t>(model.hp.n_layer), {k, v});
+    setup.kv.turbo_f16 = rows;
     return eval::compute_perplexity(model, tokens, n_chunk, setup, nullptr, sink, nullptr).final.ppl;
   };
   const double f32 = ppl_with(KVType::F32, KVType::F32), f16 = ppl_with(KVType::F16, KVType::F16);
   const double tq4 = ppl_with(KVType::TQ4, KVType::TQ4), tq3 = ppl_with(KVType::TQ3, KVType::TQ3);
   const double tq2 = ppl_with(KVType::TQ2, KVType::TQ2), tq4_k = ppl_with(KVType::TQ4, KVType::F32);
+  const double tq3_rows = ppl_with(KVType::TQ3, KVType::TQ3, TurboF16Rows{});
   std::fclose(sink);
   SCOPED_TRACE("f32 " + std::to_string(f32) + " f16 " + std::to_string(f16) + " tq4 " + std::to_string(tq4) +
-               " tq3 " + std::to_string(tq3) + " tq2 " + std::to_string(tq2) + " tq4 K only " + std::to_string(tq4_k));
+               " tq3 " + std::to_string(tq3) + " tq2 " + std::to_string(tq2) + " tq4 K only " + std::to_string(tq4_k) +
+               " tq3 with the default f16 rows " + std::to_string(tq3_rows));
   EXPECT_LT(std::abs(f16 / f32 - 1.0), 0.01);
   EXPECT_LT(f32, tq4);
   EXPECT_LT(tq4, tq3);
@@ -309,6 +318,9 @@ TEST(KVTurboPerplexity, Stories260kOrdersByBitsAndTq4StaysWithinBound) {
   // Observed: f32 3.85, tq4 4.53, tq3 8.45, tq2 29.0, tq4 K alone 4.44; without the key offset
   // (k_offset) tq4 was 7.97.
   EXPECT_LT(tq4 / f32, 1.3);
+  // The f16 first position and 64 newest (half of each 128-token chunk's scored span here)
+  // take most of tq3's loss back.
+  EXPECT_LT(tq3_rows - f32, 0.5 * (tq3 - f32));
 }
 
 TEST(KVTurboCli, EvalAndPerplexityTakeTheTurboTypes) {

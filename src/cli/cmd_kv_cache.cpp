@@ -2,6 +2,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/kv_cache_options.h"
 #include "export/mixed_convert.h"
 #include "kv/kv_cache_plan.h"
 #include "kv/kv_candidates.h"
@@ -21,6 +22,7 @@ Command register_kv_cache(CLI::App& app) {
     std::string mix = "optiq";
     size_t seq_len = 1024, n_calibration = 6;
     bool no_hadamard = false;
+    engine::TurboF16Rows turbo_f16;
     int threads = 0;
   };
   auto args = std::make_shared<Args>();
@@ -47,6 +49,7 @@ Command register_kv_cache(CLI::App& app) {
   sub->add_option("--n-calibration", args->n_calibration, "calibration sequences measured (0: every one not held out)")
       ->capture_default_str();
   sub->add_flag("--no-kv-hadamard", args->no_hadamard, "measure without llama.cpp's Walsh-Hadamard rotation of quantized heads");
+  add_turbo_f16_options(sub, args->turbo_f16);
   sub->add_option("-t,--threads", args->threads, "threads (default: all cores)")->check(CLI::NonNegativeNumber);
   return {sub, [args] {
             const ModelSource source = open_model_source(resolve_model_argument(args->model));
@@ -60,6 +63,7 @@ Command register_kv_cache(CLI::App& app) {
             o.calibration.seq_len = args->seq_len;
             o.calibration.n_calibration = args->n_calibration;
             o.hadamard = !args->no_hadamard;
+            o.turbo_f16 = args->turbo_f16;
             o.threads = args->threads > 0 ? args->threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
             o.output_dir = args->output.empty() ? model_file_stem(source) + "-kv" : args->output;
             if (std::filesystem::exists(o.output_dir) && !std::filesystem::is_directory(o.output_dir))

@@ -15,11 +15,23 @@ void add_kv_cache_options(CLI::App* sub, KVCacheArgs& args) {
   sub->add_flag("--no-kv-hadamard", args.no_hadamard,
                 "do not Walsh-Hadamard-rotate quantized K/V heads before caching them (llama.cpp rotates, "
                 "unless LLAMA_ATTN_ROT_DISABLE=1)");
+  add_turbo_f16_options(sub, args.turbo_f16);
+}
+
+void add_turbo_f16_options(CLI::App* sub, engine::TurboF16Rows& rows) {
+  sub->add_option("--kv-sink-f16", rows.sink, "first positions a TurboQuant K/V also keeps in f16 (0: none)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--kv-recent-f16", rows.recent,
+                  "newest positions (per query) a TurboQuant K/V reads from f16 instead of codes (0: codes only)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
 }
 
 engine::KVCacheConfig kv_cache_config(const KVCacheArgs& args, const engine::Model& model) {
   engine::KVCacheConfig config;
   config.hadamard = !args.no_hadamard;
+  config.turbo_f16 = args.turbo_f16;
   if (!args.config_file.empty()) {
     if (args.type_k != "f32" || args.type_v != "f32")
       throw InputError("--kv-config", std::nullopt, "give either --kv-config or --cache-type-k/-v, not both");

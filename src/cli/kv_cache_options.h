@@ -1,5 +1,6 @@
 // The KV cache flags generate, perplexity, benchmark and eval share: --cache-type-k/-v (one type for
-// every layer), --kv-config FILE (per layer) and --no-kv-hadamard.
+// every layer), --kv-config FILE (per layer), --no-kv-hadamard, and the f16 rows TurboQuant sides
+// keep (--kv-sink-f16, --kv-recent-f16).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -15,9 +16,12 @@ struct KVCacheArgs {
   std::string type_k = "f32", type_v = "f32";  // --cache-type-k / --cache-type-v
   std::string config_file;                      // --kv-config, or empty
   bool no_hadamard = false;                     // --no-kv-hadamard
+  engine::TurboF16Rows turbo_f16;               // --kv-sink-f16 / --kv-recent-f16
 };
 
 void add_kv_cache_options(CLI::App* sub, KVCacheArgs& args);
+// --kv-sink-f16 and --kv-recent-f16 alone (optiq kv-cache measures TurboQuant candidates with them).
+void add_turbo_f16_options(CLI::App* sub, engine::TurboF16Rows& rows);
 
 // The cache configuration the flags ask for, for `model`. Throws InputError for an unknown type
 // name, a bad config file, or --kv-config combined with --cache-type-k/-v.

@@ -115,8 +115,10 @@ std::shared_ptr<const kv::TurboQuantizer> make_turbo(KVType t, int64_t head_dim,
 }  // namespace
 
 LayerKVCache::LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, LayerKVTypes types, bool hadamard,
-                           int64_t layer)
-    : n_ctx_(n_ctx), n_head_kv_(n_head_kv), head_dim_(head_dim), types_(types) {
+                           int64_t layer, TurboF16Rows turbo_f16)
+    : n_ctx_(n_ctx), n_head_kv_(n_head_kv), head_dim_(head_dim), types_(types), f16_(turbo_f16) {
+  if (f16_.sink < 0 || f16_.recent < 0)
+    throw InputError("cache type", std::nullopt, "the f16 sink and recent rows of a TurboQuant cache cannot be negative");
   if (info(types.v).qjl)
     throw InputError("cache type", std::nullopt,
                      std::string(kv_type_name(types.v)) +
@@ -144,6 +146,48 @@ LayerKVCache::LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, L
   v_row_bytes_ = row_bytes(types.v, v_turbo_.get());
   k_.resize(static_cast<size_t>(n_ctx) * k_row_bytes_);
   v_.resize(static_cast<size_t>(n_ctx) * v_row_bytes_);
+  if (!has_turbo()) f16_ = {0, 0};
+  const auto sink_values = static_cast<size_t>(std::min(f16_.sink, n_ctx) * row_width());
+  if (k_turbo_) k_sink_.resize(sink_values);
+  if (v_turbo_) v_sink_.resize(sink_values);
+}
+
+LayerKVCache::Span LayerKVCache::codes_span(int64_t first, int64_t last) const {
+  if (!has_turbo()) return {first, last};
+  const int64_t window_lo = f16_.recent > 0 ? std::max(last - f16_.recent + 1, recent_first_) : last + 1;
+  return {std::max(first, f16_.sink), std::min(last, window_lo - 1)};
+}
+
+const uint16_t* LayerKVCache::f16_row(const std::vector<uint16_t>& recent, const std::vector<uint16_t>& sink,
+                                      int64_t pos) const {
+  const int64_t W = row_width();
+  if (pos < f16_.sink && static_cast<size_t>((pos + 1) * W) <= sink.size()) return sink.data() + pos * W;
+  if (!recent.empty() && pos >= recent_first_ && pos < recent_end_) return recent.data() + (pos - recent_first_) * W;
+  return nullptr;
+}
+
+void LayerKVCache::keep_f16_rows(int64_t pos, int64_t n, const float* k, const float* v) {
+  const int64_t W = row_width();
+  const auto keep = [&](std::vector<uint16_t>& sink, std::vector<uint16_t>& recent, const float* x, int64_t drop) {
+    if (const int64_t m = std::min(n, f16_.sink - pos); m > 0)
+      f32_to_f16_n(x, sink.data() + pos * W, static_cast<size_t>(m * W));
+    if (f16_.recent == 0) return;
+    recent.resize(static_cast<size_t>((recent_end_ - recent_first_) * W));
+    recent.erase(recent.begin(), recent.begin() + drop * W);
+    const size_t old = recent.size();
+    recent.resize(old + static_cast<size_t>(n * W));
+    f32_to_f16_n(x, recent.data() + old, static_cast<size_t>(n * W));
+  };
+  // The window continues at pos: a store before its end (a rewound context) cuts it there, and
+  // one outside it starts a new window.
+  if (pos >= recent_first_ && pos <= recent_end_) recent_end_ = pos;
+  else recent_first_ = recent_end_ = pos;
+  // The batch's first query needs positions from pos - recent + 1 on; keep them and the batch.
+  const int64_t keep_from = std::clamp(pos - f16_.recent + 1, recent_first_, recent_end_);
+  if (k_turbo_) keep(k_sink_, k_recent_, k, keep_from - recent_first_);
+  if (v_turbo_) keep(v_sink_, v_recent_, v, keep_from - recent_first_);
+  recent_first_ = keep_from;
+  recent_end_ = pos + n;
 }
 
 namespace {
@@ -187,6 +231,7 @@ void LayerKVCache::store(int64_t pos, int64_t n, const float* k, const float* v)
       for (int64_t i = 0; i < W; ++i) centered[static_cast<size_t>(t * W + i)] -= k_offset_[static_cast<size_t>(i)];
     k = centered.data();
   }
+  if (f16_.sink > 0 || f16_.recent > 0) keep_f16_rows(pos, n, k, v);
   store_rows(types_.k, k_turbo_.get(), k, n, row_width(), k_.data() + static_cast<size_t>(pos) * k_row_bytes_,
              k_row_bytes_);
   store_rows(types_.v, v_turbo_.get(), v, n, row_width(), v_.data() + static_cast<size_t>(pos) * v_row_bytes_,

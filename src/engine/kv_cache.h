@@ -14,6 +14,7 @@
 // Attention over them stays in the rotated space (attention_turbo.h).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -60,6 +61,19 @@ struct LayerKVTypes {
   bool operator==(const LayerKVTypes&) const = default;
 };
 
+// Positions a TurboQuant side (K or V) also keeps as f16, beside its codes: the first `sink`
+// positions, and for each query the `recent` positions nearest it (its own included). Attention
+// reads those from f16 and every other visible position from codes. Rows are still quantized
+// once, as they arrive; the f16 copies are a window of the newest rows plus the sink rows, so
+// they add a constant (sink + recent) rows per layer whatever the context. Why: most of a
+// language model's attention falls on the newest tokens and on the first one (the attention
+// sink), and that is where 3-bit keys cost the most (README, "TurboQuant KV types").
+struct TurboF16Rows {
+  int64_t sink = 1;     // first positions kept in f16
+  int64_t recent = 64;  // newest positions (per query) kept in f16
+  bool operator==(const TurboF16Rows&) const = default;
+};
+
 // How a whole cache is stored.
 struct KVCacheConfig {
   std::vector<LayerKVTypes> layers;  // [n_layer], or empty: F32 everywhere
@@ -68,6 +82,7 @@ struct KVCacheConfig {
   // orthonormal Walsh-Hadamard transform before the cache, which spreads outliers over the
   // block. On by default, as in llama.cpp (its LLAMA_ATTN_ROT_DISABLE=1 turns it off).
   bool hadamard = true;
+  TurboF16Rows turbo_f16;  // f16 rows beside TurboQuant codes; {0, 0}: codes only
 };
 
 class LayerKVCache {
@@ -77,7 +92,7 @@ class LayerKVCache {
   // TurboQuant type does not (head_dim % 8 != 0), or values are given a QJL type. `layer`
   // seeds the TurboQuant rotations (turbo_rotation_seed).
   LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, LayerKVTypes types, bool hadamard = true,
-               int64_t layer = 0);
+               int64_t layer = 0, TurboF16Rows turbo_f16 = {});
   LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, KVType type)
       : LayerKVCache(n_ctx, n_head_kv, head_dim, LayerKVTypes{type, type}) {}
 
@@ -105,9 +120,25 @@ class LayerKVCache {
   // Width of the Walsh-Hadamard chunks queries/keys (values/output) are rotated in; 0: none.
   int64_t k_rotation() const { return k_rotation_; }
   int64_t v_rotation() const { return v_rotation_; }
-  // Bytes of K (V) storage for all n_ctx positions (K: with the TurboQuant key offset).
-  size_t k_bytes() const { return k_.size() + k_offset_.size() * sizeof(float); }
-  size_t v_bytes() const { return v_.size(); }
+  // Bytes of K (V) storage for all n_ctx positions (K: with the TurboQuant key offset), and
+  // for a TurboQuant side its sink + recent f16 rows (a batch being stored briefly holds all
+  // its rows in f16 too, like the batch's activations).
+  size_t k_bytes() const { return k_.size() + k_offset_.size() * sizeof(float) + f16_rows_bytes(k_turbo_ != nullptr); }
+  size_t v_bytes() const { return v_.size() + f16_rows_bytes(v_turbo_ != nullptr); }
+
+  // The f16 rows beside TurboQuant codes (TurboF16Rows). For a query at position `last` that
+  // sees positions first..last, codes_span gives the span [lo, hi] read from codes (empty when
+  // lo > hi); every other visible position has f16 rows (k_f16_row/v_f16_row not null on a
+  // TurboQuant side). Without a TurboQuant side the span is first..last.
+  struct Span {
+    int64_t lo, hi;
+  };
+  Span codes_span(int64_t first, int64_t last) const;
+  // Position pos as f16 [n_head_kv, head_dim] (keys minus k_offset(), as the codes store them),
+  // or null where it is not kept.
+  const uint16_t* k_f16_row(int64_t pos) const { return f16_row(k_recent_, k_sink_, pos); }
+  const uint16_t* v_f16_row(int64_t pos) const { return f16_row(v_recent_, v_sink_, pos); }
+  const TurboF16Rows& turbo_f16() const { return f16_; }
 
   // Stores n positions from `pos` on: k, v are [n, n_head_kv, head_dim] f32 (already rotated
   // when k_rotation()/v_rotation() say so).
@@ -135,6 +166,18 @@ class LayerKVCache {
   // TurboQuant quantizers (shared by copies of the cache: they never change), or null.
   std::shared_ptr<const kv::TurboQuantizer> k_turbo_, v_turbo_;
   std::vector<float> k_offset_;  // [n_head_kv, head_dim] subtracted from TurboQuant keys; else empty
+  TurboF16Rows f16_;
+  // f16 rows of TurboQuant sides (empty otherwise): positions [recent_first_, recent_end_) as
+  // [n, n_head_kv, head_dim], and positions [0, min(sink, stored)) likewise.
+  std::vector<uint16_t> k_recent_, v_recent_, k_sink_, v_sink_;
+  int64_t recent_first_ = 0, recent_end_ = 0;
+
+  const uint16_t* f16_row(const std::vector<uint16_t>& recent, const std::vector<uint16_t>& sink, int64_t pos) const;
+  size_t f16_rows_bytes(bool turbo) const {
+    const int64_t rows = std::min(f16_.sink + f16_.recent, n_ctx_);
+    return turbo ? static_cast<size_t>(rows * row_width()) * sizeof(uint16_t) : 0;
+  }
+  void keep_f16_rows(int64_t pos, int64_t n, const float* k, const float* v);
 };
 
 struct KVCache {

@@ -155,7 +155,7 @@ KVCache make_kv_cache(const Model& model, int64_t n_ctx, const KVCacheConfig& co
   for (int64_t i = 0; i < model.hp.n_layer; ++i)
     c.layers.emplace_back(n_ctx, model.hp.n_head_kv, model.hp.head_dim,
                           config.layers.empty() ? LayerKVTypes{} : config.layers[static_cast<size_t>(i)],
-                          config.hadamard, i);
+                          config.hadamard, i, config.turbo_f16);
   return c;
 }
 
@@ -373,7 +373,7 @@ void forward_from_block(const Model& model, const BlockInputCache& cache, int64_
     throw std::invalid_argument("forward_from_block: one KV type pair per layer expected");
   for (int64_t il = first_block; il < hp.n_layer; ++il) {
     const LayerKVTypes types = kv.layers.empty() ? LayerKVTypes{} : kv.layers[static_cast<size_t>(il)];
-    LayerKVCache layer_kv(n / cache.n_seq, hp.n_head_kv, hp.head_dim, types, kv.hadamard, il);
+    LayerKVCache layer_kv(n / cache.n_seq, hp.n_head_kv, hp.head_dim, types, kv.hadamard, il, kv.turbo_f16);
     run_block(model, il, x.data(), n, 0, layer_kv, mm, s, cache.n_seq);
   }
   run_head(model, x.data(), n, mm, s.cur.data(), logits);

@@ -1,5 +1,6 @@
 #include "kv/kv_cache_plan.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -57,10 +58,11 @@ KVCacheResult plan_kv_cache(const ModelSource& source, const KVCacheOptions& o) 
   r.info.model_sha256 = sensitivity::model_fingerprint(source);
   r.info.seq_len = o.calibration.seq_len;
   r.info.hadamard = o.hadamard;
+  r.info.turbo_f16 = o.turbo_f16;
   const auto sequences = calibration_sequences(source, o, r.info.calibration_mix);
   r.info.n_sequences = sequences.size();
 
-  const nlohmann::json header = {
+  nlohmann::json header = {
       {"format", "optiq-kv-sensitivity"},
       {"version", 1},
       {"model", r.info.model_sha256},
@@ -68,6 +70,9 @@ KVCacheResult plan_kv_cache(const ModelSource& source, const KVCacheOptions& o) 
       {"reference", "f32 cache"},
       {"hadamard", o.hadamard},
   };
+  // TurboQuant candidates are measured with the f16 rows they will run with.
+  if (std::ranges::any_of(r.plan.types, engine::kv_type_is_turbo))
+    header["turbo_f16"] = {{"sink", o.turbo_f16.sink}, {"recent", o.turbo_f16.recent}};
   std::filesystem::create_directories(o.output_dir);
   const std::filesystem::path checkpoint_path = o.output_dir / "kv-sensitivity.jsonl";
   sensitivity::SensitivityCheckpoint checkpoint(checkpoint_path, header, /*read_only=*/false);
@@ -91,7 +96,10 @@ KVCacheResult plan_kv_cache(const ModelSource& source, const KVCacheOptions& o) 
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), missing,
                 r.plan.slots.size() * r.plan.types.size());
     std::fflush(stdout);
-    const KVMeasureStats stats = measure_kv_sensitivity(model, kl, r.plan.slots, r.plan.types, o.hadamard, checkpoint);
+    engine::KVCacheConfig storage;
+    storage.hadamard = o.hadamard;
+    storage.turbo_f16 = o.turbo_f16;
+    const KVMeasureStats stats = measure_kv_sensitivity(model, kl, r.plan.slots, r.plan.types, storage, checkpoint);
     r.info.measured = stats.measured;
     r.info.measure_seconds = stats.seconds;
   }

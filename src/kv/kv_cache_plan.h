@@ -24,6 +24,7 @@ struct KVCacheOptions {
   std::string calibration_mix = "optiq";  // "optiq" or a .jsonl path
   calib::CalibrationOptions calibration;  // seq_len, n_calibration, held-out share
   bool hadamard = true;                   // rotate quantized heads as llama.cpp does
+  engine::TurboF16Rows turbo_f16;         // f16 rows beside TurboQuant codes (kv_cache.h)
   int threads = 1;
 };
 

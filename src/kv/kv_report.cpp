@@ -75,6 +75,7 @@ ordered_json kv_report_json(const KVPlan& plan, const KVRunInfo& info, const std
         {"seq_len", info.seq_len},
         {"n_sequences", info.n_sequences},
         {"hadamard", info.hadamard},
+        {"turbo_f16", {{"sink", info.turbo_f16.sink}, {"recent", info.turbo_f16.recent}}},
         {"reference", "the model as loaded with an f32 cache"}}},
       {"candidates", candidates},
       {"layers", layers},

@@ -37,6 +37,7 @@ struct KVRunInfo {
   size_t seq_len = 0;          // tokens per calibration sequence
   size_t n_sequences = 0;      // calibration sequences
   bool hadamard = true;        // quantized heads Walsh-Hadamard-rotated, as llama.cpp does
+  engine::TurboF16Rows turbo_f16;  // f16 rows beside TurboQuant codes the measurements used
   size_t measured = 0;         // (slot, type) pairs measured in this run
   size_t resumed = 0;          // pairs taken from the checkpoint
   double measure_seconds = 0;  // time spent measuring in this run

@@ -11,9 +11,9 @@ std::string kv_slot_name(const KVSlot& slot) {
   return "blk." + std::to_string(slot.layer) + (slot.part == KVPart::K ? ".k" : ".v");
 }
 
-engine::KVCacheConfig single_slot_config(int64_t n_layer, const KVSlot& slot, engine::KVType type, bool hadamard) {
-  engine::KVCacheConfig config;
-  config.hadamard = hadamard;
+engine::KVCacheConfig single_slot_config(int64_t n_layer, const KVSlot& slot, engine::KVType type,
+                                         const engine::KVCacheConfig& storage) {
+  engine::KVCacheConfig config = storage;
   config.layers.assign(static_cast<size_t>(n_layer), engine::LayerKVTypes{});
   auto& layer = config.layers.at(static_cast<size_t>(slot.layer));
   (slot.part == KVPart::K ? layer.k : layer.v) = type;
@@ -40,7 +40,8 @@ size_t count_missing(const std::vector<KVSlot>& slots, const std::vector<engine:
 
 KVMeasureStats measure_kv_sensitivity(const engine::Model& model, const sensitivity::TensorKL& kl,
                                       const std::vector<KVSlot>& slots, const std::vector<engine::KVType>& types,
-                                      bool hadamard, sensitivity::SensitivityCheckpoint& checkpoint) {
+                                      const engine::KVCacheConfig& storage,
+                                      sensitivity::SensitivityCheckpoint& checkpoint) {
   using Clock = std::chrono::steady_clock;
   KVMeasureStats stats;
   const uint64_t total = slots.size() * types.size();
@@ -54,7 +55,7 @@ KVMeasureStats measure_kv_sensitivity(const engine::Model& model, const sensitiv
       const std::string type_name(engine::kv_type_name(t));
       if (checkpoint.find(name, type_name)) continue;
       const auto t0 = Clock::now();
-      const double value = kl.measure_kv_cache(single_slot_config(model.hp.n_layer, slot, t, hadamard), slot.layer);
+      const double value = kl.measure_kv_cache(single_slot_config(model.hp.n_layer, slot, t, storage), slot.layer);
       const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       checkpoint.add(name, type_name, value, seconds);
       stats.seconds += seconds;

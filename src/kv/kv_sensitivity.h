@@ -28,8 +28,10 @@ struct KVSlot {
 // "blk.3.k" / "blk.3.v": the slot's name in the checkpoint and the report.
 std::string kv_slot_name(const KVSlot& slot);
 
-// The cache configuration with every layer F32 except `slot`, stored as `type`.
-engine::KVCacheConfig single_slot_config(int64_t n_layer, const KVSlot& slot, engine::KVType type, bool hadamard);
+// The cache configuration with every layer F32 except `slot`, stored as `type`; the rest of
+// `storage` (hadamard, turbo_f16) is kept, its layers are replaced.
+engine::KVCacheConfig single_slot_config(int64_t n_layer, const KVSlot& slot, engine::KVType type,
+                                         const engine::KVCacheConfig& storage);
 
 // Every slot of a model in order: layer 0 K, layer 0 V, layer 1 K, ...
 std::vector<KVSlot> all_slots(int64_t n_layer);
@@ -48,7 +50,8 @@ size_t count_missing(const std::vector<KVSlot>& slots, const std::vector<engine:
 // with an F32 cache) and records it there; a progress bar with ETA runs on a terminal.
 KVMeasureStats measure_kv_sensitivity(const engine::Model& model, const sensitivity::TensorKL& kl,
                                       const std::vector<KVSlot>& slots, const std::vector<engine::KVType>& types,
-                                      bool hadamard, sensitivity::SensitivityCheckpoint& checkpoint);
+                                      const engine::KVCacheConfig& storage,
+                                      sensitivity::SensitivityCheckpoint& checkpoint);
 
 // kl[slot][type] from the checkpoint, which must hold every pair: [slots.size()][types.size()].
 std::vector<std::vector<double>> kl_table(const std::vector<KVSlot>& slots, const std::vector<engine::KVType>& types,
