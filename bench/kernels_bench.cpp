@@ -7,10 +7,10 @@
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
-#include <random>
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "engine/threads.h"
 #include "engine/weight.h"
 #include "quant/dot.h"
@@ -26,17 +26,9 @@ const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,    GgmlType::BF16, Ggm
                            GgmlType::Q5_0, GgmlType::Q5_1,   GgmlType::Q8_0, GgmlType::IQ4_NL, GgmlType::Q2_K,
                            GgmlType::Q3_K, GgmlType::Q4_K,   GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::IQ4_XS};
 
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
 // rows × kWidth random weights stored as `type`.
 std::vector<std::byte> random_rows(GgmlType type, int64_t rows, uint32_t seed) {
-  const std::vector<float> w = random_floats(static_cast<size_t>(rows * kWidth), seed);
+  const std::vector<float> w = optiq::bench::gaussian_floats(static_cast<size_t>(rows * kWidth), seed);
   const size_t row_bytes = *optiq::ggml_row_bytes(type, kWidth);
   std::vector<std::byte> out(static_cast<size_t>(rows) * row_bytes);
   for (int64_t r = 0; r < rows; ++r) {
@@ -57,7 +49,7 @@ void BM_VecDot(benchmark::State& state, GgmlType type, optiq::DotIsa isa) {
   const std::vector<std::byte> w = random_rows(type, 1, 1);
   const GgmlType act_type = *optiq::vec_dot_type(type);
   std::vector<std::byte> act(*optiq::ggml_row_bytes(act_type, kWidth));
-  const std::vector<float> x = random_floats(kWidth, 2);
+  const std::vector<float> x = optiq::bench::gaussian_floats(kWidth, 2);
   optiq::quantize_activation(act_type, x.data(), act.data(), kWidth);
   for (auto _ : state) benchmark::DoNotOptimize(dot(kWidth, w.data(), act.data()));
   state.counters["weights/s"] = benchmark::Counter(static_cast<double>(kWidth), benchmark::Counter::kIsIterationInvariantRate);
@@ -67,7 +59,7 @@ void BM_Matmul(benchmark::State& state, GgmlType type, int64_t n_tokens) {
   if (const char* t = std::getenv("OPTIQ_THREADS")) optiq::engine::set_num_threads(std::atoi(t));
   const optiq::engine::Weight w =
       optiq::engine::make_weight("bench", type, kWidth, kWidth, random_rows(type, kWidth, 3));
-  const std::vector<float> x = random_floats(static_cast<size_t>(n_tokens * kWidth), 4);
+  const std::vector<float> x = optiq::bench::gaussian_floats(static_cast<size_t>(n_tokens * kWidth), 4);
   std::vector<float> y(static_cast<size_t>(n_tokens * kWidth));
   for (auto _ : state) {
     optiq::engine::matmul(w, x.data(), n_tokens, y.data());

@@ -6,10 +6,10 @@
 // run on a shared machine, and isolates the part the cache type changes.
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "engine/attention_blocks.h"
 #include "engine/attention_turbo.h"
 #include "engine/kv_cache.h"
@@ -23,21 +23,13 @@ using optiq::engine::LayerKVCache;
 
 constexpr int64_t kHeads = 9, kKvHeads = 3, kDim = 64;
 
-std::vector<float> normals(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
 void BM_DecodeAttention(benchmark::State& state, KVType type) {
   const int64_t n = state.range(0), W = kKvHeads * kDim;
   optiq::engine::set_num_threads(1);
   LayerKVCache kv(n + 1, kKvHeads, kDim, optiq::engine::LayerKVTypes{type, type});
-  const auto k = normals(static_cast<size_t>((n + 1) * W), 1), v = normals(k.size(), 2);
+  const auto k = optiq::bench::gaussian_floats(static_cast<size_t>((n + 1) * W), 1), v = optiq::bench::gaussian_floats(k.size(), 2);
   kv.store(0, n + 1, k.data(), v.data());
-  const auto q = normals(static_cast<size_t>(kHeads * kDim), 3);
+  const auto q = optiq::bench::gaussian_floats(static_cast<size_t>(kHeads * kDim), 3);
   std::vector<float> out(q.size());
   const float scale = 0.125f;
   for (auto _ : state) {

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "engine/model.h"
 #include "kv/attention_inputs.h"
 #include "kv/turboquant.h"
@@ -31,14 +32,6 @@ using optiq::kv::RotationKind;
 using optiq::kv::TurboQuantizer;
 
 constexpr int64_t kDim = 128;
-
-std::vector<float> random_floats(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
 
 // out[i] += w * v[i] for an F16 row of kDim values.
 void axpy_f16(float* out, float w, const uint16_t* v) {
@@ -56,8 +49,8 @@ void BM_F16(benchmark::State& state) {
     state.SkipWithError("no AVX2");
     return;
   }
-  const std::vector<float> kf = random_floats(static_cast<size_t>(n * kDim), 1), vf = random_floats(kf.size(), 2);
-  const std::vector<float> qf = random_floats(kDim, 3);
+  const std::vector<float> kf = optiq::bench::gaussian_floats(static_cast<size_t>(n * kDim), 1), vf = optiq::bench::gaussian_floats(kf.size(), 2);
+  const std::vector<float> qf = optiq::bench::gaussian_floats(kDim, 3);
   std::vector<uint16_t> k(kf.size()), v(vf.size()), q(kDim);
   optiq::f32_to_f16_n(kf.data(), k.data(), k.size());
   optiq::f32_to_f16_n(vf.data(), v.data(), v.size());
@@ -77,8 +70,8 @@ void BM_Turbo(benchmark::State& state, double bits) {
   const int64_t n = state.range(0);
   const TurboQuantizer kq(optiq::kv::turbo_format(kDim, bits), RotationKind::Hadamard, 1);
   const TurboQuantizer vq(optiq::kv::turbo_format(kDim, bits), RotationKind::Hadamard, 2);
-  const std::vector<float> kf = random_floats(static_cast<size_t>(n * kDim), 1), vf = random_floats(kf.size(), 2);
-  const std::vector<float> qf = random_floats(kDim, 3);
+  const std::vector<float> kf = optiq::bench::gaussian_floats(static_cast<size_t>(n * kDim), 1), vf = optiq::bench::gaussian_floats(kf.size(), 2);
+  const std::vector<float> qf = optiq::bench::gaussian_floats(kDim, 3);
   const size_t rb = kq.row_bytes();
   std::vector<uint8_t> k(static_cast<size_t>(n) * rb), v(k.size());
   for (int64_t p = 0; p < n; ++p) {
@@ -100,7 +93,7 @@ void BM_Turbo(benchmark::State& state, double bits) {
 // The once-per-query costs TurboQuant adds: rotating q and rotating the output back.
 void BM_Rotate(benchmark::State& state, RotationKind kind) {
   const TurboQuantizer tq(optiq::kv::turbo_format(kDim, 3), kind, 1);
-  const std::vector<float> x = random_floats(kDim, 4);
+  const std::vector<float> x = optiq::bench::gaussian_floats(kDim, 4);
   std::vector<float> y(kDim), z(kDim);
   for (auto _ : state) {
     tq.prepare_query(x.data(), y.data());

@@ -140,5 +140,30 @@ TEST(KVTurboF16Rows, ForwardTokenByTokenEqualsOneBatch) {
   EXPECT_LT(max_diff(batch, ref), max_diff(logits_of(m, codes_only, tokens, false), ref));
 }
 
+// The flags reach the cache from the CLI: the default rows and codes only give different
+// perplexities on stories260K, the printed cache size counts the rows, and a negative count is
+// refused with exit 2.
+TEST(KVTurboF16Rows, CliFlagsSetTheRows) {
+  const std::string base = "perplexity " + test::stories260k().string() + " -f " +
+                           (test::fixtures_dir() / "stories.txt").string() +
+                           " -c 128 --chunks 1 -t 1 --cache-type-k tq3 --cache-type-v tq3";
+  const auto with_rows = test::run_optiq(base);
+  const auto codes_only = test::run_optiq(base + " --kv-sink-f16 0 --kv-recent-f16 0");
+  ASSERT_EQ(with_rows.exit_code, 0) << with_rows.output;
+  ASSERT_EQ(codes_only.exit_code, 0) << codes_only.output;
+  const auto final_line = [](const std::string& out) { return out.substr(out.find("Final estimate")); };
+  EXPECT_NE(final_line(with_rows.output), final_line(codes_only.output));
+  const auto bytes = [](const std::string& out) {
+    const size_t end = out.find(" bytes (", out.find("KV cache: "));  // "..., 67840 bytes (0.06 MiB)"
+    const size_t start = out.rfind(' ', end - 1) + 1;
+    return std::stoll(out.substr(start, end - start));
+  };
+  // stories260K: 5 layers, 4 K/V heads of 8; 65 f16 rows of 32 values per side and layer.
+  EXPECT_EQ(bytes(with_rows.output) - bytes(codes_only.output), 5 * 2 * 65 * 32 * 2);
+  const auto bad = test::run_optiq(base + " --kv-recent-f16 -1");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("--kv-recent-f16"), std::string::npos) << bad.output;
+}
+
 }  // namespace
 }  // namespace optiq::engine

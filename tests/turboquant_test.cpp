@@ -15,21 +15,14 @@
 #include "kv/turboquant.h"
 #include "kv/turboquant_kernels.h"
 #include "quant/quantize.h"
+#include "tiny_llama.h"
 
 namespace optiq::kv {
 namespace {
 
-std::vector<float> gaussian(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(rng);
-  return v;
-}
-
 // n random unit vectors of width d, row-major.
 std::vector<float> unit_vectors(int64_t n, int64_t d, uint32_t seed) {
-  std::vector<float> v = gaussian(static_cast<size_t>(n * d), seed);
+  std::vector<float> v = test::random_values(static_cast<size_t>(n * d), seed);
   for (int64_t r = 0; r < n; ++r) {
     double s = 0.0;
     for (int64_t i = 0; i < d; ++i) s += static_cast<double>(v[r * d + i]) * v[r * d + i];
@@ -120,7 +113,7 @@ TEST(Rotation, OrthogonalAndInverse) {
           for (int64_t k = 0; k < d; ++k) s += static_cast<double>(m[k * d + i]) * m[k * d + j];
           ASSERT_NEAR(s, i == j ? 1.0 : 0.0, 1e-5) << "d=" << d << " (" << i << ", " << j << ")";
         }
-      const std::vector<float> x = gaussian(static_cast<size_t>(d), 7);
+      const std::vector<float> x = test::random_values(static_cast<size_t>(d), 7);
       std::vector<float> y(x.size()), back(x.size());
       r.apply(x.data(), y.data());
       r.apply_inverse(y.data(), back.data());
@@ -183,7 +176,7 @@ TEST(TurboQuant, EmpiricalDistortionMatchesCodebook) {
 // the dequantized row (in rotated space), for uniform and split formats, AVX2 and scalar alike.
 TEST(TurboQuant, ScoreAndAccumulateEqualDequantizedArithmetic) {
   const int64_t d = 128;
-  const std::vector<float> x = gaussian(d, 21), q = gaussian(d, 22);
+  const std::vector<float> x = test::random_values(d, 21), q = test::random_values(d, 22);
   for (double bits : {1.0, 2.0, 2.5, 3.0, 3.5, 4.0}) {
     const TurboQuantizer tq(turbo_format(d, bits), RotationKind::Dense, 9);
     std::vector<uint8_t> row(tq.row_bytes());
@@ -201,7 +194,7 @@ TEST(TurboQuant, ScoreAndAccumulateEqualDequantizedArithmetic) {
 TEST(TurboQuant, Avx2KernelsEqualScalar) {
   if (!detail::turbo_avx2_available()) GTEST_SKIP() << "no AVX2 here";
   const int64_t groups = 16;
-  const std::vector<float> q = gaussian(8 * groups, 31), centroids = gaussian(16, 32);
+  const std::vector<float> q = test::random_values(8 * groups, 31), centroids = test::random_values(16, 32);
   std::vector<uint8_t> codes(4 * groups);
   std::mt19937 rng(33);
   for (auto& c : codes) c = static_cast<uint8_t>(rng());
@@ -247,8 +240,8 @@ double inner_product_error(const std::vector<float>& xs, const std::vector<float
 // because the rotation spreads the outliers that set Q4_0's block scales.
 TEST(TurboQuant, InnerProductErrorBelowQ4_0) {
   const int64_t n = 2000, d = 128;
-  std::vector<float> xs = gaussian(static_cast<size_t>(n * d), 41);
-  const std::vector<float> qs = gaussian(static_cast<size_t>(n * d), 42);
+  std::vector<float> xs = test::random_values(static_cast<size_t>(n * d), 41);
+  const std::vector<float> qs = test::random_values(static_cast<size_t>(n * d), 42);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t c : {3, 40, 77, 120}) xs[r * d + c] *= 10.0f;
   const double q4_0 = inner_product_error(xs, qs, n, d, [&](const float* x, float* out) {
@@ -282,7 +275,7 @@ TEST(TurboQuant, QjlScoreIsUnbiased) {
   const int64_t d = 64, seeds = 300;
   const std::vector<float> x = unit_vectors(1, d, 51);
   std::vector<float> q = x;
-  const std::vector<float> noise = gaussian(d, 52);
+  const std::vector<float> noise = test::random_values(d, 52);
   for (int64_t i = 0; i < d; ++i) q[i] += 0.05f * noise[i];
   const double exact = dot(q.data(), x.data(), d);
   for (bool qjl : {true, false}) {

@@ -13,20 +13,10 @@ namespace optiq::cli {
 namespace {
 
 std::vector<double> parse_bpw_list(const std::string& list) {
-  std::vector<double> out;
-  for (const auto& item : split_list(list, "--bpw")) {
-    size_t used = 0;
-    double v = 0;
-    try {
-      v = std::stod(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != item.size() || !(v > 0) || v > 32)
-      throw InputError("--bpw", std::nullopt, "'" + item + "' is not a number of bits per weight (0 < bpw <= 32)");
-    out.push_back(v);
-  }
-  if (out.empty()) throw InputError("--bpw", std::nullopt, "give at least one target, e.g. --bpw 4,5,6");
+  std::vector<double> out = parse_double_list(list, "--bpw");
+  for (double v : out)
+    if (!(v > 0) || v > 32)
+      throw InputError("--bpw", std::nullopt, std::to_string(v) + " is not a number of bits per weight (0 < bpw <= 32)");
   return out;
 }
 

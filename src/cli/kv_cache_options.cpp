@@ -21,11 +21,11 @@ void add_kv_cache_options(CLI::App* sub, KVCacheArgs& args) {
 void add_turbo_f16_options(CLI::App* sub, engine::TurboF16Rows& rows) {
   sub->add_option("--kv-sink-f16", rows.sink, "first positions a TurboQuant K/V also keeps in f16 (0: none)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1 << 20));
   sub->add_option("--kv-recent-f16", rows.recent,
                   "newest positions (per query) a TurboQuant K/V reads from f16 instead of codes (0: codes only)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1 << 20));
 }
 
 engine::KVCacheConfig kv_cache_config(const KVCacheArgs& args, const engine::Model& model) {

@@ -161,7 +161,7 @@ LayerKVCache::Span LayerKVCache::codes_span(int64_t first, int64_t last) const {
 const uint16_t* LayerKVCache::f16_row(const std::vector<uint16_t>& recent, const std::vector<uint16_t>& sink,
                                       int64_t pos) const {
   const int64_t W = row_width();
-  if (pos < f16_.sink && static_cast<size_t>((pos + 1) * W) <= sink.size()) return sink.data() + pos * W;
+  if (!sink.empty() && pos < f16_.sink) return sink.data() + pos * W;
   if (!recent.empty() && pos >= recent_first_ && pos < recent_end_) return recent.data() + (pos - recent_first_) * W;
   return nullptr;
 }

@@ -13,5 +13,7 @@ std::vector<std::string> split_list(const std::string& list, const char* option)
 
 // "4,8" -> {4, 8}. An item that is not a whole number is an InputError naming `option`.
 std::vector<int> parse_int_list(const std::string& list, const char* option);
+// "4.5,6" -> {4.5, 6}. An item that is not a number is an InputError naming `option`.
+std::vector<double> parse_double_list(const std::string& list, const char* option);
 
 }  // namespace optiq
