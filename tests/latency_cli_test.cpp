@@ -31,7 +31,11 @@ TEST(LatencyCli, CalibratesSavesAndPredicts) {
   const auto& e = j["entries"].begin().value();
   EXPECT_EQ(e["threads"], 1);
   EXPECT_EQ(e["runs"].size(), 5u);  // 3 uniform + 2 random mixes
-  EXPECT_GT(e["overhead_seconds"].get<double>() + e["seconds_per_byte"]["q8_0"].get<double>(), 0.0);
+  // The fit explains a nonzero decode time. Which coefficients carry it depends on timings (on a
+  // loaded machine non-negative least squares may put all of it on F32 or Q4_0 bytes).
+  double fitted = e["overhead_seconds"].get<double>();
+  for (const auto& [type, cost] : e["seconds_per_byte"].items()) fitted += cost.get<double>();
+  EXPECT_GT(fitted, 0.0);
 
   r = run_optiq("latency " + model + " -t 1 -n 16 -r 1 --uniform Q8_0 --mix Q8_0 --measure --cache " + cache.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
