@@ -12,6 +12,7 @@
 
 #include "engine/attention_blocks.h"
 #include "engine/kv_cache.h"
+#include "engine/kv_config.h"
 #include "engine/model.h"
 #include "engine/ops.h"
 #include "quant/blocks.h"
@@ -230,7 +231,7 @@ TEST(KVCacheForward, StoriesHeadsAreTooNarrowForBlocks) {
 
 std::vector<LayerKVTypes> read_config(const ScratchDir& dir, const std::string& text, int64_t n_layer) {
   test::write_text(dir / "kv.json", text);
-  return read_kv_config((dir / "kv.json").string(), n_layer);
+  return read_kv_config((dir / "kv.json").string(), n_layer).layers;
 }
 
 std::string config_error(const std::string& text, int64_t n_layer) {
@@ -254,6 +255,13 @@ TEST(KVConfig, ReadsAListAndDefaultsWithOverrides) {
   EXPECT_EQ(over[0], (LayerKVTypes{KVType::Q4_0, KVType::Q5_1}));
   EXPECT_EQ(over[1], (LayerKVTypes{KVType::Q4_0, KVType::Q4_0}));
   EXPECT_EQ(over[2], (LayerKVTypes{KVType::Q8_0, KVType::Q4_0}));
+  // The f16 rows of TurboQuant sides, when given; missing members keep the defaults.
+  test::write_text(dir / "kv.json", R"({"layers": [{"k": "tq3", "v": "tq4"}], "turbo_f16": {"recent": 32, "key_stats": 0}})");
+  const KVConfigFile file = read_kv_config((dir / "kv.json").string(), 1);
+  ASSERT_TRUE(file.turbo_f16.has_value());
+  EXPECT_EQ(*file.turbo_f16, (TurboF16Rows{TurboF16Rows{}.sink, 32, 0}));
+  test::write_text(dir / "kv.json", R"({"layers": [{"k": "tq3", "v": "tq4"}]})");
+  EXPECT_FALSE(read_kv_config((dir / "kv.json").string(), 1).turbo_f16.has_value());
 }
 
 TEST(KVConfig, BadFilesNameTheField) {
@@ -271,6 +279,12 @@ TEST(KVConfig, BadFilesNameTheField) {
             std::string::npos);
   EXPECT_NE(config_error(R"({"layers": {"0": {"k": "q8_0"}}})", 2).find("needs \"default\""), std::string::npos);
   EXPECT_NE(config_error(R"({"layer": []})", 2).find("unknown member \"layer\""), std::string::npos);
+  EXPECT_NE(config_error(R"({"layers": [{"k": "f16", "v": "f16"}], "turbo_f16": {"recent": -1}})", 1)
+                .find("turbo_f16.recent must be a non-negative integer"),
+            std::string::npos);
+  EXPECT_NE(config_error(R"({"layers": [{"k": "f16", "v": "f16"}], "turbo_f16": {"window": 8}})", 1)
+                .find("turbo_f16 has an unknown member \"window\""),
+            std::string::npos);
   EXPECT_NE(config_error(R"([1, 2])", 2).find("JSON object"), std::string::npos);
   EXPECT_NE(config_error(R"({"layers": [)", 2).find("invalid JSON"), std::string::npos);
 }

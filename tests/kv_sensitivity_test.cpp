@@ -9,6 +9,7 @@
 #include <fstream>
 #include <random>
 
+#include "engine/kv_config.h"
 #include "engine/model.h"
 #include "engine/ops.h"
 #include "kv/kv_allocation.h"
@@ -66,9 +67,10 @@ TEST(KVSensitivity, ReRunFromTheLayerEqualsAWholePassAndFewerBitsHurtMore) {
     EXPECT_NEAR(kl4, want4, 1e-7 + 1e-3 * want4);
     EXPECT_GT(kl8, 0.0);
     EXPECT_LT(kl8, kl4);
-    // TurboQuant slots too: their rotation is seeded by the layer, their key offset by the
-    // sequence; codes only, and with f16 rows for the first and the 4 newest positions.
-    for (engine::TurboF16Rows rows : {engine::TurboF16Rows{0, 0}, engine::TurboF16Rows{1, 4}}) {
+    // TurboQuant slots too: their rotation is seeded by the layer, their key statistics by the
+    // sequence's first 4 positions; codes only, and with f16 rows for the first and the 4
+    // newest positions.
+    for (engine::TurboF16Rows rows : {engine::TurboF16Rows{0, 0, 4}, engine::TurboF16Rows{1, 4, 4}}) {
       engine::KVCacheConfig storage;
       storage.turbo_f16 = rows;
       const auto tq3 = single_slot_config(3, slot, KVType::TQ3, storage);
@@ -152,9 +154,27 @@ TEST(KVAllocation, TargetOutsideTheCandidatesIsAnError) {
 TEST(KVAllocation, WrittenConfigLoadsWithReadKvConfig) {
   const KVPlan plan = synthetic_plan({KVType::Q4_0, KVType::IQ4_NL, KVType::Q8_0}, 5.5);
   test::ScratchDir dir;
-  write_file_atomically(dir / "kv_config.json", kv_config_json(plan).dump(2));
-  EXPECT_EQ(engine::read_kv_config((dir / "kv_config.json").string(), 4), chosen_layer_types(plan));
-  const auto alternatives = kv_alternatives(plan, 2, 64);
+  write_file_atomically(dir / "kv_config.json", kv_config_json(plan, {}).dump(2));
+  const engine::KVConfigFile file = engine::read_kv_config((dir / "kv_config.json").string(), 4);
+  EXPECT_EQ(file.layers, chosen_layer_types(plan));
+  EXPECT_FALSE(file.turbo_f16.has_value());  // no TurboQuant type chosen
+  // With a TurboQuant type chosen, the rows the measurements used go with it.
+  const KVPlan turbo = synthetic_plan({KVType::TQ3, KVType::Q8_0}, 6.0);
+  const engine::TurboF16Rows rows{2, 16, 8};
+  write_file_atomically(dir / "kv_config.json", kv_config_json(turbo, rows).dump(2));
+  EXPECT_EQ(engine::read_kv_config((dir / "kv_config.json").string(), 4).turbo_f16, rows);
+  // The report's memory counts what the cache holds beside its rows: each uniform alternative
+  // at 4K positions is as many bytes as the engine's caches of that type (4 layers).
+  for (const KVAlternative& a : kv_alternatives(turbo, 2, 64, rows)) {
+    if (a.label == "mixed") continue;
+    size_t want = 0;
+    for (int64_t l = 0; l < 4; ++l) {
+      const engine::LayerKVCache c(4096, 2, 64, a.layers[0], true, l, rows);
+      want += c.k_bytes() + c.v_bytes();
+    }
+    EXPECT_EQ(a.bytes_at(4096), want) << a.label;
+  }
+  const auto alternatives = kv_alternatives(plan, 2, 64, {});
   ASSERT_EQ(alternatives.size(), 5u);  // mixed, f16, three uniform
   EXPECT_EQ(alternatives[0].bytes_per_position, plan.bytes);
   EXPECT_EQ(alternatives[1].bytes_per_position, 8u * 128 * 2);
@@ -219,7 +239,7 @@ TEST(KVCachePlan, ResumedRunMeasuresNothingTwiceAndWritesALoadableConfig) {
   EXPECT_EQ(again.info.resumed, pairs);
   EXPECT_EQ(line_count(dir / "kv-sensitivity.jsonl"), pairs + 1);
   EXPECT_EQ(again.plan.chosen, first.plan.chosen);
-  const auto layers = engine::read_kv_config((dir / "kv_config.json").string(), first.plan.slots.size() / 2);
+  const auto layers = engine::read_kv_config((dir / "kv_config.json").string(), first.plan.slots.size() / 2).layers;
   EXPECT_EQ(layers, chosen_layer_types(first.plan));
   for (const char* f : {"kv-report.json", "kv-sensitivity.svg"}) EXPECT_TRUE(std::filesystem::exists(dir / f)) << f;
 

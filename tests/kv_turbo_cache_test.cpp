@@ -22,6 +22,7 @@
 #include "quant/quantize.h"
 #include "test_util.h"
 #include "tiny_llama.h"
+#include "turbo_key_codes.h"
 #include "util/error.h"
 
 namespace optiq::engine {
@@ -32,8 +33,8 @@ using test::max_diff;
 using test::random_values;
 
 // These tests are about the codes: no position is also kept in f16 (kv_turbo_f16_rows_test.cpp
-// covers those rows).
-constexpr TurboF16Rows kCodesOnly{0, 0};
+// covers those rows) but the first 4, which the key statistics come from.
+constexpr TurboF16Rows kCodesOnly{0, 0, 4};
 
 // Keys with a few large channels, as real keys have (outliers are what the rotation is for).
 std::vector<float> keys_with_outliers(size_t n, int64_t width, uint32_t seed) {
@@ -91,13 +92,14 @@ TEST(KVTurboStore, RowsAreTheModulesRowsWithPerLayerPerSideRotations) {
   const auto v = random_values(k.size(), 2, 0.5f);
   for (auto [kt, vt] : {std::pair{KVType::TQ3, KVType::TQ4}, std::pair{KVType::TQ4_QJL, KVType::TQ2_5}}) {
     SCOPED_TRACE(std::string(kv_type_name(kt)) + "/" + std::string(kv_type_name(vt)));
-    LayerKVCache c(n_ctx, n_head_kv, D, LayerKVTypes{kt, vt}, true, layer, kCodesOnly);
+    // No key statistics (KeyStatisticsComeFromTheFirstPositions covers them): the keys as given.
+    LayerKVCache c(n_ctx, n_head_kv, D, LayerKVTypes{kt, vt}, true, layer, TurboF16Rows{0, 0, 0});
     const kv::TurboQuantizer kq(kv_turbo_format(kt, D), kv::RotationKind::Hadamard, turbo_rotation_seed(layer, false));
     const kv::TurboQuantizer vq(kv_turbo_format(vt, D), kv::RotationKind::Hadamard, turbo_rotation_seed(layer, true));
     EXPECT_EQ(c.k_row_bytes(), n_head_kv * kq.row_bytes());
-    // Plus the key offset, one float per K value of a position.
+    // Plus the key offset and scales, two floats per K value of a position.
     EXPECT_EQ(c.k_bytes() + c.v_bytes(),
-              static_cast<size_t>(n_ctx * n_head_kv) * (kq.row_bytes() + vq.row_bytes()) + W * sizeof(float));
+              static_cast<size_t>(n_ctx * n_head_kv) * (kq.row_bytes() + vq.row_bytes()) + 2 * W * sizeof(float));
     c.store(0, 2, k.data(), v.data());
     c.store(2, 1, k.data() + 2 * W, v.data() + 2 * W);
     c.store(3, 2, k.data() + 3 * W, v.data() + 3 * W);
@@ -163,37 +165,93 @@ TEST(KVTurboKernels, RowsAtOnceEqualRowByRow) {
   }
 }
 
-// A first batch of at least kKeyOffsetMinTokens sets the key offset to its mean key; the rows
-// are the offset keys' rows, and later batches use the same offset.
-TEST(KVTurboStore, KeysAreStoredMinusTheFirstBatchsMean) {
-  const int64_t n = LayerKVCache::kKeyOffsetMinTokens, n_head_kv = 2, D = 64, W = n_head_kv * D;
-  auto k = keys_with_outliers(static_cast<size_t>((n + 1) * W), D, 3);
+// The key offset and scales come from the first key_stats positions whatever the batches: a
+// cache filled token by token, one filled in one batch and one in two batches hold the same
+// statistics and the same key codes; until the statistics are set, positions are read from f16.
+TEST(KVTurboStore, KeyStatisticsComeFromTheFirstPositions) {
+  const int64_t S = 16, n_ctx = 24, n_head = 4, n_head_kv = 2, D = 64, W = n_head_kv * D;
+  auto k = keys_with_outliers(static_cast<size_t>(n_ctx * W), D, 3);
   for (size_t i = 0; i < k.size(); i += static_cast<size_t>(D)) k[i + 5] += 20.0f;  // a shared component
   const auto v = random_values(k.size(), 4);
-  LayerKVCache c(n + 1, n_head_kv, D, LayerKVTypes{KVType::TQ3, KVType::TQ3}, true, 2);
-  c.store(0, n, k.data(), v.data());
-  c.store(n, 1, k.data() + n * W, v.data() + n * W);
-  std::vector<float> mean(static_cast<size_t>(W), 0.0f);
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t i = 0; i < W; ++i) mean[static_cast<size_t>(i)] += k[static_cast<size_t>(t * W + i)] / n;
-  ASSERT_EQ(c.k_offset().size(), mean.size());
-  for (int64_t i = 0; i < W; ++i) EXPECT_NEAR(c.k_offset()[static_cast<size_t>(i)], mean[static_cast<size_t>(i)], 1e-4);
-  std::vector<float> centered(static_cast<size_t>(D));
-  std::vector<uint8_t> row(c.k_turbo()->row_bytes());
-  for (int64_t p = 0; p <= n; ++p)
-    for (int64_t g = 0; g < n_head_kv; ++g) {
-      for (int64_t i = 0; i < D; ++i)
-        centered[static_cast<size_t>(i)] = k[static_cast<size_t>(p * W + g * D + i)] - c.k_offset()[static_cast<size_t>(g * D + i)];
-      c.k_turbo()->quantize(centered.data(), row.data());
-      EXPECT_EQ(0, std::memcmp(row.data(), c.k_row(p) + g * row.size(), row.size())) << p << " " << g;
+  auto q = random_values(static_cast<size_t>(n_ctx * n_head * D), 5);
+  for (size_t i = 0; i < q.size(); i += static_cast<size_t>(D)) q[i + 9] *= 10.0f;  // queries weigh channel 9
+  const TurboF16Rows rows{0, 0, S};
+  const LayerKVTypes types{KVType::TQ3, KVType::TQ3};
+  const auto at = [&](const std::vector<float>& x, int64_t p, int64_t width) { return x.data() + p * width; };
+
+  LayerKVCache steps(n_ctx, n_head_kv, D, types, true, 2, rows), batch = steps, two = steps;
+  for (int64_t p = 0; p < n_ctx; ++p) {
+    steps.store(p, 1, at(k, p, W), at(v, p, W), at(q, p, n_head * D), n_head);
+    EXPECT_EQ(steps.key_stats_pending(), p + 1 < S) << p;
+    const LayerKVCache::Span span = steps.codes_span(0, p);
+    if (p < S) {
+      EXPECT_GT(span.lo, span.hi) << p;  // all from f16
+      EXPECT_EQ(f16_to_f32(steps.k_f16_row(p)[7]), f16_to_f32(f32_to_f16(k[p * W + 7]))) << p;
+    } else {
+      EXPECT_EQ(span.lo, 0);
+      EXPECT_EQ(span.hi, p);
     }
-  // Fewer tokens in the first batch: no offset.
-  LayerKVCache small(n, n_head_kv, D, LayerKVTypes{KVType::TQ3, KVType::F16});
-  small.store(0, n - 1, k.data(), v.data());
-  for (float m : small.k_offset()) EXPECT_EQ(m, 0.0f);
+  }
+  batch.store(0, n_ctx, k.data(), v.data(), q.data(), n_head);
+  two.store(0, 10, k.data(), v.data(), q.data(), n_head);
+  EXPECT_TRUE(two.key_stats_pending());
+  two.store(10, n_ctx - 10, at(k, 10, W), at(v, 10, W), at(q, 10, n_head * D), n_head);
+  for (const LayerKVCache* c : {&batch, &two}) {
+    EXPECT_EQ(c->k_offset(), steps.k_offset());
+    EXPECT_EQ(c->k_scale(), steps.k_scale());
+    for (int64_t p = 0; p < n_ctx; ++p) EXPECT_EQ(0, std::memcmp(c->k_row(p), steps.k_row(p), c->k_row_bytes())) << p;
+  }
+
+  // m: the mean of the first S keys (as held, in f16); a: (sum q^2 / sum (k - m)^2)^(1/8) per
+  // channel, scaled to geometric mean 1 per head.
+  const auto held = [&](int64_t p, int64_t i) { return f16_to_f32(f32_to_f16(k[p * W + i])); };
+  for (int64_t g = 0; g < n_head_kv; ++g) {
+    std::vector<double> want_log(static_cast<size_t>(D));
+    double mean_log = 0, got_log = 0;
+    for (int64_t i = 0; i < D; ++i) {
+      const int64_t c = g * D + i;
+      double m = 0, kk = 0, qq = 0;
+      for (int64_t p = 0; p < S; ++p) m += held(p, c) / S;
+      for (int64_t p = 0; p < S; ++p) {
+        kk += (held(p, c) - m) * (held(p, c) - m);
+        for (int64_t j = 0; j < n_head / n_head_kv; ++j) qq += std::pow(q[(p * n_head + g * 2 + j) * D + i], 2);
+      }
+      EXPECT_NEAR(steps.k_offset()[static_cast<size_t>(c)], m, 1e-4) << c;
+      want_log[static_cast<size_t>(i)] = std::log(qq / kk) / 8;
+      mean_log += want_log[static_cast<size_t>(i)] / D;
+      got_log += std::log(steps.k_scale()[static_cast<size_t>(c)]) / D;
+    }
+    EXPECT_NEAR(got_log, 0.0, 1e-5);
+    for (int64_t i = 0; i < D; ++i)
+      EXPECT_NEAR(std::log(steps.k_scale()[static_cast<size_t>(g * D + i)]), want_log[static_cast<size_t>(i)] - mean_log, 1e-4);
+    EXPECT_GT(steps.k_scale()[static_cast<size_t>(g * D + 9)], 1.2f);
+  }
+  // The codes are those of a * (k - m): from the held f16 keys below S, from the keys after.
+  std::vector<float> x(static_cast<size_t>(D));
+  std::vector<uint8_t> row(steps.k_turbo()->row_bytes());
+  for (int64_t p = 0; p < n_ctx; ++p)
+    for (int64_t g = 0; g < n_head_kv; ++g) {
+      for (int64_t i = 0; i < D; ++i) {
+        const auto c = static_cast<size_t>(g * D + i);
+        const float key = p < S ? held(p, static_cast<int64_t>(c)) : k[static_cast<size_t>(p * W) + c];
+        x[static_cast<size_t>(i)] = (key - steps.k_offset()[c]) * steps.k_scale()[c];
+      }
+      steps.k_turbo()->quantize(x.data(), row.data());
+      EXPECT_EQ(0, std::memcmp(row.data(), steps.k_row(p) + g * row.size(), row.size())) << p << " " << g;
+    }
+
+  // Without queries the scales stay 1; without key_stats there is no offset either.
+  LayerKVCache no_q(n_ctx, n_head_kv, D, types, true, 2, rows);
+  no_q.store(0, n_ctx, k.data(), v.data());
+  for (float a : no_q.k_scale()) EXPECT_EQ(a, 1.0f);
+  EXPECT_NE(no_q.k_offset(), std::vector<float>(static_cast<size_t>(W), 0.0f));
+  LayerKVCache none(n_ctx, n_head_kv, D, types, true, 2, TurboF16Rows{0, 0, 0});
+  none.store(0, n_ctx, k.data(), v.data(), q.data(), n_head);
+  EXPECT_EQ(none.k_offset(), std::vector<float>(static_cast<size_t>(W), 0.0f));
+  EXPECT_FALSE(none.key_stats_pending());
 }
 
-// Every cached row read back as floats in the original space (TurboQuant keys minus their offset).
+// Every cached row read back as floats in the original space (TurboQuant keys: key_from_codes).
 std::vector<float> dequantized(const LayerKVCache& c, bool values, int64_t n) {
   const int64_t D = c.head_dim(), W = c.row_width();
   const KVType type = values ? c.v_type() : c.k_type();
@@ -202,7 +260,9 @@ std::vector<float> dequantized(const LayerKVCache& c, bool values, int64_t n) {
   for (int64_t p = 0; p < n; ++p) {
     const uint8_t* row = values ? c.v_row(p) : c.k_row(p);
     float* o = out.data() + p * W;
-    if (tq)
+    if (tq && !values)
+      test::key_from_codes(c, p, o);
+    else if (tq)
       for (int64_t g = 0; g < c.n_head_kv(); ++g) tq->dequantize(row + g * tq->row_bytes(), o + g * D);
     else if (type == KVType::F32) std::memcpy(o, row, W * sizeof(float));
     else if (type == KVType::F16) f16_to_f32_n(reinterpret_cast<const uint16_t*>(row), o, static_cast<size_t>(W));
@@ -219,6 +279,8 @@ TEST(KVTurboAttention, EqualsAttentionOverDequantizedRowsAndIsNearF32) {
   const float scale = 0.125f;
   const auto k = keys_with_outliers(static_cast<size_t>(n_pos * W), D, 5);
   const auto v = random_values(k.size(), 6);
+  auto q_all = random_values(static_cast<size_t>(n_pos * n_head * D), 8);
+  for (size_t i = 0; i < q_all.size(); i += static_cast<size_t>(D)) q_all[i + 17] *= 6.0f;
   struct Case {
     KVType k, v;
     double bound;  // relative error against f32 attention
@@ -233,7 +295,7 @@ TEST(KVTurboAttention, EqualsAttentionOverDequantizedRowsAndIsNearF32) {
         SCOPED_TRACE(std::string(kv_type_name(cs.k)) + "/" + std::string(kv_type_name(cs.v)) + " window " +
                      std::to_string(window) + " tokens " + std::to_string(n_tokens));
         LayerKVCache c(n_pos, n_head_kv, D, LayerKVTypes{cs.k, cs.v}, true, 3, kCodesOnly);
-        c.store(0, n_pos, k.data(), v.data());
+        c.store(0, n_pos, k.data(), v.data(), q_all.data(), n_head);  // the queries set the key scales
         const int64_t pos0 = n_pos - n_tokens;
         auto q = random_values(static_cast<size_t>(n_tokens * n_head * D), 7);
         std::vector<float> got(q.size()), want(q.size()), exact(q.size());
@@ -259,8 +321,8 @@ TEST(KVTurboForward, MixedPerLayerTypesStayCloseToF32AndDecodeEqualsPrefill) {
   mixed.turbo_f16 = kCodesOnly;
   const KVCache cache = make_kv_cache(m, 32, mixed);
   // Bytes per position: tq4 34 (32 code bytes + norm), q8_0 68, f16 128, tq3 26, tq4_qjl
-  // 24 + 8 + 2 + 2 = 36; and a 64-float key offset in each layer with TurboQuant keys.
-  EXPECT_EQ(cache.bytes(), 32u * (34 + 68 + 128 + 26 + 36 + 34) + 2 * 64 * sizeof(float));
+  // 24 + 8 + 2 + 2 = 36; and a 64-float key offset and scales in each layer with TurboQuant keys.
+  EXPECT_EQ(cache.bytes(), 32u * (34 + 68 + 128 + 26 + 36 + 34) + 2 * 2 * 64 * sizeof(float));
   EXPECT_EQ(cache.layers[2].k_turbo()->format().qjl, true);
 
   const auto batch = logits_of(m, mixed, tokens, false);
@@ -298,7 +360,8 @@ TEST(KVTurboPerplexity, Stories260kOrdersByBitsAndTq4StaysWithinBound) {
   ASSERT_GE(n_chunk, 2);
   std::FILE* sink = std::tmpfile();  // the running values compute_perplexity prints
   ASSERT_NE(sink, nullptr);
-  auto ppl_with = [&](KVType k, KVType v, TurboF16Rows rows = kCodesOnly) {
+  // Key statistics from the first 32 positions of each 128-token chunk (which read f16).
+  auto ppl_with = [&](KVType k, KVType v, TurboF16Rows rows = TurboF16Rows{0, 0, 32}) {
     setup.kv.layers.assign(static_cast<size_t>(model.hp.n_layer), {k, v});
     setup.kv.turbo_f16 = rows;
     return eval::compute_perplexity(model, tokens, n_chunk, setup, nullptr, sink, nullptr).final.ppl;
@@ -306,7 +369,7 @@ TEST(KVTurboPerplexity, Stories260kOrdersByBitsAndTq4StaysWithinBound) {
   const double f32 = ppl_with(KVType::F32, KVType::F32), f16 = ppl_with(KVType::F16, KVType::F16);
   const double tq4 = ppl_with(KVType::TQ4, KVType::TQ4), tq3 = ppl_with(KVType::TQ3, KVType::TQ3);
   const double tq2 = ppl_with(KVType::TQ2, KVType::TQ2), tq4_k = ppl_with(KVType::TQ4, KVType::F32);
-  const double tq3_rows = ppl_with(KVType::TQ3, KVType::TQ3, TurboF16Rows{});
+  const double tq3_rows = ppl_with(KVType::TQ3, KVType::TQ3, TurboF16Rows{.key_stats = 32});
   std::fclose(sink);
   SCOPED_TRACE("f32 " + std::to_string(f32) + " f16 " + std::to_string(f16) + " tq4 " + std::to_string(tq4) +
                " tq3 " + std::to_string(tq3) + " tq2 " + std::to_string(tq2) + " tq4 K only " + std::to_string(tq4_k) +
@@ -315,8 +378,8 @@ TEST(KVTurboPerplexity, Stories260kOrdersByBitsAndTq4StaysWithinBound) {
   EXPECT_LT(f32, tq4);
   EXPECT_LT(tq4, tq3);
   EXPECT_LT(tq3, tq2);
-  // Observed: f32 3.85, tq4 4.53, tq3 8.45, tq2 29.0, tq4 K alone 4.44; without the key offset
-  // (k_offset) tq4 was 7.97.
+  // Observed: f32 3.85, tq4 4.06, tq3 6.30, tq2 19.9, tq4 K alone 4.09, tq3 with the rows 3.87;
+  // without any key statistics tq4 was 7.97, with the first batch's mean key alone 4.53.
   EXPECT_LT(tq4 / f32, 1.3);
   // The f16 first position and 64 newest (half of each 128-token chunk's scored span here)
   // take most of tq3's loss back.

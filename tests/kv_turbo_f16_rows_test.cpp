@@ -14,6 +14,7 @@
 #include "quant/float16.h"
 #include "test_util.h"
 #include "tiny_llama.h"
+#include "turbo_key_codes.h"
 
 namespace optiq::engine {
 namespace {
@@ -27,11 +28,12 @@ float f16_round(float x) { return f16_to_f32(f32_to_f16(x)); }
 TEST(KVTurboF16Rows, RowsFollowTheSinkAndTheNewestPositions) {
   const int64_t n_ctx = 20, n_head_kv = 2, D = 64, W = n_head_kv * D;
   const auto k = random_values(static_cast<size_t>(n_ctx * W), 1), v = random_values(k.size(), 2);
-  LayerKVCache c(n_ctx, n_head_kv, D, LayerKVTypes{KVType::TQ3, KVType::TQ4}, true, 0, TurboF16Rows{2, 4});
-  // Codes, the key offset, and (2 + 4) f16 rows of each side.
+  // No key statistics (KVTurboStore covers them): every position has its codes as it arrives.
+  LayerKVCache c(n_ctx, n_head_kv, D, LayerKVTypes{KVType::TQ3, KVType::TQ4}, true, 0, TurboF16Rows{2, 4, 0});
+  // Codes, the key offset and scales, and (2 + 4) f16 rows of each side.
   EXPECT_EQ(c.k_bytes() + c.v_bytes(), static_cast<size_t>(n_ctx) * (c.k_row_bytes() + c.v_row_bytes()) +
-                                           W * sizeof(float) + 2 * 6 * W * sizeof(uint16_t));
-  c.store(0, 10, k.data(), v.data());  // fewer than kKeyOffsetMinTokens: no key offset
+                                           2 * W * sizeof(float) + 2 * 6 * W * sizeof(uint16_t));
+  c.store(0, 10, k.data(), v.data());
   // After a batch every position of it still has its row: its first query needs the 3 before.
   for (int64_t p = 0; p < 10; ++p) {
     ASSERT_NE(c.k_f16_row(p), nullptr) << p;
@@ -72,7 +74,7 @@ TEST(KVTurboF16Rows, RowsFollowTheSinkAndTheNewestPositions) {
 }
 
 // Keys and values as attention reads them for a query at `last`: f16 rows outside the codes span,
-// the dequantized codes inside (keys minus the key offset, as stored). [n, n_head_kv, D]
+// the dequantized codes inside (keys: key_from_codes). [n, n_head_kv, D]
 std::vector<float> rows_seen(const LayerKVCache& c, bool values, int64_t n, int64_t first, int64_t last) {
   const int64_t D = c.head_dim(), W = c.row_width();
   const kv::TurboQuantizer* tq = values ? c.v_turbo() : c.k_turbo();
@@ -80,9 +82,10 @@ std::vector<float> rows_seen(const LayerKVCache& c, bool values, int64_t n, int6
   std::vector<float> out(static_cast<size_t>(n * W), 0.0f);
   for (int64_t p = first; p <= last; ++p) {
     float* o = out.data() + p * W;
-    if (p >= codes.lo && p <= codes.hi) {
-      const uint8_t* row = values ? c.v_row(p) : c.k_row(p);
-      for (int64_t g = 0; g < c.n_head_kv(); ++g) tq->dequantize(row + g * tq->row_bytes(), o + g * D);
+    if (p >= codes.lo && p <= codes.hi && !values) {
+      test::key_from_codes(c, p, o);
+    } else if (p >= codes.lo && p <= codes.hi) {
+      for (int64_t g = 0; g < c.n_head_kv(); ++g) tq->dequantize(c.v_row(p) + g * tq->row_bytes(), o + g * D);
     } else {
       f16_to_f32_n(values ? c.v_f16_row(p) : c.k_f16_row(p), o, static_cast<size_t>(W));
     }
@@ -99,12 +102,15 @@ TEST(KVTurboF16Rows, AttentionReadsF16RowsThereAndCodesElsewhere) {
   auto k = random_values(static_cast<size_t>(n_pos * W), 3);
   for (size_t i = 0; i < k.size(); i += static_cast<size_t>(D)) k[i + 7] = 6.0f + k[i + 7];  // a shared component
   const auto v = random_values(k.size(), 4);
+  auto q_first = random_values(static_cast<size_t>(n_pos * n_head * D), 6);
+  for (size_t i = 0; i < q_first.size(); i += static_cast<size_t>(D)) q_first[i + 3] *= 5.0f;
   for (int64_t window : {0, 20})
     for (int64_t n_tokens : {1, 16}) {
       SCOPED_TRACE("window " + std::to_string(window) + " tokens " + std::to_string(n_tokens));
       const int64_t pos0 = n_pos - n_tokens;
-      LayerKVCache c(n_pos, n_head_kv, D, LayerKVTypes{KVType::TQ3, KVType::TQ3}, true, 1, TurboF16Rows{1, 8});
-      c.store(0, pos0, k.data(), v.data());  // the first batch sets the key offset
+      LayerKVCache c(n_pos, n_head_kv, D, LayerKVTypes{KVType::TQ3, KVType::TQ3}, true, 1, TurboF16Rows{1, 8, 16});
+      // The first batch sets the key offset and scales.
+      c.store(0, pos0, k.data(), v.data(), q_first.data(), n_head);
       c.store(pos0, n_tokens, k.data() + pos0 * W, v.data() + pos0 * W);
       const auto q = random_values(static_cast<size_t>(n_tokens * n_head * D), 5);
       std::vector<float> got(q.size()), want(q.size());
@@ -124,19 +130,19 @@ TEST(KVTurboF16Rows, ForwardTokenByTokenEqualsOneBatch) {
   const std::vector<int32_t> tokens = {1, 5, 9, 17, 3, 22, 8, 31, 2, 11, 4, 39, 40, 7};
   KVCacheConfig config;
   config.layers = {{KVType::TQ3, KVType::TQ3}, {KVType::F16, KVType::TQ3}, {KVType::TQ4, KVType::Q8_0}};
-  config.turbo_f16 = {1, 4};
+  config.turbo_f16 = {1, 4, 4};
   const auto batch = logits_of(m, config, tokens, false), steps = logits_of(m, config, tokens, true);
   EXPECT_LT(max_diff(steps, batch), 1e-3);
   // With every position in f16 (recent >= the sequence) the cache is an f16 cache.
-  config.turbo_f16 = {0, 64};
+  config.turbo_f16 = {0, 64, 4};
   KVCacheConfig f16;
   f16.layers.assign(3, {KVType::F16, KVType::F16});
   f16.layers[2].v = KVType::Q8_0;
   EXPECT_LT(max_diff(logits_of(m, config, tokens, false), logits_of(m, f16, tokens, false)), 1e-3);
   const auto ref = logits_of(m, {}, tokens, false);
-  config.turbo_f16 = {1, 4};
+  config.turbo_f16 = {1, 4, 4};
   KVCacheConfig codes_only = config;
-  codes_only.turbo_f16 = {0, 0};
+  codes_only.turbo_f16 = {0, 0, 4};
   EXPECT_LT(max_diff(batch, ref), max_diff(logits_of(m, codes_only, tokens, false), ref));
 }
 
@@ -146,7 +152,7 @@ TEST(KVTurboF16Rows, ForwardTokenByTokenEqualsOneBatch) {
 TEST(KVTurboF16Rows, CliFlagsSetTheRows) {
   const std::string base = "perplexity " + test::stories260k().string() + " -f " +
                            (test::fixtures_dir() / "stories.txt").string() +
-                           " -c 128 --chunks 1 -t 1 --cache-type-k tq3 --cache-type-v tq3";
+                           " -c 128 --chunks 1 -t 1 --kv-key-stats 16 --cache-type-k tq3 --cache-type-v tq3";
   const auto with_rows = test::run_optiq(base);
   const auto codes_only = test::run_optiq(base + " --kv-sink-f16 0 --kv-recent-f16 0");
   ASSERT_EQ(with_rows.exit_code, 0) << with_rows.output;
@@ -163,6 +169,21 @@ TEST(KVTurboF16Rows, CliFlagsSetTheRows) {
   const auto bad = test::run_optiq(base + " --kv-recent-f16 -1");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("--kv-recent-f16"), std::string::npos) << bad.output;
+
+  // A kv_config.json's rows apply unless a flag says otherwise.
+  test::ScratchDir dir;
+  std::string layers;
+  for (int i = 0; i < 5; ++i) layers += std::string(i ? ", " : "") + R"({"k": "tq3", "v": "tq3"})";
+  test::write_text(dir / "kv.json", R"({"layers": [)" + layers + R"(], "turbo_f16": {"sink": 0, "recent": 0}})");
+  const std::string with_file = "perplexity " + test::stories260k().string() + " -f " +
+                                (test::fixtures_dir() / "stories.txt").string() + " -c 128 --chunks 1 -t 1 --kv-key-stats 16 --kv-config " +
+                                (dir / "kv.json").string();
+  const auto file_rows = test::run_optiq(with_file);
+  ASSERT_EQ(file_rows.exit_code, 0) << file_rows.output;
+  EXPECT_EQ(final_line(file_rows.output), final_line(codes_only.output));
+  const auto flag_over_file = test::run_optiq(with_file + " --kv-sink-f16 1 --kv-recent-f16 64");
+  ASSERT_EQ(flag_over_file.exit_code, 0) << flag_over_file.output;
+  EXPECT_EQ(final_line(flag_over_file.output), final_line(with_rows.output));
 }
 
 }  // namespace

@@ -22,7 +22,7 @@ Command register_kv_cache(CLI::App& app) {
     std::string mix = "optiq";
     size_t seq_len = 1024, n_calibration = 6;
     bool no_hadamard = false;
-    engine::TurboF16Rows turbo_f16;
+    TurboF16Flags turbo_f16;
     int threads = 0;
   };
   auto args = std::make_shared<Args>();
@@ -63,7 +63,7 @@ Command register_kv_cache(CLI::App& app) {
             o.calibration.seq_len = args->seq_len;
             o.calibration.n_calibration = args->n_calibration;
             o.hadamard = !args->no_hadamard;
-            o.turbo_f16 = args->turbo_f16;
+            o.turbo_f16 = args->turbo_f16.over({});
             o.threads = args->threads > 0 ? args->threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
             o.output_dir = args->output.empty() ? model_file_stem(source) + "-kv" : args->output;
             if (std::filesystem::exists(o.output_dir) && !std::filesystem::is_directory(o.output_dir))

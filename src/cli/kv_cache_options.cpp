@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "engine/kv_config.h"
 #include "util/error.h"
 
 namespace optiq::cli {
@@ -18,24 +19,39 @@ void add_kv_cache_options(CLI::App* sub, KVCacheArgs& args) {
   add_turbo_f16_options(sub, args.turbo_f16);
 }
 
-void add_turbo_f16_options(CLI::App* sub, engine::TurboF16Rows& rows) {
-  sub->add_option("--kv-sink-f16", rows.sink, "first positions a TurboQuant K/V also keeps in f16 (0: none)")
-      ->capture_default_str()
+void add_turbo_f16_options(CLI::App* sub, TurboF16Flags& flags) {
+  const engine::TurboF16Rows d;
+  sub->add_option("--kv-sink-f16", flags.sink,
+                  "first positions a TurboQuant K/V also keeps in f16 (0: none; default " + std::to_string(d.sink) +
+                      ", or the --kv-config file's)")
       ->check(CLI::Range(0, 1 << 20));
-  sub->add_option("--kv-recent-f16", rows.recent,
-                  "newest positions (per query) a TurboQuant K/V reads from f16 instead of codes (0: codes only)")
-      ->capture_default_str()
+  sub->add_option("--kv-recent-f16", flags.recent,
+                  "newest positions (per query) a TurboQuant K/V reads from f16 instead of codes (0: codes only; "
+                  "default " + std::to_string(d.recent) + ", or the --kv-config file's)")
       ->check(CLI::Range(0, 1 << 20));
+  sub->add_option("--kv-key-stats", flags.key_stats,
+                  "first positions TurboQuant keys take their per-channel offset and scales from (0: none; default " +
+                      std::to_string(d.key_stats) + ", or the --kv-config file's)")
+      ->check(CLI::Range(0, 1 << 20));
+}
+
+engine::TurboF16Rows TurboF16Flags::over(engine::TurboF16Rows base) const {
+  if (sink) base.sink = *sink;
+  if (recent) base.recent = *recent;
+  if (key_stats) base.key_stats = *key_stats;
+  return base;
 }
 
 engine::KVCacheConfig kv_cache_config(const KVCacheArgs& args, const engine::Model& model) {
   engine::KVCacheConfig config;
   config.hadamard = !args.no_hadamard;
-  config.turbo_f16 = args.turbo_f16;
+  config.turbo_f16 = args.turbo_f16.over({});
   if (!args.config_file.empty()) {
     if (args.type_k != "f32" || args.type_v != "f32")
       throw InputError("--kv-config", std::nullopt, "give either --kv-config or --cache-type-k/-v, not both");
-    config.layers = engine::read_kv_config(args.config_file, model.hp.n_layer);
+    engine::KVConfigFile file = engine::read_kv_config(args.config_file, model.hp.n_layer);
+    config.layers = std::move(file.layers);
+    if (file.turbo_f16) config.turbo_f16 = args.turbo_f16.over(*file.turbo_f16);
     return config;
   }
   const engine::LayerKVTypes uniform{engine::parse_kv_type(args.type_k), engine::parse_kv_type(args.type_v)};

@@ -55,6 +55,21 @@ void for_each_f16_position(int64_t first, int64_t last, LayerKVCache::Span codes
   for (int64_t p = std::max(codes.hi + 1, sink_end); p <= last; ++p) f(p);
 }
 
+// A query head q [D] as TurboQuant keys of KV head g are scored: q / a channel by channel into
+// q_codes [D] (a = kv.k_scale()), and the return value q . m (m = kv.k_offset()), the part of
+// q . k the codes (of a * (k - m)) do not hold.
+float query_for_key_codes(const LayerKVCache& kv, const float* q, int64_t g, float* q_codes) {
+  const int64_t D = kv.head_dim();
+  const float* a = kv.k_scale().data() + g * D;
+  const float* m = kv.k_offset().data() + g * D;
+  float qm = 0.0f;
+  for (int64_t i = 0; i < D; ++i) {
+    q_codes[i] = q[i] / a[i];
+    qm += q[i] * m[i];
+  }
+  return qm;
+}
+
 // Head g of position p's f16 row as floats: [dim] into buf.
 const float* f16_head(const uint16_t* row, int64_t g, int64_t dim, float* buf) {
   f16_to_f32_n(row + g * dim, buf, static_cast<size_t>(dim));
@@ -86,17 +101,22 @@ void attention_decoded(const float* q, const LayerKVCache& kv, const CacheSide& 
       if (const float* src = vs.floats(kv.v_row(p), g, vd); src != vd) std::memcpy(vd, src, D * sizeof(float));
     }
   }
-  std::vector<float> q_rot;
+  std::vector<float> q_rot;  // queries as K's codes are scored: rotated q / a
+  std::vector<float> q_offset(static_cast<size_t>(n_tokens * n_head), 0.0f);  // [n_tokens, n_head] q . m
   const float* qs = q;  // queries in K's space
   if (ks.turbo) {
-    q_rot.assign(q, q + n_tokens * q_stride);
-    for (int64_t r = 0; r < n_tokens * n_head; ++r) ks.turbo->rotation().apply(q_rot.data() + r * D, q_rot.data() + r * D);
+    q_rot.resize(static_cast<size_t>(n_tokens * q_stride));
+    for (int64_t r = 0; r < n_tokens * n_head; ++r) {
+      float* qr = q_rot.data() + r * D;
+      q_offset[static_cast<size_t>(r)] = query_for_key_codes(kv, q + r * D, (r % n_head) / group, qr);
+      ks.turbo->rotation().apply(qr, qr);
+    }
     qs = q_rot.data();
   }
   const VecDotFn dot = vec_dot_kernel(GgmlType::F32);
   const int64_t work = n_tokens * n_head * n_ctx * D;
   const int threads = work < 100'000 ? 1 : num_threads();
-  const int64_t max_f16 = kv.turbo_f16().sink + kv.turbo_f16().recent;  // f16 positions per query, at most
+  const int64_t max_f16 = kv.max_f16_positions();
 #pragma omp parallel num_threads(threads)
   {
     std::vector<float> scores(static_cast<size_t>(n_tokens * n_ctx));  // [n_tokens, n_ctx]
@@ -112,6 +132,8 @@ void attention_decoded(const float* q, const LayerKVCache& kv, const CacheSide& 
         float* row = scores.data() + t * n_ctx;
         const int64_t last = pos0 + t, lo = first_visible(last, window);
         const LayerKVCache::Span codes = kv.codes_span(lo, last);
+        const float shift = scale * q_offset[static_cast<size_t>(t * n_head + h)];
+        for (int64_t p = codes.lo; p <= codes.hi; ++p) row[p] += shift;
         if (ks.turbo)
           for_each_f16_position(lo, last, codes, [&](int64_t p) {
             row[p] = scale * dot(D, q + (t * n_head + h) * D, kx.data() + p * kv_stride + g * D);
@@ -169,6 +191,8 @@ void attention_from_codes(const float* q, const LayerKVCache& kv, const CacheSid
 #pragma omp parallel num_threads(threads)
   {
     std::vector<float> prepared(static_cast<size_t>(group * q_floats));         // [group, q_floats]
+    std::vector<float> q_codes(static_cast<size_t>(D));                         // one query head / a
+    std::vector<float> q_offset(static_cast<size_t>(group));                    // [group] q . m
     std::vector<float> scores(static_cast<size_t>(group * (pos0 + n_tokens)));  // [group, visible]
     std::vector<float> acc(static_cast<size_t>(group * D));                     // [group, D]
     std::vector<float> acc_f16(static_cast<size_t>(group * D));                 // [group, D] unrotated
@@ -181,13 +205,20 @@ void attention_from_codes(const float* q, const LayerKVCache& kv, const CacheSid
       const int64_t n_codes = std::max<int64_t>(0, codes.hi - codes.lo + 1);
       const float* qg = q + (t * n_head + g * group) * D;  // the group's query heads, [group, D]
       for (int64_t j = 0; j < group; ++j) {
-        if (ks.turbo) ks.turbo->prepare_query(qg + j * D, prepared.data() + j * q_floats);
-        else std::copy_n(qg + j * D, D, prepared.data() + j * q_floats);
+        if (ks.turbo) {
+          q_offset[static_cast<size_t>(j)] = query_for_key_codes(kv, qg + j * D, g, q_codes.data());
+          ks.turbo->prepare_query(q_codes.data(), prepared.data() + j * q_floats);
+        } else {
+          std::copy_n(qg + j * D, D, prepared.data() + j * q_floats);
+        }
       }
       if (ks.turbo) {
         if (n_codes > 0)
           ks.turbo->score_rows(prepared.data(), group, kv.k_row(codes.lo) + static_cast<size_t>(g) * ks.head_bytes,
                                kv.k_row_bytes(), n_codes, scale, scores.data() + (codes.lo - first), n_vis);
+        for (int64_t j = 0; j < group; ++j)
+          for (int64_t p = codes.lo; p <= codes.hi; ++p)
+            scores[static_cast<size_t>(j * n_vis + p - first)] += scale * q_offset[static_cast<size_t>(j)];
         for_each_f16_position(first, last, codes, [&](int64_t p) {
           const float* kf = f16_head(kv.k_f16_row(p), g, D, buf.data());
           for (int64_t j = 0; j < group; ++j)

@@ -1,5 +1,6 @@
 // Attention for layers whose keys or values (or both) are TurboQuant rows (kv_cache.h). Keys
-// are compared in K's rotated space (<q, k> = <R_k q, R_k k>) and values summed in V's rotated
+// are compared in K's rotated space (<q, k> = <R_k q, R_k k>; with the key statistics of
+// kv_cache.h, <R_k (q / a), codes of a * (k - m)> + <q, m>) and values summed in V's rotated
 // space (sum_p w_p R_v v_p = R_v sum_p w_p v_p), so each query head is rotated once per step
 // and each output head rotated back once; the other side may be any cache type (F32, F16, a
 // ggml block type), read as floats.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <stdexcept>
 
@@ -76,6 +77,13 @@ double kv_bits_per_value(KVType t, int64_t head_dim) {
   return ggml_bits_per_weight(info(t).ggml);
 }
 
+size_t kv_turbo_fixed_bytes(KVType t, bool keys, int64_t row_width, const TurboF16Rows& rows, int64_t n_ctx) {
+  if (!kv_type_is_turbo(t)) return 0;
+  const auto f16_rows = static_cast<size_t>(std::min(rows.sink + rows.recent, n_ctx) * row_width) * sizeof(uint16_t);
+  const size_t stats = keys ? 2 * static_cast<size_t>(row_width) * sizeof(float) : 0;  // offset and scales
+  return f16_rows + stats;
+}
+
 uint64_t turbo_rotation_seed(int64_t layer, bool values) {
   return kv::layer_rotation_seed(kTurboSeed, 2 * layer + (values ? 1 : 0));
 }
@@ -117,15 +125,19 @@ std::shared_ptr<const kv::TurboQuantizer> make_turbo(KVType t, int64_t head_dim,
 LayerKVCache::LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, LayerKVTypes types, bool hadamard,
                            int64_t layer, TurboF16Rows turbo_f16)
     : n_ctx_(n_ctx), n_head_kv_(n_head_kv), head_dim_(head_dim), types_(types), f16_(turbo_f16) {
-  if (f16_.sink < 0 || f16_.recent < 0)
-    throw InputError("cache type", std::nullopt, "the f16 sink and recent rows of a TurboQuant cache cannot be negative");
+  if (f16_.sink < 0 || f16_.recent < 0 || f16_.key_stats < 0)
+    throw InputError("cache type", std::nullopt,
+                     "the f16 sink, recent and key statistics rows of a TurboQuant cache cannot be negative");
   if (info(types.v).qjl)
     throw InputError("cache type", std::nullopt,
                      std::string(kv_type_name(types.v)) +
                          " is for keys: its QJL sketch corrects inner products, and values are summed from their "
                          "codes alone (use tq3 or tq4 for values)");
   k_turbo_ = make_turbo(types.k, head_dim, turbo_rotation_seed(layer, false));
-  if (k_turbo_) k_offset_.assign(static_cast<size_t>(n_head_kv * head_dim), 0.0f);
+  if (k_turbo_) {
+    k_offset_.assign(static_cast<size_t>(n_head_kv * head_dim), 0.0f);
+    k_scale_.assign(k_offset_.size(), 1.0f);
+  }
   v_turbo_ = make_turbo(types.v, head_dim, turbo_rotation_seed(layer, true));
   for (KVType t : {types.k, types.v}) {
     if (kv_type_is_turbo(t)) continue;
@@ -146,7 +158,7 @@ LayerKVCache::LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, L
   v_row_bytes_ = row_bytes(types.v, v_turbo_.get());
   k_.resize(static_cast<size_t>(n_ctx) * k_row_bytes_);
   v_.resize(static_cast<size_t>(n_ctx) * v_row_bytes_);
-  if (!has_turbo()) f16_ = {0, 0};
+  if (!has_turbo()) f16_ = {0, 0, 0};
   const auto sink_values = static_cast<size_t>(std::min(f16_.sink, n_ctx) * row_width());
   if (k_turbo_) k_sink_.resize(sink_values);
   if (v_turbo_) v_sink_.resize(sink_values);
@@ -154,13 +166,15 @@ LayerKVCache::LayerKVCache(int64_t n_ctx, int64_t n_head_kv, int64_t head_dim, L
 
 LayerKVCache::Span LayerKVCache::codes_span(int64_t first, int64_t last) const {
   if (!has_turbo()) return {first, last};
+  if (held_ && last < stat_positions()) return {last + 1, last};
   const int64_t window_lo = f16_.recent > 0 ? std::max(last - f16_.recent + 1, recent_first_) : last + 1;
   return {std::max(first, f16_.sink), std::min(last, window_lo - 1)};
 }
 
 const uint16_t* LayerKVCache::f16_row(const std::vector<uint16_t>& recent, const std::vector<uint16_t>& sink,
-                                      int64_t pos) const {
+                                      const std::vector<uint16_t>& held, int64_t pos) const {
   const int64_t W = row_width();
+  if (held_ && pos < stat_positions() && !held.empty()) return held.data() + pos * W;
   if (!sink.empty() && pos < f16_.sink) return sink.data() + pos * W;
   if (!recent.empty() && pos >= recent_first_ && pos < recent_end_) return recent.data() + (pos - recent_first_) * W;
   return nullptr;
@@ -214,28 +228,107 @@ void store_rows(KVType type, const kv::TurboQuantizer* turbo, const float* x, in
 
 }  // namespace
 
-void LayerKVCache::store(int64_t pos, int64_t n, const float* k, const float* v) {
-  std::vector<float> centered;  // TurboQuant keys minus k_offset_: [n, row_width]
-  if (k_turbo_) {
-    const int64_t W = row_width();
-    if (pos == 0) {
-      std::fill(k_offset_.begin(), k_offset_.end(), 0.0f);
-      if (n >= kKeyOffsetMinTokens) {
-        for (int64_t t = 0; t < n; ++t)
-          for (int64_t i = 0; i < W; ++i) k_offset_[static_cast<size_t>(i)] += k[t * W + i];
-        for (float& m : k_offset_) m /= static_cast<float>(n);
+void LayerKVCache::store_key_codes(int64_t pos, int64_t n, const float* k) {
+  const int64_t W = row_width();
+  std::vector<float> x(k, k + n * W);  // a * (k - m): [n, row_width]
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < W; ++i) {
+      float& e = x[static_cast<size_t>(t * W + i)];
+      e = (e - k_offset_[static_cast<size_t>(i)]) * k_scale_[static_cast<size_t>(i)];
+    }
+  store_rows(types_.k, k_turbo_.get(), x.data(), n, W, k_.data() + static_cast<size_t>(pos) * k_row_bytes_, k_row_bytes_);
+}
+
+void LayerKVCache::hold(int64_t pos, int64_t n, const float* k, const float* v, const float* q, int64_t n_head) {
+  const int64_t W = row_width(), S = stat_positions(), m = std::min(n, S - pos);
+  if (m <= 0) return;
+  const auto rows = static_cast<size_t>(S * W);
+  k_held_.resize(rows);
+  f32_to_f16_n(k, k_held_.data() + pos * W, static_cast<size_t>(m * W));
+  if (v_turbo_) {
+    v_held_.resize(rows);
+    f32_to_f16_n(v, v_held_.data() + pos * W, static_cast<size_t>(m * W));
+  }
+  q_sq_held_.resize(rows);
+  if (!q) {
+    stats_queries_ = false;
+    return;
+  }
+  const int64_t D = head_dim_, group = n_head / n_head_kv_;
+  for (int64_t t = 0; t < m; ++t)
+    for (int64_t g = 0; g < n_head_kv_; ++g) {
+      float* sq = q_sq_held_.data() + (pos + t) * W + g * D;
+      std::fill(sq, sq + D, 0.0f);
+      for (int64_t j = 0; j < group; ++j) {
+        const float* qh = q + (t * n_head + g * group + j) * D;
+        for (int64_t i = 0; i < D; ++i) sq[i] += qh[i] * qh[i];
       }
     }
-    centered.assign(k, k + n * W);
-    for (int64_t t = 0; t < n; ++t)
-      for (int64_t i = 0; i < W; ++i) centered[static_cast<size_t>(t * W + i)] -= k_offset_[static_cast<size_t>(i)];
-    k = centered.data();
+}
+
+void LayerKVCache::finish_key_stats() {
+  const int64_t W = row_width(), D = head_dim_, S = stat_positions();
+  std::vector<float> keys(static_cast<size_t>(S * W));  // the held keys: [S, row_width]
+  f16_to_f32_n(k_held_.data(), keys.data(), keys.size());
+  std::fill(k_offset_.begin(), k_offset_.end(), 0.0f);
+  for (int64_t t = 0; t < S; ++t)
+    for (int64_t i = 0; i < W; ++i) k_offset_[static_cast<size_t>(i)] += keys[static_cast<size_t>(t * W + i)] / S;
+  std::fill(k_scale_.begin(), k_scale_.end(), 1.0f);
+  if (stats_queries_) {
+    // Per channel: the summed squares of the centered keys and of the queries; each gets a floor
+    // of 1e-6 of its head's largest so that a silent channel cannot blow a scale up.
+    std::vector<double> kk(static_cast<size_t>(W), 0.0), qq(static_cast<size_t>(W), 0.0);
+    for (int64_t t = 0; t < S; ++t)
+      for (int64_t i = 0; i < W; ++i) {
+        const double c = keys[static_cast<size_t>(t * W + i)] - k_offset_[static_cast<size_t>(i)];
+        kk[static_cast<size_t>(i)] += c * c;
+        qq[static_cast<size_t>(i)] += q_sq_held_[static_cast<size_t>(t * W + i)];
+      }
+    for (int64_t g = 0; g < n_head_kv_; ++g) {
+      const double* kh = kk.data() + g * D;
+      const double* qh = qq.data() + g * D;
+      const double k_floor = 1e-6 * *std::max_element(kh, kh + D), q_floor = 1e-6 * *std::max_element(qh, qh + D);
+      if (k_floor <= 0 || q_floor <= 0) continue;
+      // log a = log(rms q / rms k) / 4 = log(sum q^2 / sum k^2) / 8 up to a constant, which the
+      // normalization to geometric mean 1 removes.
+      std::vector<double> log_a(static_cast<size_t>(D));
+      double mean_log = 0;
+      for (int64_t i = 0; i < D; ++i) {
+        log_a[static_cast<size_t>(i)] = std::log(std::max(qh[i], q_floor) / std::max(kh[i], k_floor)) / 8.0;
+        mean_log += log_a[static_cast<size_t>(i)] / static_cast<double>(D);
+      }
+      for (int64_t i = 0; i < D; ++i)
+        k_scale_[static_cast<size_t>(g * D + i)] = static_cast<float>(std::exp(log_a[static_cast<size_t>(i)] - mean_log));
+    }
+  }
+  store_key_codes(0, S, keys.data());
+  stats_pending_ = false;
+}
+
+void LayerKVCache::store(int64_t pos, int64_t n, const float* k, const float* v, const float* q, int64_t n_head) {
+  const int64_t S = stat_positions();
+  if (k_turbo_ && S > 0 && pos == 0) {
+    stats_pending_ = held_ = stats_queries_ = true;
+  } else if (held_ && pos >= S && !stats_pending_) {
+    // The queries among the statistics' positions have all been answered.
+    held_ = false;
+    k_held_ = {};
+    v_held_ = {};
+    q_sq_held_ = {};
   }
   if (f16_.sink > 0 || f16_.recent > 0) keep_f16_rows(pos, n, k, v);
-  store_rows(types_.k, k_turbo_.get(), k, n, row_width(), k_.data() + static_cast<size_t>(pos) * k_row_bytes_,
-             k_row_bytes_);
   store_rows(types_.v, v_turbo_.get(), v, n, row_width(), v_.data() + static_cast<size_t>(pos) * v_row_bytes_,
              v_row_bytes_);
+  if (!k_turbo_) {
+    store_rows(types_.k, nullptr, k, n, row_width(), k_.data() + static_cast<size_t>(pos) * k_row_bytes_, k_row_bytes_);
+    return;
+  }
+  if (held_) hold(pos, n, k, v, q, n_head);
+  if (!stats_pending_) return store_key_codes(pos, n, k);
+  if (pos + n < S) return;
+  finish_key_stats();  // codes of [0, S), from the held rows
+  const int64_t from = std::max(pos, S);
+  store_key_codes(from, pos + n - from, k + (from - pos) * row_width());
 }
 
 namespace {

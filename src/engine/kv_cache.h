@@ -68,11 +68,22 @@ struct LayerKVTypes {
 // they add a constant (sink + recent) rows per layer whatever the context. Why: most of a
 // language model's attention falls on the newest tokens and on the first one (the attention
 // sink), and that is where 3-bit keys cost the most (README, "TurboQuant KV types").
+//
+// TurboQuant keys also take a per-channel offset and scales from the first `key_stats`
+// positions (LayerKVCache::k_offset), which are held in f16 until they have all arrived and read
+// from f16 by the queries among them. On SmolLM2, 128 positions serve about as well as a whole
+// 2048-token chunk, and 64 measurably worse (docs/results.md).
 struct TurboF16Rows {
-  int64_t sink = 1;     // first positions kept in f16
-  int64_t recent = 64;  // newest positions (per query) kept in f16
+  int64_t sink = 1;         // first positions kept in f16
+  int64_t recent = 64;      // newest positions (per query) kept in f16
+  int64_t key_stats = 128;  // first positions the key statistics come from; 0: none
   bool operator==(const TurboF16Rows&) const = default;
 };
+
+// Bytes a TurboQuant side (keys when `keys`) holds whatever the context, beside its codes: its
+// sink + recent f16 rows (at most n_ctx of them) and, for keys, the offset and scales; 0 for a
+// type that is not TurboQuant. row_width: n_head_kv * head_dim.
+size_t kv_turbo_fixed_bytes(KVType t, bool keys, int64_t row_width, const TurboF16Rows& rows, int64_t n_ctx);
 
 // How a whole cache is stored.
 struct KVCacheConfig {
@@ -110,39 +121,56 @@ class LayerKVCache {
   // The quantizer of each head's K (V) row for a TurboQuant type, else null.
   const kv::TurboQuantizer* k_turbo() const { return k_turbo_.get(); }
   const kv::TurboQuantizer* v_turbo() const { return v_turbo_.get(); }
-  // TurboQuant keys are stored minus a per-head offset m ([n_head_kv, head_dim], zeros until
-  // set): the mean key of the first batch stored at position 0 when it has at least
-  // kKeyOffsetMinTokens tokens. Every score of a query then moves by the same -q.m, which the
-  // softmax ignores, so attention is unchanged while the quantizer no longer spends its error
-  // on the component all keys share (large in real models, e.g. SmolLM2's: see README).
-  static constexpr int64_t kKeyOffsetMinTokens = 16;
-  const std::vector<float>& k_offset() const { return k_offset_; }
+  // TurboQuant keys are stored as a * (k - m) per head, channel by channel: m the mean key and a
+  // per-channel scales (both [n_head_kv, head_dim]), taken from the first S =
+  // min(turbo_f16().key_stats, n_ctx) positions whatever the batches. Until those have all
+  // arrived they are held in f16 and have no key codes; then their codes are written, once. The
+  // queries among them (positions below S) read every position from the held f16 rows, so a
+  // result does not depend on how a context was split into batches. Queries are scored against
+  // the codes as (q / a) . (a * (k - m)) + q . m, which is q . k. Why (README, "TurboQuant KV
+  // types"):
+  //   m: the component all keys share (large in real models) would otherwise take most of the
+  //      quantizer's error;
+  //   a = (rms of the queries' channel / rms of the centered keys' channel)^(1/4), geometric
+  //      mean 1 per head: the rotation spreads the quantization error evenly over the channels
+  //      of a * (k - m), so dividing the query by a moves it off the channels queries weigh
+  //      most. a is 1 when store() was not given the queries.
+  const std::vector<float>& k_offset() const { return k_offset_; }  // m, zeros until set
+  const std::vector<float>& k_scale() const { return k_scale_; }    // a, ones until set
+  // The statistics still wait for positions: those stored so far have no key codes yet.
+  bool key_stats_pending() const { return stats_pending_; }
   // Width of the Walsh-Hadamard chunks queries/keys (values/output) are rotated in; 0: none.
   int64_t k_rotation() const { return k_rotation_; }
   int64_t v_rotation() const { return v_rotation_; }
-  // Bytes of K (V) storage for all n_ctx positions (K: with the TurboQuant key offset), and
-  // for a TurboQuant side its sink + recent f16 rows (a batch being stored briefly holds all
-  // its rows in f16 too, like the batch's activations).
-  size_t k_bytes() const { return k_.size() + k_offset_.size() * sizeof(float) + f16_rows_bytes(k_turbo_ != nullptr); }
-  size_t v_bytes() const { return v_.size() + f16_rows_bytes(v_turbo_ != nullptr); }
+  // Bytes of K (V) storage for all n_ctx positions, with a TurboQuant side's sink + recent f16
+  // rows and (K) key statistics. Transient f16 copies are not counted, like a batch's
+  // activations: a batch being stored briefly holds all its rows in f16, and the key
+  // statistics' positions are held until a later position is stored.
+  size_t k_bytes() const { return k_.size() + kv_turbo_fixed_bytes(types_.k, true, row_width(), f16_, n_ctx_); }
+  size_t v_bytes() const { return v_.size() + kv_turbo_fixed_bytes(types_.v, false, row_width(), f16_, n_ctx_); }
 
   // The f16 rows beside TurboQuant codes (TurboF16Rows). For a query at position `last` that
   // sees positions first..last, codes_span gives the span [lo, hi] read from codes (empty when
-  // lo > hi); every other visible position has f16 rows (k_f16_row/v_f16_row not null on a
-  // TurboQuant side). Without a TurboQuant side the span is first..last.
+  // lo > hi, as for a query among the held key statistics' positions); every other visible
+  // position has f16 rows (k_f16_row/v_f16_row not null on a TurboQuant side). Without a
+  // TurboQuant side the span is first..last.
   struct Span {
     int64_t lo, hi;
   };
   Span codes_span(int64_t first, int64_t last) const;
-  // Position pos as f16 [n_head_kv, head_dim] (keys minus k_offset(), as the codes store them),
-  // or null where it is not kept.
-  const uint16_t* k_f16_row(int64_t pos) const { return f16_row(k_recent_, k_sink_, pos); }
-  const uint16_t* v_f16_row(int64_t pos) const { return f16_row(v_recent_, v_sink_, pos); }
+  // Position pos as f16 [n_head_kv, head_dim] (keys as they arrived: no offset, no scales), or
+  // null where it is not kept.
+  const uint16_t* k_f16_row(int64_t pos) const { return f16_row(k_recent_, k_sink_, k_held_, pos); }
+  const uint16_t* v_f16_row(int64_t pos) const { return f16_row(v_recent_, v_sink_, v_held_, pos); }
   const TurboF16Rows& turbo_f16() const { return f16_; }
+  // The most positions one query reads from f16 rows: its sink and newest ones, or while the
+  // key statistics' positions are held, all of those.
+  int64_t max_f16_positions() const { return std::max(f16_.sink + f16_.recent, stat_positions()); }
 
   // Stores n positions from `pos` on: k, v are [n, n_head_kv, head_dim] f32 (already rotated
-  // when k_rotation()/v_rotation() say so).
-  void store(int64_t pos, int64_t n, const float* k, const float* v);
+  // when k_rotation()/v_rotation() say so); q, when given, the same positions' queries
+  // [n, n_head, head_dim] for the key scales (k_scale), n_head a multiple of n_head_kv.
+  void store(int64_t pos, int64_t n, const float* k, const float* v, const float* q = nullptr, int64_t n_head = 0);
   // For F32/F16 storage only: positions [0, n) as f32 [n, n_head_kv, head_dim]: the storage
   // itself for F32, else converted into a scratch buffer (valid until the next call).
   const float* keys(int64_t n);
@@ -165,19 +193,33 @@ class LayerKVCache {
   std::vector<float> k_scratch_, v_scratch_;  // F16 storage converted for one attention call
   // TurboQuant quantizers (shared by copies of the cache: they never change), or null.
   std::shared_ptr<const kv::TurboQuantizer> k_turbo_, v_turbo_;
-  std::vector<float> k_offset_;  // [n_head_kv, head_dim] subtracted from TurboQuant keys; else empty
+  // TurboQuant key statistics ([n_head_kv, head_dim] each; empty when K is not TurboQuant)
+  std::vector<float> k_offset_;  // m, subtracted from keys before quantizing
+  std::vector<float> k_scale_;   // a, multiplied into centered keys before quantizing
+  bool stats_pending_ = false;   // positions [0, stat_positions()) not all stored yet
+  bool stats_queries_ = true;    // every held position came with its queries
+  // Held from a store at position 0 until the first store at or past stat_positions(): those
+  // positions as f16 rows [S, n_head_kv, head_dim] of each TurboQuant side, and per position the
+  // sum over each KV head's query heads of q^2 [S, n_head_kv, head_dim].
+  bool held_ = false;
+  std::vector<uint16_t> k_held_, v_held_;
+  std::vector<float> q_sq_held_;
   TurboF16Rows f16_;
   // f16 rows of TurboQuant sides (empty otherwise): positions [recent_first_, recent_end_) as
   // [n, n_head_kv, head_dim], and positions [0, min(sink, stored)) likewise.
   std::vector<uint16_t> k_recent_, v_recent_, k_sink_, v_sink_;
   int64_t recent_first_ = 0, recent_end_ = 0;
 
-  const uint16_t* f16_row(const std::vector<uint16_t>& recent, const std::vector<uint16_t>& sink, int64_t pos) const;
-  size_t f16_rows_bytes(bool turbo) const {
-    const int64_t rows = std::min(f16_.sink + f16_.recent, n_ctx_);
-    return turbo ? static_cast<size_t>(rows * row_width()) * sizeof(uint16_t) : 0;
-  }
+  const uint16_t* f16_row(const std::vector<uint16_t>& recent, const std::vector<uint16_t>& sink,
+                          const std::vector<uint16_t>& held, int64_t pos) const;
   void keep_f16_rows(int64_t pos, int64_t n, const float* k, const float* v);
+  int64_t stat_positions() const { return std::min(f16_.key_stats, n_ctx_); }
+  // Holds positions [pos, pos + n) below stat_positions() in the held rows.
+  void hold(int64_t pos, int64_t n, const float* k, const float* v, const float* q, int64_t n_head);
+  // m and a from the held rows, then the key codes of positions [0, stat_positions()).
+  void finish_key_stats();
+  // Key codes of n positions from pos, from f32 keys [n, n_head_kv, head_dim].
+  void store_key_codes(int64_t pos, int64_t n, const float* k);
 };
 
 struct KVCache {
@@ -189,14 +231,5 @@ struct KVCache {
   // Bytes of all layers' K and V storage.
   size_t bytes() const;
 };
-
-// --- Choosing the types -----------------------------------------------------------------------
-
-// The per-layer types of a kv_config.json file: {"layers": [{"k": "q8_0", "v": "q4_0"}, ...]}
-// with exactly n_layer entries (each "k" and "v" a kv_type_name), or
-// {"default": {"k": ..., "v": ...}, "layers": {"3": {"k": "f16"}, ...}} where the object form
-// overrides single layers by index and a missing "k"/"v" keeps the default. Throws InputError
-// naming the file and the field for anything else.
-std::vector<LayerKVTypes> read_kv_config(const std::string& path, int64_t n_layer);
 
 }  // namespace optiq::engine

@@ -1,7 +1,6 @@
-// read_kv_config (engine/kv_cache.h): the per-layer KV types of a kv_config.json file.
-#include <nlohmann/json.hpp>
+// read_kv_config (engine/kv_config.h): the per-layer KV types of a kv_config.json file.
+#include "engine/kv_config.h"
 
-#include "engine/kv_cache.h"
 #include "util/error.h"
 #include "util/json_file.h"
 
@@ -47,14 +46,22 @@ int64_t layer_index(const std::string& path, const std::string& key, int64_t n_l
   return i;
 }
 
-}  // namespace
+// "turbo_f16": each member a non-negative integer; missing ones keep TurboF16Rows' defaults.
+TurboF16Rows read_turbo_f16(const std::string& path, const json& j) {
+  if (!j.is_object()) throw InputError(path, std::nullopt, "turbo_f16 must be an object {\"sink\": N, \"recent\": N, \"key_stats\": N}");
+  TurboF16Rows rows;
+  for (const auto& [key, value] : j.items()) {
+    int64_t* field = key == "sink" ? &rows.sink : key == "recent" ? &rows.recent : key == "key_stats" ? &rows.key_stats : nullptr;
+    if (!field)
+      throw InputError(path, std::nullopt, "turbo_f16 has an unknown member \"" + key + "\" (sink, recent, key_stats)");
+    if (!value.is_number_integer() || value.get<int64_t>() < 0)
+      throw InputError(path, std::nullopt, "turbo_f16." + key + " must be a non-negative integer");
+    *field = value.get<int64_t>();
+  }
+  return rows;
+}
 
-std::vector<LayerKVTypes> read_kv_config(const std::string& path, int64_t n_layer) {
-  const json doc = read_json_file(path);
-  if (!doc.is_object()) throw InputError(path, std::nullopt, "a KV config must be a JSON object with \"layers\"");
-  for (const auto& [key, _] : doc.items())
-    if (key != "layers" && key != "default")
-      throw InputError(path, std::nullopt, "unknown member \"" + key + "\" (only \"layers\" and \"default\")");
+std::vector<LayerKVTypes> read_layers(const std::string& path, const json& doc, int64_t n_layer) {
   const auto layers = doc.find("layers");
   if (layers == doc.end()) throw InputError(path, std::nullopt, "\"layers\" is missing");
   const auto def = doc.find("default");
@@ -80,6 +87,25 @@ std::vector<LayerKVTypes> read_kv_config(const std::string& path, int64_t n_laye
   for (const auto& [key, entry] : layers->items())
     out[static_cast<size_t>(layer_index(path, key, n_layer))] = entry_types(path, entry, "layers." + key, &base);
   return out;
+}
+
+}  // namespace
+
+KVConfigFile read_kv_config(const std::string& path, int64_t n_layer) {
+  const json doc = read_json_file(path);
+  if (!doc.is_object()) throw InputError(path, std::nullopt, "a KV config must be a JSON object with \"layers\"");
+  for (const auto& [key, _] : doc.items())
+    if (key != "layers" && key != "default" && key != "turbo_f16")
+      throw InputError(path, std::nullopt,
+                       "unknown member \"" + key + "\" (only \"layers\", \"default\" and \"turbo_f16\")");
+  KVConfigFile file;
+  file.layers = read_layers(path, doc, n_layer);
+  if (const auto rows = doc.find("turbo_f16"); rows != doc.end()) file.turbo_f16 = read_turbo_f16(path, *rows);
+  return file;
+}
+
+nlohmann::ordered_json turbo_f16_json(const TurboF16Rows& rows) {
+  return {{"sink", rows.sink}, {"recent", rows.recent}, {"key_stats", rows.key_stats}};
 }
 
 }  // namespace optiq::engine

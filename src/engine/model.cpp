@@ -257,7 +257,7 @@ void run_block(const Model& model, int64_t il, float* x, int64_t n, int64_t pos0
     const int64_t t0 = sq * seq_len;
     float* q = s.q.data() + t0 * n_q;
     float* out = s.attn.data() + t0 * n_q;
-    kv.store(pos0, seq_len, s.k.data() + t0 * n_kv, s.v.data() + t0 * n_kv);
+    kv.store(pos0, seq_len, s.k.data() + t0 * n_kv, s.v.data() + t0 * n_kv, q, hp.n_head);
     if (kv.has_turbo())
       causal_attention_turbo(q, kv, seq_len, pos0, hp.n_head, hp.attn_scale, window, out);
     else if (kv.has_blocks())

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "engine/kv_config.h"
 #include "engine/model.h"
 #include "engine/threads.h"
 #include "kv/kv_plot.h"
@@ -72,7 +73,7 @@ KVCacheResult plan_kv_cache(const ModelSource& source, const KVCacheOptions& o) 
   };
   // TurboQuant candidates are measured with the f16 rows they will run with.
   if (std::ranges::any_of(r.plan.types, engine::kv_type_is_turbo))
-    header["turbo_f16"] = {{"sink", o.turbo_f16.sink}, {"recent", o.turbo_f16.recent}};
+    header["turbo_f16"] = engine::turbo_f16_json(o.turbo_f16);
   std::filesystem::create_directories(o.output_dir);
   const std::filesystem::path checkpoint_path = o.output_dir / "kv-sensitivity.jsonl";
   sensitivity::SensitivityCheckpoint checkpoint(checkpoint_path, header, /*read_only=*/false);
@@ -105,9 +106,9 @@ KVCacheResult plan_kv_cache(const ModelSource& source, const KVCacheOptions& o) 
   }
 
   allocate_kv(r.plan, kl_table(r.plan.slots, r.plan.types, checkpoint));
-  r.alternatives = kv_alternatives(r.plan, hp.n_head_kv, hp.head_dim);
+  r.alternatives = kv_alternatives(r.plan, hp.n_head_kv, hp.head_dim, o.turbo_f16);
 
-  write_file_atomically(o.output_dir / "kv_config.json", kv_config_json(r.plan).dump(2) + "\n");
+  write_file_atomically(o.output_dir / "kv_config.json", kv_config_json(r.plan, o.turbo_f16).dump(2) + "\n");
   write_file_atomically(o.output_dir / "kv-report.json", kv_report_json(r.plan, r.info, r.alternatives).dump(2) + "\n");
   const std::string title = std::filesystem::path(source.path).filename().string() + ": KV cache sensitivity per layer";
   write_file_atomically(o.output_dir / "kv-sensitivity.svg", kv_sensitivity_svg(r.plan, title));

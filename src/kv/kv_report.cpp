@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <limits>
 
+#include "engine/kv_config.h"
 #include "kv/kv_candidates.h"
 
 namespace optiq::kv {
@@ -19,25 +20,46 @@ ordered_json number_or_null(double v) { return v == v ? ordered_json(v) : ordere
 
 }  // namespace
 
-std::vector<KVAlternative> kv_alternatives(const KVPlan& plan, int64_t n_head_kv, int64_t head_dim) {
+uint64_t KVAlternative::bytes_at(int64_t n_ctx) const {
+  uint64_t b = bytes_per_position * static_cast<uint64_t>(n_ctx);
+  for (const auto& l : layers)
+    b += engine::kv_turbo_fixed_bytes(l.k, true, row_width, turbo_f16, n_ctx) +
+         engine::kv_turbo_fixed_bytes(l.v, false, row_width, turbo_f16, n_ctx);
+  return b;
+}
+
+std::vector<KVAlternative> kv_alternatives(const KVPlan& plan, int64_t n_head_kv, int64_t head_dim,
+                                           const engine::TurboF16Rows& turbo_f16) {
+  const size_t n_layer = plan.slots.size() / 2;
+  const auto alternative = [&](std::string label, uint64_t bytes, double predicted,
+                               std::vector<engine::LayerKVTypes> layers) {
+    return KVAlternative{std::move(label), bytes, average_bits(plan, bytes), predicted, std::move(layers),
+                         n_head_kv * head_dim, turbo_f16};
+  };
+  const auto uniform = [&](engine::KVType t) { return std::vector<engine::LayerKVTypes>(n_layer, {t, t}); };
   std::vector<KVAlternative> out;
-  out.push_back({"mixed", plan.bytes, average_bits(plan, plan.bytes), plan.predicted});
+  out.push_back(alternative("mixed", plan.bytes, plan.predicted, chosen_layer_types(plan)));
   const uint64_t f16 = plan.slots.size() * kv_row_bytes(engine::KVType::F16, n_head_kv, head_dim);
-  out.push_back({"f16", f16, average_bits(plan, f16), std::numeric_limits<double>::quiet_NaN()});
+  out.push_back(alternative("f16", f16, std::numeric_limits<double>::quiet_NaN(), uniform(engine::KVType::F16)));
   for (size_t i = 0; i < plan.types.size(); ++i) {
     if (plan.types[i] == engine::KVType::F16) out[1].predicted = uniform_predicted(plan, i);
-    else {
-      const uint64_t b = plan.slots.size() * plan.row_bytes[i];
-      out.push_back({"uniform " + type_name(plan.types[i]), b, average_bits(plan, b), uniform_predicted(plan, i)});
-    }
+    else
+      out.push_back(alternative("uniform " + type_name(plan.types[i]), plan.slots.size() * plan.row_bytes[i],
+                                uniform_predicted(plan, i), uniform(plan.types[i])));
   }
   return out;
 }
 
-ordered_json kv_config_json(const KVPlan& plan) {
+ordered_json kv_config_json(const KVPlan& plan, const engine::TurboF16Rows& turbo_f16) {
   ordered_json layers = ordered_json::array();
-  for (const auto& l : chosen_layer_types(plan)) layers.push_back({{"k", type_name(l.k)}, {"v", type_name(l.v)}});
-  return {{"layers", layers}};
+  bool turbo = false;
+  for (const auto& l : chosen_layer_types(plan)) {
+    layers.push_back({{"k", type_name(l.k)}, {"v", type_name(l.v)}});
+    turbo |= engine::kv_type_is_turbo(l.k) || engine::kv_type_is_turbo(l.v);
+  }
+  ordered_json config = {{"layers", layers}};
+  if (turbo) config["turbo_f16"] = engine::turbo_f16_json(turbo_f16);
+  return config;
 }
 
 ordered_json kv_report_json(const KVPlan& plan, const KVRunInfo& info, const std::vector<KVAlternative>& alternatives) {
@@ -60,8 +82,7 @@ ordered_json kv_report_json(const KVPlan& plan, const KVRunInfo& info, const std
                       {"bits", a.bits},
                       {"bytes_per_position", a.bytes_per_position},
                       {"predicted_kl", number_or_null(a.predicted)}};
-    for (int64_t ctx : kReportContexts)
-      m["bytes_at_" + std::to_string(ctx / 1024) + "k"] = a.bytes_per_position * static_cast<uint64_t>(ctx);
+    for (int64_t ctx : kReportContexts) m["bytes_at_" + std::to_string(ctx / 1024) + "k"] = a.bytes_at(ctx);
     memory.push_back(m);
   }
   return {
@@ -75,7 +96,7 @@ ordered_json kv_report_json(const KVPlan& plan, const KVRunInfo& info, const std
         {"seq_len", info.seq_len},
         {"n_sequences", info.n_sequences},
         {"hadamard", info.hadamard},
-        {"turbo_f16", {{"sink", info.turbo_f16.sink}, {"recent", info.turbo_f16.recent}}},
+        {"turbo_f16", engine::turbo_f16_json(info.turbo_f16)},
         {"reference", "the model as loaded with an f32 cache"}}},
       {"candidates", candidates},
       {"layers", layers},
@@ -133,8 +154,8 @@ void print_kv_summary(const KVPlan& plan, const std::vector<KVAlternative>& alte
               plan.predicted, plan.solver.c_str(), plan.proven_optimal ? ", proven optimal" : "");
   std::printf("%-16s %7s %12s %12s %14s\n", "cache", "bits", "MiB at 4K", "MiB at 32K", "predicted KL");
   for (const auto& a : alternatives)
-    std::printf("%-16s %7.3f %12.2f %12.2f %14.4e\n", a.label.c_str(), a.bits, mib(a.bytes_per_position * 4096),
-                mib(a.bytes_per_position * 32768), a.predicted);
+    std::printf("%-16s %7.3f %12.2f %12.2f %14.4e\n", a.label.c_str(), a.bits, mib(a.bytes_at(4096)),
+                mib(a.bytes_at(32768)), a.predicted);
 }
 
 }  // namespace optiq::kv

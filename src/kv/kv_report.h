@@ -22,12 +22,21 @@ inline constexpr int64_t kReportContexts[] = {4096, 32768};
 struct KVAlternative {
   std::string label;             // "mixed", "f16", "uniform q4_0"
   uint64_t bytes_per_position = 0;  // all layers' K and V
-  double bits = 0;               // average bits per cached value
+  double bits = 0;               // average bits per cached value (codes and scales, per position)
   double predicted = 0;          // sum of per-slot KL (NaN when not measured, e.g. f16)
+  // What the bytes beside the per-position rows depend on (engine::kv_turbo_fixed_bytes): the
+  // TurboQuant sides' f16 rows and key statistics.
+  std::vector<engine::LayerKVTypes> layers;  // [n_layer]
+  int64_t row_width = 0;                     // n_head_kv * head_dim
+  engine::TurboF16Rows turbo_f16;
+  // The cache's bytes at n_ctx positions, as LayerKVCache counts them.
+  uint64_t bytes_at(int64_t n_ctx) const;
 };
 
-// The mixed plan, f16, and every candidate as a uniform cache.
-std::vector<KVAlternative> kv_alternatives(const KVPlan& plan, int64_t n_head_kv, int64_t head_dim);
+// The mixed plan, f16, and every candidate as a uniform cache; TurboQuant sides priced with
+// turbo_f16's rows.
+std::vector<KVAlternative> kv_alternatives(const KVPlan& plan, int64_t n_head_kv, int64_t head_dim,
+                                           const engine::TurboF16Rows& turbo_f16);
 
 // Facts about the run the report records besides the plan.
 struct KVRunInfo {
@@ -43,8 +52,9 @@ struct KVRunInfo {
   double measure_seconds = 0;  // time spent measuring in this run
 };
 
-// {"layers": [{"k": TYPE, "v": TYPE}, ...]}: the form read_kv_config reads.
-nlohmann::ordered_json kv_config_json(const KVPlan& plan);
+// {"layers": [{"k": TYPE, "v": TYPE}, ...]}, the form read_kv_config reads, with "turbo_f16"
+// (the rows the measurements used) when a chosen type is TurboQuant.
+nlohmann::ordered_json kv_config_json(const KVPlan& plan, const engine::TurboF16Rows& turbo_f16);
 nlohmann::ordered_json kv_report_json(const KVPlan& plan, const KVRunInfo& info,
                                       const std::vector<KVAlternative>& alternatives);
 
