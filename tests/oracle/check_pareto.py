@@ -49,7 +49,8 @@ f.check((out / "held-out.txt").read_bytes() == expected_text.read_bytes(),
         "held-out.txt differs from bench/convert_results.py's text")
 
 flags = ["-c", "128", "--chunks", "4", "-t", "1", "-b", "128"]
-ref_ppl = number(r"Final estimate: PPL = ([0-9.]+)", llama("llama-perplexity", "-m", STORIES, "-f", out / "held-out.txt", *flags))
+ref_ppl = number(r"Final estimate: PPL = ([0-9.]+)",
+                 llama("llama-perplexity", "-m", STORIES, "-f", out / "held-out.txt", *flags, done="Final estimate"))
 f.check(abs(ref_ppl - result["reference_ppl"]) <= 1e-3 * ref_ppl,
         f"reference PPL: llama-perplexity {ref_ppl}, pareto {result['reference_ppl']}")
 print(f"reference PPL: llama-perplexity {ref_ppl:.4f}, pareto {result['reference_ppl']:.4f}")
