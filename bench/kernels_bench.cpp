@@ -18,6 +18,8 @@
 
 namespace {
 
+using optiq::bench::gaussian_floats;
+
 using optiq::GgmlType;
 
 constexpr int64_t kWidth = 4096;
@@ -28,7 +30,7 @@ const GgmlType kTypes[] = {GgmlType::F32,  GgmlType::F16,    GgmlType::BF16, Ggm
 
 // rows × kWidth random weights stored as `type`.
 std::vector<std::byte> random_rows(GgmlType type, int64_t rows, uint32_t seed) {
-  const std::vector<float> w = optiq::bench::gaussian_floats(static_cast<size_t>(rows * kWidth), seed);
+  const std::vector<float> w = gaussian_floats(static_cast<size_t>(rows * kWidth), seed);
   const size_t row_bytes = *optiq::ggml_row_bytes(type, kWidth);
   std::vector<std::byte> out(static_cast<size_t>(rows) * row_bytes);
   for (int64_t r = 0; r < rows; ++r) {
@@ -49,7 +51,7 @@ void BM_VecDot(benchmark::State& state, GgmlType type, optiq::DotIsa isa) {
   const std::vector<std::byte> w = random_rows(type, 1, 1);
   const GgmlType act_type = *optiq::vec_dot_type(type);
   std::vector<std::byte> act(*optiq::ggml_row_bytes(act_type, kWidth));
-  const std::vector<float> x = optiq::bench::gaussian_floats(kWidth, 2);
+  const std::vector<float> x = gaussian_floats(kWidth, 2);
   optiq::quantize_activation(act_type, x.data(), act.data(), kWidth);
   for (auto _ : state) benchmark::DoNotOptimize(dot(kWidth, w.data(), act.data()));
   state.counters["weights/s"] = benchmark::Counter(static_cast<double>(kWidth), benchmark::Counter::kIsIterationInvariantRate);
@@ -59,7 +61,7 @@ void BM_Matmul(benchmark::State& state, GgmlType type, int64_t n_tokens) {
   if (const char* t = std::getenv("OPTIQ_THREADS")) optiq::engine::set_num_threads(std::atoi(t));
   const optiq::engine::Weight w =
       optiq::engine::make_weight("bench", type, kWidth, kWidth, random_rows(type, kWidth, 3));
-  const std::vector<float> x = optiq::bench::gaussian_floats(static_cast<size_t>(n_tokens * kWidth), 4);
+  const std::vector<float> x = gaussian_floats(static_cast<size_t>(n_tokens * kWidth), 4);
   std::vector<float> y(static_cast<size_t>(n_tokens * kWidth));
   for (auto _ : state) {
     optiq::engine::matmul(w, x.data(), n_tokens, y.data());

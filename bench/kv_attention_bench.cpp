@@ -18,6 +18,8 @@
 
 namespace {
 
+using optiq::bench::gaussian_floats;
+
 using optiq::engine::KVType;
 using optiq::engine::LayerKVCache;
 
@@ -27,9 +29,9 @@ void BM_DecodeAttention(benchmark::State& state, KVType type) {
   const int64_t n = state.range(0), W = kKvHeads * kDim;
   optiq::engine::set_num_threads(1);
   LayerKVCache kv(n + 1, kKvHeads, kDim, optiq::engine::LayerKVTypes{type, type});
-  const auto k = optiq::bench::gaussian_floats(static_cast<size_t>((n + 1) * W), 1), v = optiq::bench::gaussian_floats(k.size(), 2);
+  const auto k = gaussian_floats(static_cast<size_t>((n + 1) * W), 1), v = gaussian_floats(k.size(), 2);
   kv.store(0, n + 1, k.data(), v.data());
-  const auto q = optiq::bench::gaussian_floats(static_cast<size_t>(kHeads * kDim), 3);
+  const auto q = gaussian_floats(static_cast<size_t>(kHeads * kDim), 3);
   std::vector<float> out(q.size());
   const float scale = 0.125f;
   for (auto _ : state) {

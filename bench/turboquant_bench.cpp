@@ -28,6 +28,8 @@
 
 namespace {
 
+using optiq::bench::gaussian_floats;
+
 using optiq::kv::RotationKind;
 using optiq::kv::TurboQuantizer;
 
@@ -49,8 +51,8 @@ void BM_F16(benchmark::State& state) {
     state.SkipWithError("no AVX2");
     return;
   }
-  const std::vector<float> kf = optiq::bench::gaussian_floats(static_cast<size_t>(n * kDim), 1), vf = optiq::bench::gaussian_floats(kf.size(), 2);
-  const std::vector<float> qf = optiq::bench::gaussian_floats(kDim, 3);
+  const std::vector<float> kf = gaussian_floats(static_cast<size_t>(n * kDim), 1), vf = gaussian_floats(kf.size(), 2);
+  const std::vector<float> qf = gaussian_floats(kDim, 3);
   std::vector<uint16_t> k(kf.size()), v(vf.size()), q(kDim);
   optiq::f32_to_f16_n(kf.data(), k.data(), k.size());
   optiq::f32_to_f16_n(vf.data(), v.data(), v.size());
@@ -70,8 +72,8 @@ void BM_Turbo(benchmark::State& state, double bits) {
   const int64_t n = state.range(0);
   const TurboQuantizer kq(optiq::kv::turbo_format(kDim, bits), RotationKind::Hadamard, 1);
   const TurboQuantizer vq(optiq::kv::turbo_format(kDim, bits), RotationKind::Hadamard, 2);
-  const std::vector<float> kf = optiq::bench::gaussian_floats(static_cast<size_t>(n * kDim), 1), vf = optiq::bench::gaussian_floats(kf.size(), 2);
-  const std::vector<float> qf = optiq::bench::gaussian_floats(kDim, 3);
+  const std::vector<float> kf = gaussian_floats(static_cast<size_t>(n * kDim), 1), vf = gaussian_floats(kf.size(), 2);
+  const std::vector<float> qf = gaussian_floats(kDim, 3);
   const size_t rb = kq.row_bytes();
   std::vector<uint8_t> k(static_cast<size_t>(n) * rb), v(k.size());
   for (int64_t p = 0; p < n; ++p) {
@@ -93,7 +95,7 @@ void BM_Turbo(benchmark::State& state, double bits) {
 // The once-per-query costs TurboQuant adds: rotating q and rotating the output back.
 void BM_Rotate(benchmark::State& state, RotationKind kind) {
   const TurboQuantizer tq(optiq::kv::turbo_format(kDim, 3), kind, 1);
-  const std::vector<float> x = optiq::bench::gaussian_floats(kDim, 4);
+  const std::vector<float> x = gaussian_floats(kDim, 4);
   std::vector<float> y(kDim), z(kDim);
   for (auto _ : state) {
     tq.prepare_query(x.data(), y.data());

@@ -147,12 +147,13 @@ TEST(KVTurboF16Rows, ForwardTokenByTokenEqualsOneBatch) {
 }
 
 // The flags reach the cache from the CLI: the default rows and codes only give different
-// perplexities on stories260K, the printed cache size counts the rows, and a negative count is
-// refused with exit 2.
+// perplexities on stories260K, the printed cache size counts the rows, a negative count is
+// refused with exit 2, --kv-key-stats 0 changes the result, and a kv_config.json's rows apply
+// unless a flag overrides them.
 TEST(KVTurboF16Rows, CliFlagsSetTheRows) {
-  const std::string base = "perplexity " + test::stories260k().string() + " -f " +
-                           (test::fixtures_dir() / "stories.txt").string() +
-                           " -c 128 --chunks 1 -t 1 --kv-key-stats 16 --cache-type-k tq3 --cache-type-v tq3";
+  const std::string perplexity = "perplexity " + test::stories260k().string() + " -f " +
+                                 (test::fixtures_dir() / "stories.txt").string() + " -c 128 --chunks 1 -t 1 ";
+  const std::string base = perplexity + "--kv-key-stats 16 --cache-type-k tq3 --cache-type-v tq3";
   const auto with_rows = test::run_optiq(base);
   const auto codes_only = test::run_optiq(base + " --kv-sink-f16 0 --kv-recent-f16 0");
   ASSERT_EQ(with_rows.exit_code, 0) << with_rows.output;
@@ -169,15 +170,17 @@ TEST(KVTurboF16Rows, CliFlagsSetTheRows) {
   const auto bad = test::run_optiq(base + " --kv-recent-f16 -1");
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("--kv-recent-f16"), std::string::npos) << bad.output;
+  // Without key statistics the keys are quantized as they are: another perplexity.
+  const auto no_stats = test::run_optiq(perplexity + "--kv-key-stats 0 --cache-type-k tq3 --cache-type-v tq3");
+  ASSERT_EQ(no_stats.exit_code, 0) << no_stats.output;
+  EXPECT_NE(final_line(no_stats.output), final_line(with_rows.output));
 
   // A kv_config.json's rows apply unless a flag says otherwise.
   test::ScratchDir dir;
   std::string layers;
   for (int i = 0; i < 5; ++i) layers += std::string(i ? ", " : "") + R"({"k": "tq3", "v": "tq3"})";
   test::write_text(dir / "kv.json", R"({"layers": [)" + layers + R"(], "turbo_f16": {"sink": 0, "recent": 0}})");
-  const std::string with_file = "perplexity " + test::stories260k().string() + " -f " +
-                                (test::fixtures_dir() / "stories.txt").string() + " -c 128 --chunks 1 -t 1 --kv-key-stats 16 --kv-config " +
-                                (dir / "kv.json").string();
+  const std::string with_file = perplexity + "--kv-key-stats 16 --kv-config " + (dir / "kv.json").string();
   const auto file_rows = test::run_optiq(with_file);
   ASSERT_EQ(file_rows.exit_code, 0) << file_rows.output;
   EXPECT_EQ(final_line(file_rows.output), final_line(codes_only.output));
