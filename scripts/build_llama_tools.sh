@@ -8,7 +8,8 @@
 # tools run exactly the llama.cpp build the node oracle tests load.
 #
 # The prebuilt libggml finds its CPU backend (libggml-cpu-<isa>.so) next to the executable, so
-# those are symlinked into the tools folder. Idempotent, and safe to run concurrently (flock).
+# those are symlinked into the tools folder (ggml then picks the best this CPU runs), and each
+# alone into pinned/<isa>/ beside hard links of the tools. Idempotent, and safe to run concurrently (flock).
 # Usage: scripts/build_llama_tools.sh   (prints the tools folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,4 +56,19 @@ if ((status)); then
   for tool in "${!sources[@]}"; do [[ -x $out/$tool ]] || { echo "build_llama_tools: $tool failed:" >&2; tail -n 20 "$out/$tool.log" >&2; }; done
   exit 1
 fi
+
+# One folder per CPU variant, pinned/<variant>/, with hard links of the tools and that variant's
+# library alone: ggml looks for its CPU backend beside the executable (and in the current
+# folder), so there it can load no other. The exactness oracles run llama.cpp this way (see
+# tests/oracle/llama_tools.py). A link is replaced only when its tool was rebuilt, so oracles
+# that run this script while others run the pinned tools never find one missing.
+for lib in "$bins"/libggml-cpu-*.so; do
+  variant=$(basename "$lib" .so)
+  dir=$out/pinned/${variant#libggml-cpu-}
+  mkdir -p "$dir"
+  [[ -e $dir/$(basename "$lib") ]] || ln -s "$lib" "$dir/"
+  for tool in "${!sources[@]}"; do
+    [[ $dir/$tool -ef $out/$tool ]] || ln -f "$out/$tool" "$dir/$tool"
+  done
+done
 echo "$out"

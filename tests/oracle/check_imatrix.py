@@ -20,6 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from oracle_util import STORIES, Failures, run_optiq, work_dir  # noqa: E402
+from llama_tools import machine_summary, tool_path  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -29,14 +30,16 @@ SAME_ARITHMETIC = ["-ctk", "f32", "-ctv", "f32", "-fa", "off"]
 
 
 def llama_tools() -> Path:
-    """llama.cpp's tools built against node-llama-cpp's prebuilt libraries (idempotent)."""
+    """llama.cpp's tools built against node-llama-cpp's prebuilt libraries (idempotent), in the
+    folder pinned to the ggml CPU variant optiq reproduces (llama_tools.py)."""
     r = subprocess.run(["bash", str(ROOT / "scripts" / "build_llama_tools.sh")], capture_output=True, text=True)
     if r.returncode != 0:
         raise SystemExit(f"oracle_imatrix: scripts/build_llama_tools.sh failed: {r.stderr[-2000:]}")
-    return Path(r.stdout.strip().splitlines()[-1])
+    return tool_path("llama-imatrix").parent
 
 
 BIN = llama_tools()
+print(machine_summary())
 
 
 def run(cmd: list, what: str) -> str:

@@ -13,6 +13,9 @@ Models: two random-weight models from make_hf_model.py with stories260K's tokeni
 that, which is checked too.)
 Every block type is compared on the random models; q8_0 and q4_0 also on the real
 SmolLM2-135M-Instruct Q4_1 (12 chunks), whose final estimates are compared (see SMOLLM2_REL).
+llama.cpp runs pinned to the ggml CPU variant optiq reproduces, with a second variant measuring
+the result's last-bit noise, and also as it runs on this CPU when that is another variant (see
+llama_tools.py and "The bounds" below).
 """
 from __future__ import annotations
 
@@ -22,54 +25,48 @@ import subprocess
 import sys
 from pathlib import Path
 
+from llama_tools import NOISE_VARIANT, PINNED, llama, machine_summary, native_variant, relative
 from oracle_util import STORIES, Failures, convert, run_optiq, work_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
 import make_hf_model  # noqa: E402
 
-LLAMA_BIN = Path(os.environ["OPTIQ_CACHE"]) / "llama-tools"
 PYTHON = Path(os.environ["OPTIQ_CACHE"]) / "venv/bin/python"
 SMOLLM2 = Path(os.environ["OPTIQ_CACHE"]) / "models/smollm2-135m-instruct-q4_1.gguf"
 TEXT = Path("tests/fixtures/stories.txt")
 N_CTX = 128
 TYPES = ["q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"]  # every block type, on the random models
 SMOLLM2_TYPES = ["q8_0", "q4_0"]
-ATTEMPTS = 20  # llama.cpp's logger thread sometimes loses the last lines (see check_perplexity.py)
 
-# Random models: every running per-chunk perplexity within this relative difference. Observed
-# at most 2.4e-6 for qwen3; for the head-64 llama, whose activations are larger, up to 1.8e-4
-# (iq4_nl without rotation; most types 2e-5 .. 7e-5), the same last-bit sensitivity as below.
+# The bounds. llama.cpp's CPU builds disagree with each other: its haswell and sandybridge
+# variants (FMA or not) end 4.2e-3 apart on SmolLM2 with a q4_0 cache. optiq is one more
+# summation order (and its OpenBLAS kernels differ by CPU), so each comparison measures that
+# last-bit noise in the same run, as the distance between llama.cpp's PINNED and NOISE_VARIANT
+# builds, and allows twice it (two independent draws of the noise land up to about twice its
+# spread apart), or the floor below where the noise is smaller.
+# Random models: every running per-chunk perplexity. Observed at most 2.4e-6 for qwen3; for
+# the head-64 llama, whose activations are larger, up to 1.8e-4 (iq4_nl without rotation; most
+# types 2e-5 .. 7e-5), the same last-bit sensitivity as below.
 QWEN3_REL = 1e-5
 LLAMA64_REL = 5e-4
-# SmolLM2: the final estimate over all 12 chunks within this relative difference (observed
-# 1.3e-4 for q8_0, 2.7e-4 for q4_0). Single chunks are not compared: this model's quantized
-# cache is chaotic at the last bit. Its activations are large, and a key that moves by one
-# f32 ulp upstream can cross a 4-bit rounding boundary, a whole step; scaling every key by
+# SmolLM2: the final estimate over all 12 chunks. Single chunks are not compared: this model's
+# quantized cache is chaotic at the last bit. Its activations are large, and a key that moves by
+# one f32 ulp upstream can cross a 4-bit rounding boundary, a whole step; scaling every key by
 # (1 + 1e-7) before a q4_0 cache moved optiq's own 2-chunk perplexity between 11.23 and 12.16,
 # and the running values of the two tools differ by up to 7% over the first chunks, but the
-# differences average out over the text.
+# differences average out over the text (observed optiq-haswell gap: 1.3e-4 for q8_0, 2.7e-4
+# for q4_0).
 SMOLLM2_REL = 3e-3
 
 f = Failures()
+print(machine_summary())
 
 
-def llama_ppl(model: Path, ctype: str, rotate: bool) -> list[float]:
-    exe = LLAMA_BIN / "llama-perplexity"
-    if not exe.exists():
-        raise SystemExit(f"check_kv_cache_types: {exe} is missing; run scripts/build_llama_tools.sh")
-    env = dict(os.environ)
-    if not rotate:
-        env["LLAMA_ATTN_ROT_DISABLE"] = "1"
-    args = [str(exe), "-m", str(model), "-f", str(TEXT), "-c", str(N_CTX), "-t", "1", "-tb", "1",
-            "-ctk", ctype, "-ctv", ctype, "-fa", "on"]
-    for _ in range(ATTEMPTS):
-        r = subprocess.run(args, capture_output=True, text=True, env=env)
-        if r.returncode != 0:
-            raise AssertionError(f"llama-perplexity {' '.join(args[1:])} failed ({r.returncode}): {r.stderr[-2000:]}")
-        out = r.stdout + "\n" + r.stderr
-        if "Final estimate" in out:
-            return running_ppl(out)
-    raise AssertionError(f"llama-perplexity {' '.join(args[1:])}: no final estimate in {ATTEMPTS} runs")
+def llama_ppl(model: Path, ctype: str, rotate: bool, variant: str = PINNED) -> list[float]:
+    env = {} if rotate else {"LLAMA_ATTN_ROT_DISABLE": "1"}
+    out = llama("llama-perplexity", "-m", model, "-f", TEXT, "-c", N_CTX, "-t", 1, "-tb", 1, "-ctk", ctype,
+                "-ctv", ctype, "-fa", "on", done="Final estimate", variant=variant, env=env)
+    return running_ppl(out)
 
 
 def optiq_ppl(model: Path, ctype: str, rotate: bool) -> tuple[list[float], int]:
@@ -90,15 +87,32 @@ def running_ppl(out: str) -> list[float]:
 
 
 def compare(label: str, model: Path, ctype: str, rotate: bool, rel: float, final_only: bool = False) -> None:
+    """optiq against llama.cpp pinned to the variant optiq reproduces, each running value (or the
+    final one) within max(rel, twice llama.cpp's own distance between PINNED and NOISE_VARIANT);
+    and, when llama.cpp picks another variant on this CPU, against that one within the same bound
+    plus its measured distance from PINNED."""
     ours, _ = optiq_ppl(model, ctype, rotate)
     theirs = llama_ppl(model, ctype, rotate)
-    f.check(len(ours) == len(theirs) and len(ours) > 0, f"{label}: {len(ours)} chunks vs llama.cpp's {len(theirs)}")
-    diffs = [abs(a - b) / b for a, b in zip(ours, theirs)] or [float("inf")]
-    worst = diffs[-1] if final_only else max(diffs)
-    print(f"{label}: optiq {ours[-1]:.4f}, llama.cpp {theirs[-1]:.4f} after {len(ours)} chunks; relative difference "
-          f"{diffs[-1]:.2e} at the end, at most {max(diffs):.2e} along the way (bound {rel:g}"
-          f"{' at the end' if final_only else ''})")
-    f.check(worst <= rel, f"{label}: perplexities differ by {worst:.2e} > {rel:g}:\n  {ours}\n  {theirs}")
+    noise = relative(llama_ppl(model, ctype, rotate, NOISE_VARIANT), theirs)
+    f.check(len(ours) == len(theirs) == len(noise) and len(ours) > 0,
+            f"{label}: {len(ours)} chunks vs llama.cpp's {len(theirs)}")
+    bounds = [max(rel, 2 * n) for n in noise]
+    diffs = relative(ours, theirs)
+    ok = [d <= b for d, b in zip(diffs, bounds)]
+    print(f"{label}: optiq {ours[-1]:.4f}, llama.cpp ({PINNED}) {theirs[-1]:.4f} after {len(ours)} chunks; relative "
+          f"difference {diffs[-1]:.2e} at the end (bound {bounds[-1]:.2e}; llama.cpp's {NOISE_VARIANT} is "
+          f"{noise[-1]:.2e} from its {PINNED}), at most {max(diffs):.2e} along the way")
+    f.check(all(ok[-1:] if final_only else ok), f"{label}: perplexities differ by {diffs} beyond {bounds}:\n"
+            f"  {ours}\n  {theirs}")
+    native = native_variant()
+    if native not in (PINNED, NOISE_VARIANT):
+        other = llama_ppl(model, ctype, rotate, native)
+        spread, gap = relative(other, theirs), relative(ours, other)
+        ok = [g <= b + s for g, b, s in zip(gap, bounds, spread)]
+        print(f"  against llama.cpp's {native}: {other[-1]:.4f}, relative difference {gap[-1]:.2e} at the end "
+              f"(bound {bounds[-1]:.2e} + {spread[-1]:.2e}, its distance from {PINNED})")
+        f.check(len(other) == len(ours) and all(ok[-1:] if final_only else ok),
+                f"{label}: optiq vs llama.cpp's {native}: {gap} beyond {bounds} + {spread}:\n  {ours}\n  {other}")
 
 
 def random_model(work: Path, variant: str) -> Path:

@@ -3,7 +3,7 @@ llama.cpp source node-llama-cpp pins by scripts/build_llama_tools.sh), on storie
 text in tests/fixtures/stories.txt (-c 128: 24 chunks).
 
 llama-perplexity runs on one thread with an F32 KV cache and no flash attention, the arithmetic
-optiq's engine does. Checked:
+optiq's engine does, pinned to the ggml CPU variant optiq reproduces (llama_tools.py). Checked:
 - perplexity of the F32 model: every running per-chunk value and the final estimate within 0.1%,
   its error within 1%; also with optiq's -b 48 (forward calls that cross the scored half) and
   --chunks 10;
@@ -15,7 +15,10 @@ optiq's engine does. Checked:
   KLD ~0.1): every statistic optiq prints equals llama-perplexity's within rounding;
 - KL statistics of optiq's F16 convert against the F32 base: optiq's and llama-perplexity's agree
   within the F16 engines' own difference (see README, "Generation");
-- perplexity of a real quantized model (SmolLM2-135M Q4_1), 4 chunks, within 1%.
+- perplexity of a real quantized model (SmolLM2-135M Q4_1), 4 chunks, within 1% or twice the
+  distance between two of llama.cpp's own CPU builds, measured in the run;
+- where llama.cpp picks another CPU variant on this machine: the F32 perplexities and SmolLM2's
+  against that variant too.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llama_tools import KLD_DONE, llama
+from llama_tools import KLD_DONE, NOISE_VARIANT, PINNED, llama, machine_summary, native_variant, relative
 from oracle_util import STORIES, Failures, convert, run_optiq, work_dir
 
 TEXT = Path("tests/fixtures/stories.txt")
@@ -33,6 +36,7 @@ N_CTX = 128
 LLAMA_FLAGS = ["-c", str(N_CTX), "-t", "1", "-tb", "1", "-ctk", "f32", "-ctv", "f32", "-fa", "off"]
 
 f = Failures()
+print(machine_summary())
 
 
 def optiq(*args: str | Path) -> str:
@@ -76,6 +80,10 @@ def chunk_table(out: str) -> list[list[float]]:
         if re.match(r"^\s*\d+\s+\d+\.\d+ ±", line):
             rows.append([float(x) for x in re.findall(r"-?\d+\.\d+", line)])
     return rows
+
+
+def sci(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.2e}" for v in values) + "]"
 
 
 def close(a: float, b: float, rel: float, abs_: float = 0.0) -> bool:
@@ -196,17 +204,47 @@ print(f"F16 vs F32 base: mean KLD optiq {ours_s['Mean KLD'][0]}, llama-perplexit
 # vocabulary, no BOS swap issue), 4 chunks. Both engines round activations to Q8_1 for its Q4_1
 # products, and SmolLM2's very large activations make those 8-bit steps coarse, so last-bit
 # differences upstream (f32 summation order, e.g. optiq's sgemm attention) sometimes cross a
-# rounding boundary and move a token's log-probability visibly. The bound is 1% per running
-# value (observed: 0.35% after one chunk and 0.04% over all 12 with per-token attention; 0.56%
-# and 0.63% after 1 and 4 chunks with the batched attention).
+# rounding boundary and move a token's log-probability visibly: llama.cpp's own haswell and
+# sandybridge builds are 0.93% apart after the first chunk (64 scored tokens). The bound per
+# running value is 1% (observed optiq-haswell: 0.56% and 0.63% after 1 and 4 chunks) or twice
+# that measured distance, whichever is larger (optiq is one more summation order; see
+# check_kv_cache_types.py, "The bounds").
 smollm = Path(os.environ["OPTIQ_CACHE"]) / "models" / "smollm2-135m-instruct-q4_1.gguf"
+SMOLLM_FLAGS = ["-f", TEXT, *LLAMA_FLAGS, "--chunks", 4]
 if f.check(smollm.exists(), f"{smollm} is missing; run scripts/fetch_models.sh"):
     ours = running_ppl(optiq(smollm, "-f", TEXT, "-c", N_CTX, "--chunks", 4))
-    theirs = running_ppl(llama("llama-perplexity", "-m", smollm, "-f", TEXT, *LLAMA_FLAGS, "--chunks", 4,
-                               done="Final estimate"))
-    f.check(len(ours) == len(theirs) == 4, f"SmolLM2 Q4_1: optiq printed {len(ours)} chunks, llama.cpp {len(theirs)}")
-    for i, (a, b) in enumerate(zip(ours, theirs)):
-        f.check(close(a, b, 1e-2), f"SmolLM2 Q4_1 chunk {i + 1}: running PPL optiq {a}, llama.cpp {b}")
-    print(f"SmolLM2 Q4_1, 4 chunks: optiq {ours}, llama-perplexity {theirs}")
+    theirs = running_ppl(llama("llama-perplexity", "-m", smollm, *SMOLLM_FLAGS, done="Final estimate"))
+    noise = relative(running_ppl(llama("llama-perplexity", "-m", smollm, *SMOLLM_FLAGS, done="Final estimate",
+                                       variant=NOISE_VARIANT)), theirs)
+    bounds = [max(1e-2, 2 * n) for n in noise]
+    f.check(len(ours) == len(theirs) == len(noise) == 4,
+            f"SmolLM2 Q4_1: optiq printed {len(ours)} chunks, llama.cpp {len(theirs)}")
+    for i, (a, b, bound) in enumerate(zip(ours, theirs, bounds)):
+        f.check(close(a, b, bound), f"SmolLM2 Q4_1 chunk {i + 1}: running PPL optiq {a}, llama.cpp {b} (bound {bound:.2e})")
+    print(f"SmolLM2 Q4_1, 4 chunks: optiq {ours}, llama-perplexity ({PINNED}) {theirs}; relative differences "
+          f"{sci(relative(ours, theirs))}, bounds {sci(bounds)} ({NOISE_VARIANT} is {sci(noise)} from {PINNED})")
+
+# Agreement with the variant llama.cpp picks on this CPU, when that is not the pinned one. F32
+# products differ between variants in the last bits only, which cannot move a perplexity of the
+# F32 model by 1e-3: the same bound as above. SmolLM2's bound grows by llama.cpp's measured
+# distance between that variant and the pinned one.
+native = native_variant()
+if native == PINNED:
+    print(f"llama.cpp runs {PINNED} on this CPU: the checks above are the agreement checks")
+else:
+    out = llama("llama-perplexity", "-m", STORIES, "-f", TEXT, *LLAMA_FLAGS, done="Final estimate", variant=native)
+    native_chunks, (native_ppl, _) = running_ppl(out), final_estimate(out)
+    f.check(len(native_chunks) == len(ours_chunks) and all(close(a, b, 1e-3) for a, b in zip(ours_chunks, native_chunks)),
+            f"F32 running PPL: optiq {ours_chunks}, llama.cpp's {native} {native_chunks}")
+    f.check(close(ppl, native_ppl, 1e-3), f"F32 final PPL: optiq {ppl}, llama.cpp's {native} {native_ppl}")
+    print(f"PPL (F32) against llama.cpp's {native}: optiq {ppl}, llama.cpp {native_ppl}")
+    if smollm.exists():
+        other = running_ppl(llama("llama-perplexity", "-m", smollm, *SMOLLM_FLAGS, done="Final estimate", variant=native))
+        spread, gap = relative(other, theirs), relative(ours, other)
+        f.check(len(other) == len(ours) and all(g <= b + s for g, b, s in zip(gap, bounds, spread)),
+                f"SmolLM2 Q4_1 against llama.cpp's {native}: optiq {ours}, llama.cpp {other}; differences {sci(gap)} "
+                f"beyond {sci(bounds)} + {sci(spread)}")
+        print(f"SmolLM2 Q4_1 against llama.cpp's {native}: {other}, relative differences {sci(gap)} "
+              f"(bounds {sci(bounds)} + {sci(spread)})")
 
 f.finish("oracle_perplexity")

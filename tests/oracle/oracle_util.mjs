@@ -29,8 +29,17 @@ export function importFromCache(modulePath) {
 // small or busy machine the oversubscribed spinners starve each other and 40 tokens of a
 // 260K-parameter model took 20-65 s instead of ~30 ms. (build "never": use the prebuilt binary,
 // never compile; gpu false: skip probing CUDA/Vulkan.)
+// The log is read at "log" level (where ggml's info lines arrive) for one line, ggml's choice of
+// CPU variant (libggml-cpu-<isa>.so, see llama_tools.py), printed when the first model loads;
+// of the rest only errors are shown.
 export async function loadLlamaCpp() {
   const mod = await importFromCache("node-llama-cpp/dist/index.js");
-  const llama = await mod.getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: mod.LlamaLogLevel.error });
+  const { error, fatal, log } = mod.LlamaLogLevel;
+  const logger = (level, message) => {
+    const loaded = /loaded CPU backend from (\S+)/.exec(message);
+    if (loaded) console.log(`node-llama-cpp: ggml CPU backend ${path.basename(loaded[1])}`);
+    else if (level === error || level === fatal) console.error(message);
+  };
+  const llama = await mod.getLlama({ gpu: false, build: "never", maxThreads: 1, logLevel: log, logger });
   return { mod, llama };
 }
