@@ -23,7 +23,7 @@ void HttpServer::handle_generation(const httplib::Request& req, httplib::Respons
                                 : endpoint == Endpoint::Completions   ? parse_completion(body, model_)
                                                                       : parse_messages(body, model_);
     std::vector<int32_t> prompt = generator_.tokenize_prompt(request);
-    generator_.check_context(static_cast<int64_t>(prompt.size()), request.max_tokens);
+    generator_.check_context(static_cast<int64_t>(prompt.size()), request.max_tokens, request.chat ? "messages" : "prompt");
     std::shared_ptr<SlotLease> slot = generator_.acquire_slot();
 
     if (request.stream) {

@@ -34,12 +34,12 @@ std::vector<int32_t> Generator::tokenize_prompt(const GenerationRequest& req) co
   return tok_.encode(text, /*add_special=*/true, /*parse_special=*/true);
 }
 
-void Generator::check_context(int64_t n_prompt, std::optional<int64_t> max_tokens) const {
+void Generator::check_context(int64_t n_prompt, std::optional<int64_t> max_tokens, const char* prompt_param) const {
   const int64_t n_ctx = options_.n_ctx;
   if (n_prompt > n_ctx)
     throw ApiError(400, "the prompt is " + std::to_string(n_prompt) + " tokens, longer than the context of " +
                             std::to_string(n_ctx) + " tokens",
-                   "messages", "context_length_exceeded");
+                   prompt_param, "context_length_exceeded");
   if (max_tokens && n_prompt + *max_tokens > n_ctx)
     throw ApiError(400, "the context is " + std::to_string(n_ctx) + " tokens, but " + std::to_string(n_prompt) +
                             " prompt tokens plus max_tokens " + std::to_string(*max_tokens) + " make " +

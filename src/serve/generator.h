@@ -58,8 +58,9 @@ class Generator {
   // `optiq generate` does. ApiError 400 when there is no template or the template raises.
   std::vector<int32_t> tokenize_prompt(const GenerationRequest& req) const;
   // ApiError 400 (code "context_length_exceeded") when the prompt, or the prompt plus
-  // max_tokens, does not fit in a slot's context.
-  void check_context(int64_t n_prompt, std::optional<int64_t> max_tokens) const;
+  // max_tokens, does not fit in a slot's context. `prompt_param`: the field that holds the
+  // prompt ("messages" or "prompt"), for the error's param.
+  void check_context(int64_t n_prompt, std::optional<int64_t> max_tokens, const char* prompt_param) const;
 
   // A free slot, waiting up to Options::slot_wait for one (ApiError 503 after that).
   std::unique_ptr<SlotLease> acquire_slot();

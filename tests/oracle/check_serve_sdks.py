@@ -12,7 +12,9 @@ clients people point at such servers), on stories260K with a small chat template
   raw malformed JSON, an unknown path and an over-limit body get 4xx in the path's shape;
 - concurrent requests on two slots give the greedy text; /health still answers after all the
   bad requests; /metrics counts requests and tokens; a client that drops a stream does not hurt;
-- SIGTERM stops the server with exit code 0."""
+- SIGTERM stops the server with exit code 0;
+- with SmolLM2-135M-Instruct fetched (scripts/fetch_models.sh): its own template, greedy chat and
+  a streamed Anthropic message with a system prompt equal `optiq generate --chat --system`."""
 from __future__ import annotations
 
 import http.client
@@ -25,6 +27,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import anthropic
 import openai
@@ -37,7 +40,9 @@ CTX = 256
 PROMPT = "Once upon a time"
 # A minimal template: stories260K has none and continues plain text, so the chat prompt is the
 # conversation's text (the system message on its own line first).
-TEMPLATE = ("{% for message in messages %}{% if message['role'] == 'system' %}{{ message['content'] + '\\n' }}"
+# `preamble` (unset unless a request's chat_template_kwargs sets it) checks that those reach the template.
+TEMPLATE = ("{% if preamble is defined %}{{ preamble + '\\n' }}{% endif %}"
+            "{% for message in messages %}{% if message['role'] == 'system' %}{{ message['content'] + '\\n' }}"
             "{% else %}{{ message['content'] }}{% endif %}{% endfor %}")
 KV = ["--cache-type-k", "f16", "--cache-type-v", "f16"]
 # The anthropic SDK (2.x) no longer has sampling keyword arguments; the API field still works.
@@ -151,6 +156,11 @@ try:
     f.check(chunks[-1].choices == [] and chunks[-1].usage is not None
             and chunks[-1].usage.completion_tokens == c.usage.completion_tokens, f"usage chunk {chunks[-1]}")
 
+    kw = oa.chat.completions.create(model="stories", messages=user, max_tokens=1, temperature=0,
+                                    extra_body={"chat_template_kwargs": {"preamble": "The end."}})
+    f.check(kw.usage.prompt_tokens > c.usage.prompt_tokens,
+            f"chat_template_kwargs reach the template: {kw.usage.prompt_tokens} vs {c.usage.prompt_tokens} prompt tokens")
+
     # stop sequences: the text ends before the first one, which is not returned
     stop = chat_ref[len(chat_ref) // 2:len(chat_ref) // 2 + 3]
     cut = chat_ref[:chat_ref.find(stop)]
@@ -191,6 +201,10 @@ try:
     e = expect_error("openai max_tokens beyond the context -> BadRequestError", openai.BadRequestError,
                      lambda: oa.chat.completions.create(model="stories", messages=user, max_tokens=CTX + 1))
     f.check(e is None or e.code == "context_length_exceeded", f"context error code: {getattr(e, 'code', None)}")
+    e = expect_error("openai prompt longer than the context -> BadRequestError", openai.BadRequestError,
+                     lambda: oa.completions.create(model="stories", prompt=PROMPT * 100, max_tokens=1))
+    f.check(e is None or (e.code == "context_length_exceeded" and e.param == "prompt"),
+            f"long prompt error: {getattr(e, 'code', None)} {getattr(e, 'param', None)}")
     expect_error("openai temperature 'hot' -> BadRequestError", openai.BadRequestError,
                  lambda: oa.chat.completions.create(model="stories", messages=user, extra_body={"temperature": "hot"}))
     expect_error("openai presence_penalty -> BadRequestError", openai.BadRequestError,
@@ -260,6 +274,10 @@ try:
     gen = re.search(r"^optiq_generated_tokens_total (\d+)$", str(text), re.M)
     f.check(gen is not None and int(gen.group(1)) >= 8 * N // 2, f"generated tokens counter: {gen and gen.group(0)}")
 finally:
+    # Close the SDKs' pooled keep-alive connections first, or the server waits out their idle timeout.
+    for client in ("oa", "an", "bad_oa", "bad_an"):
+        if client in globals():
+            globals()[client].close()
     proc.send_signal(signal.SIGTERM)
     try:
         rc = proc.wait(timeout=30)
@@ -267,6 +285,44 @@ finally:
         proc.kill()
         rc = None
     f.check(rc == 0, f"exit code after SIGTERM: {rc}")
+
+# A real chat model with its own template (special tokens, byte-level BPE), when
+# scripts/fetch_models.sh has fetched it: greedy chat with a system message equals generate --chat.
+SMOLLM2 = Path(os.environ["OPTIQ_CACHE"]) / "models" / "smollm2-135m-instruct-q4_1.gguf"
+if SMOLLM2.exists():
+    system, question = "You answer briefly.", "What is the capital of France?"
+    r = run_optiq("generate", SMOLLM2, "--chat", "--system", system, "-p", question, "-n", "16", "-c", "512", "-t", "1")
+    smol_ref = r.stdout[:-1] if r.returncode == 0 else None
+    f.check(smol_ref is not None, f"optiq generate on SmolLM2 failed: {r.stderr}")
+    smol = subprocess.Popen([OPTIQ, "serve", SMOLLM2, "--port", "0", "-c", "512", "-t", "1"], stderr=subprocess.PIPE, text=True)
+    smol_port = None
+    for line in smol.stderr:
+        if m := re.search(r"listening on http://127\.0\.0\.1:(\d+)", line):
+            smol_port = int(m.group(1))
+            break
+    try:
+        oa2 = openai.OpenAI(base_url=f"http://127.0.0.1:{smol_port}/v1", api_key="none", max_retries=0, timeout=120)
+        c2 = oa2.chat.completions.create(model=SMOLLM2.name, max_tokens=16, temperature=0, messages=[
+            {"role": "system", "content": system}, {"role": "user", "content": question}])
+        f.check(c2.choices[0].message.content == smol_ref,
+                f"SmolLM2 chat {c2.choices[0].message.content!r} != generate --chat's {smol_ref!r}")
+        an2 = anthropic.Anthropic(base_url=f"http://127.0.0.1:{smol_port}", api_key="none", max_retries=0, timeout=120)
+        with an2.messages.stream(model=SMOLLM2.name, max_tokens=16, system=system, extra_body=GREEDY,
+                                 messages=[{"role": "user", "content": question}]) as s:
+            smol_stream = "".join(s.text_stream)
+        f.check(smol_stream == smol_ref, f"SmolLM2 messages stream {smol_stream!r} != {smol_ref!r}")
+    finally:
+        for client in ("oa2", "an2"):
+            if client in globals():
+                globals()[client].close()
+        smol.send_signal(signal.SIGTERM)
+        try:
+            f.check(smol.wait(timeout=30) == 0, "SmolLM2 server exit code")
+        except subprocess.TimeoutExpired:
+            smol.kill()
+            f.check(False, "SmolLM2 server did not stop")
+else:
+    print(f"check_serve_sdks: {SMOLLM2} is missing (scripts/fetch_models.sh); SmolLM2 part skipped")
 
 time.sleep(0.2)
 logs = "".join(log)
