@@ -36,6 +36,7 @@ std::vector<int32_t> Generator::tokenize_prompt(const GenerationRequest& req) co
 
 void Generator::check_context(int64_t n_prompt, std::optional<int64_t> max_tokens, const char* prompt_param) const {
   const int64_t n_ctx = options_.n_ctx;
+  if (n_prompt == 0) throw ApiError(400, "the prompt has no tokens", prompt_param);
   if (n_prompt > n_ctx)
     throw ApiError(400, "the prompt is " + std::to_string(n_prompt) + " tokens, longer than the context of " +
                             std::to_string(n_ctx) + " tokens",

@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -57,8 +58,8 @@ class Generator {
   // turn), a completion's text as it is; BOS as the vocabulary asks, special tokens parsed, as
   // `optiq generate` does. ApiError 400 when there is no template or the template raises.
   std::vector<int32_t> tokenize_prompt(const GenerationRequest& req) const;
-  // ApiError 400 (code "context_length_exceeded") when the prompt, or the prompt plus
-  // max_tokens, does not fit in a slot's context. `prompt_param`: the field that holds the
+  // ApiError 400 when the prompt has no tokens, or (code "context_length_exceeded") when the
+  // prompt, or the prompt plus max_tokens, does not fit in a slot's context. `prompt_param`: the field that holds the
   // prompt ("messages" or "prompt"), for the error's param.
   void check_context(int64_t n_prompt, std::optional<int64_t> max_tokens, const char* prompt_param) const;
 
