@@ -26,6 +26,23 @@ void HttpServer::handle_generation(const httplib::Request& req, httplib::Respons
     generator_.check_context(static_cast<int64_t>(prompt.size()), request.max_tokens, request.chat ? "messages" : "prompt");
     std::shared_ptr<SlotLease> slot = generator_.acquire_slot();
 
+    if (request.stream && stopping_) {
+      // httplib no longer calls a content provider once the server is stopping, so a stream
+      // that got its slot after the stop (it was waiting) is generated here and sent whole,
+      // as one body of the same events: requests in flight still get their answer.
+      std::string events;
+      httplib::DataSink buffer;
+      buffer.write = [&](const char* data, size_t n) {
+        events.append(data, n);
+        return true;
+      };
+      buffer.is_writable = [] { return true; };
+      buffer.done = [] {};
+      stream_generation(buffer, *slot, request, prompt, endpoint);
+      res.set_header("Cache-Control", "no-cache");
+      res.set_content(events, "text/event-stream");
+      return;
+    }
     if (request.stream) {
       res.set_header("Cache-Control", "no-cache");
       // httplib calls the provider after this handler returns, on the same worker thread, to

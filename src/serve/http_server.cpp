@@ -106,7 +106,10 @@ void HttpServer::run() { server_->listen_after_bind(); }
 
 bool HttpServer::is_running() const { return server_->is_running(); }
 
-void HttpServer::stop() { server_->stop(); }
+void HttpServer::stop() {
+  stopping_ = true;
+  server_->stop();
+}
 
 void HttpServer::install_routes() {
   httplib::Server& s = *server_;

@@ -14,6 +14,7 @@
 // from run() once the requests in flight have been answered.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <memory>
@@ -76,6 +77,7 @@ class HttpServer {
   Metrics metrics_;
   std::unique_ptr<httplib::Server> server_;
   int bound_port_ = 0;
+  std::atomic<bool> stopping_{false};  // stop() was called
 };
 
 }  // namespace optiq::serve

@@ -14,7 +14,8 @@ clients people point at such servers), on stories260K with a small chat template
   bad requests; /metrics counts requests and tokens; a client that drops a stream does not hurt;
 - SIGTERM stops the server with exit code 0;
 - with SmolLM2-135M-Instruct fetched (scripts/fetch_models.sh): its own template, greedy chat and
-  a streamed Anthropic message with a system prompt equal `optiq generate --chat --system`."""
+  a streamed Anthropic message with a system prompt equal `optiq generate --chat --system`; two
+  streams in flight at SIGTERM (one waiting for the only slot) both finish."""
 from __future__ import annotations
 
 import http.client
@@ -294,7 +295,9 @@ if SMOLLM2.exists():
     r = run_optiq("generate", SMOLLM2, "--chat", "--system", system, "-p", question, "-n", "16", "-c", "512", "-t", "1")
     smol_ref = r.stdout[:-1] if r.returncode == 0 else None
     f.check(smol_ref is not None, f"optiq generate on SmolLM2 failed: {r.stderr}")
-    smol = subprocess.Popen([OPTIQ, "serve", SMOLLM2, "--port", "0", "-c", "512", "-t", "1"], stderr=subprocess.PIPE, text=True)
+    smol = subprocess.Popen([OPTIQ, "serve", SMOLLM2, "--port", "0", "-c", "512", "-t", "1", "--parallel", "1"],
+                            stderr=subprocess.PIPE, text=True)
+    threads: list[threading.Thread] = []
     smol_port = None
     for line in smol.stderr:
         if m := re.search(r"listening on http://127\.0\.0\.1:(\d+)", line):
@@ -311,16 +314,33 @@ if SMOLLM2.exists():
                                  messages=[{"role": "user", "content": question}]) as s:
             smol_stream = "".join(s.text_stream)
         f.check(smol_stream == smol_ref, f"SmolLM2 messages stream {smol_stream!r} != {smol_ref!r}")
+        oa2.close()
+        an2.close()
+
+        # SIGTERM with streams in flight, one of them still waiting for the only slot: both finish.
+        def late_stream(results: list) -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", smol_port, timeout=120)
+            conn.request("POST", "/v1/chat/completions", body=json.dumps(
+                {"messages": [{"role": "user", "content": question}], "max_tokens": 16, "temperature": 0, "stream": True}))
+            resp = conn.getresponse()
+            results.append((resp.status, resp.read().decode()))
+            conn.close()
+        in_flight: list = []
+        threads = [threading.Thread(target=late_stream, args=(in_flight,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
     finally:
-        for client in ("oa2", "an2"):
-            if client in globals():
-                globals()[client].close()
         smol.send_signal(signal.SIGTERM)
         try:
             f.check(smol.wait(timeout=30) == 0, "SmolLM2 server exit code")
         except subprocess.TimeoutExpired:
             smol.kill()
             f.check(False, "SmolLM2 server did not stop")
+    for t in threads:
+        t.join(timeout=60)
+    f.check(len(in_flight) == 2 and all(st == 200 and body.rstrip().endswith("data: [DONE]") for st, body in in_flight),
+            f"streams in flight at SIGTERM finish: {[(st, body[-60:]) for st, body in in_flight]}")
 else:
     print(f"check_serve_sdks: {SMOLLM2} is missing (scripts/fetch_models.sh); SmolLM2 part skipped")
 
