@@ -16,26 +16,13 @@
 #include "model/tokenizer.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
+#include "util/utf8.h"
 
 namespace optiq::cli {
-namespace {
-
-// Length of the longest prefix of s that does not end inside a UTF-8 sequence, so a streamed
-// piece never splits a character that byte-fallback tokens build up.
-size_t complete_utf8_prefix(const std::string& s) {
-  size_t n = s.size(), back = 0;
-  while (back < n && back < 4 && (static_cast<unsigned char>(s[n - 1 - back]) & 0xC0) == 0x80) ++back;
-  if (back == n) return n;
-  const unsigned char lead = static_cast<unsigned char>(s[n - 1 - back]);
-  const size_t need = lead < 0x80 ? 1 : (lead >> 5) == 0x6 ? 2 : (lead >> 4) == 0xE ? 3 : (lead >> 3) == 0x1E ? 4 : 1;
-  return back + 1 >= need ? n : n - back - 1;
-}
-
-}  // namespace
 
 Command register_generate(CLI::App& app) {
   struct Args {
-    std::string model, prompt, dump_logprobs, system;
+    std::string model, prompt, dump_logprobs, system, chat_template_file;
     int64_t n_predict = 128, n_ctx = 0;
     bool chat = false;
     engine::SamplingParams sampling;
@@ -55,6 +42,8 @@ Command register_generate(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   sub->add_flag("--chat", args->chat, "render the prompt as a user message with the model's chat template, ending with the assistant's turn");
   sub->add_option("--system", args->system, "with --chat: a system message before the user's");
+  sub->add_option("--chat-template-file", args->chat_template_file,
+                  "with --chat: a .jinja chat template to use instead of the model's");
   sub->add_option("--temp", args->sampling.temperature, "temperature (default 0: greedy decoding)")
       ->check(CLI::NonNegativeNumber);
   sub->add_option("--top-k", args->sampling.top_k, "keep the K most likely tokens (default 40; 0: off)")
@@ -83,7 +72,7 @@ Command register_generate(CLI::App& app) {
             if (tok.n_tokens() > model.hp.n_vocab)
               throw InputError(path, std::nullopt, "the tokenizer has more tokens than the model's vocabulary");
             const int64_t n_ctx = args->n_ctx > 0 ? args->n_ctx : std::min<int64_t>(model.hp.n_ctx_train, 4096);
-            std::vector<int32_t> ids = tok.encode(args->chat ? chat_prompt(load_chat_template(path), tok, args->system, args->prompt) : args->prompt,
+            std::vector<int32_t> ids = tok.encode(args->chat ? chat_prompt(load_chat_template(path, args->chat_template_file, tok), tok, args->system, args->prompt) : args->prompt,
                                                   /*add_special=*/true, /*parse_special=*/true);
             const size_t n_prompt = ids.size();
             if (static_cast<int64_t>(n_prompt) > n_ctx)

@@ -30,7 +30,8 @@ int main(int argc, char** argv) {
                                              cli::register_eval(app),
                                              cli::register_pareto(app),
                                              cli::register_latency(app),
-                                             cli::register_kv_cache(app)};
+                                             cli::register_kv_cache(app),
+                                             cli::register_serve(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,42 @@
+// The Anthropic front end: POST /v1/messages and POST /v1/messages/count_tokens. Parsing checks
+// the fields the server reads and maps a Messages request onto a GenerationRequest (system
+// first as a system message, text blocks joined, tools in OpenAI's function shape for the chat
+// template); the builders make the Message object and the stream's events as Anthropic's API
+// reference shows them.
+#pragma once
+
+#include <string>
+
+#include "serve/api_common.h"
+#include "serve/generation_request.h"
+
+namespace optiq::serve {
+
+GenerationRequest parse_messages(const Json& body, const ServedModel& model);
+// count_tokens takes what /v1/messages takes, without max_tokens.
+GenerationRequest parse_count_tokens(const Json& body, const ServedModel& model);
+
+// "end_turn", "stop_sequence" or "max_tokens".
+const char* anthropic_stop_reason(FinishReason r);
+
+struct AnthropicResponseHead {
+  std::string id;     // "msg_..."
+  std::string model;  // the served model's alias
+};
+
+Json anthropic_message(const AnthropicResponseHead& head, const GenerationResult& r);
+
+// The stream's events, in order: message_start, content_block_start, ping, content_block_delta
+// per piece of text, content_block_stop, message_delta (stop reason, output tokens),
+// message_stop. Each is "event: <type>\ndata: <json>\n\n".
+std::string anthropic_message_start(const AnthropicResponseHead& head, int64_t input_tokens);
+std::string anthropic_content_block_start();
+std::string anthropic_ping();
+std::string anthropic_text_delta(const std::string& text);
+std::string anthropic_content_block_stop();
+std::string anthropic_message_delta(const GenerationResult& r);
+std::string anthropic_message_stop();
+// An error after the stream began: "event: error" with the error shape of api_errors.h.
+std::string anthropic_stream_error(const std::string& error_json);
+
+}  // namespace optiq::serve

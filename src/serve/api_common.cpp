@@ -1,0 +1,26 @@
+#include "serve/api_common.h"
+
+#include <random>
+
+#include "serve/api_errors.h"
+
+namespace optiq::serve {
+
+void check_model_name(const Json& body, const ServedModel& model, bool required) {
+  const std::optional<std::string> name = string_field(body, "model");
+  if (required && !name) throw ApiError(400, "'model' is required", "model");
+  if (!name || name->empty()) return;
+  if (*name == model.alias || *name == model.file_name || *name == model.path) return;
+  throw ApiError(404, "The model '" + *name + "' does not exist: this server runs '" + model.alias + "'", "model",
+                 "model_not_found");
+}
+
+std::string random_id(const char* prefix) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* kHex = "0123456789abcdef";
+  std::string id = prefix;
+  for (int i = 0; i < 24; ++i) id += kHex[rng() & 15];
+  return id;
+}
+
+}  // namespace optiq::serve

@@ -1,0 +1,133 @@
+// The three generating endpoints (/v1/chat/completions, /v1/completions, /v1/messages): parse,
+// tokenize and check against the context, take a slot, then either answer with one JSON object
+// or stream server-sent events in the endpoint's API.
+#include <ctime>
+
+#include "serve/anthropic_api.h"
+#include "serve/api_errors.h"
+#include "serve/http_server.h"
+#include "serve/openai_api.h"
+#include "util/error.h"
+
+namespace optiq::serve {
+namespace {
+
+int64_t unix_now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+}  // namespace
+
+void HttpServer::handle_generation(const httplib::Request& req, httplib::Response& res, Endpoint endpoint) {
+  try {
+    const Json body = parse_body(req.body);
+    GenerationRequest request = endpoint == Endpoint::ChatCompletions ? parse_chat_completion(body, model_)
+                                : endpoint == Endpoint::Completions   ? parse_completion(body, model_)
+                                                                      : parse_messages(body, model_);
+    std::vector<int32_t> prompt = generator_.tokenize_prompt(request);
+    generator_.check_context(static_cast<int64_t>(prompt.size()), request.max_tokens, request.chat ? "messages" : "prompt");
+    std::shared_ptr<SlotLease> slot = generator_.acquire_slot();
+
+    if (request.stream && stopping_) {
+      // httplib no longer calls a content provider once the server is stopping, so a stream
+      // that got its slot after the stop (it was waiting) is generated here and sent whole,
+      // as one body of the same events: requests in flight still get their answer.
+      std::string events;
+      httplib::DataSink buffer;
+      buffer.write = [&](const char* data, size_t n) {
+        events.append(data, n);
+        return true;
+      };
+      buffer.is_writable = [] { return true; };
+      buffer.done = [] {};
+      stream_generation(buffer, *slot, request, prompt, endpoint);
+      res.set_header("Cache-Control", "no-cache");
+      res.set_content(events, "text/event-stream");
+      return;
+    }
+    if (request.stream) {
+      res.set_header("Cache-Control", "no-cache");
+      // httplib calls the provider after this handler returns, on the same worker thread, to
+      // write the body; the whole generation runs inside that one call.
+      res.set_chunked_content_provider(
+          "text/event-stream", [this, slot, request, prompt, endpoint](size_t, httplib::DataSink& sink) {
+            const bool finished = stream_generation(sink, *slot, request, prompt, endpoint);
+            if (finished) sink.done();
+            return finished;
+          });
+      return;
+    }
+
+    const GenerationResult result = generator_.generate(*slot, request, std::move(prompt), [](const std::string&) { return true; });
+    note_tokens(result.prompt_tokens, result.completion_tokens);
+    Json out;
+    if (endpoint == Endpoint::Messages) {
+      out = anthropic_message({random_id("msg_"), model_.alias}, result);
+    } else {
+      const OpenAIResponseHead head{random_id(endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : "cmpl-"), model_.alias,
+                                    unix_now()};
+      out = endpoint == Endpoint::ChatCompletions ? chat_completion(head, result) : text_completion(head, result);
+    }
+    res.set_content(out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
+  } catch (const ApiError& e) {
+    res.status = e.status();
+    res.set_content(error_body(flavor_for_path(req.path), e), "application/json");
+  } catch (const InputError& e) {
+    res.status = 400;
+    res.set_content(error_body(flavor_for_path(req.path), ApiError(400, e.what())), "application/json");
+  } catch (const std::exception& e) {
+    res.status = 500;
+    res.set_content(error_body(flavor_for_path(req.path), ApiError(500, std::string("internal error: ") + e.what())),
+                    "application/json");
+  }
+}
+
+bool HttpServer::stream_generation(httplib::DataSink& sink, SlotLease& slot, const GenerationRequest& request,
+                                   const std::vector<int32_t>& prompt, Endpoint endpoint) {
+  // A failed write means the client is gone: generation stops at the next token.
+  const auto write = [&](const std::string& s) { return sink.is_writable() && sink.write(s.data(), s.size()); };
+  const bool anthropic = endpoint == Endpoint::Messages;
+  const OpenAIResponseHead head{random_id(endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : anthropic ? "msg_" : "cmpl-"),
+                                model_.alias, unix_now()};
+  const bool usage = request.include_usage;
+  try {
+    bool ok = true;
+    if (anthropic) {
+      ok = write(anthropic_message_start({head.id, head.model}, static_cast<int64_t>(prompt.size()))) &&
+           write(anthropic_content_block_start()) && write(anthropic_ping());
+    } else if (endpoint == Endpoint::ChatCompletions) {
+      ok = write(openai_sse(chat_completion_chunk(head, {{"role", "assistant"}, {"content", ""}}, nullptr, usage)));
+    }
+    if (!ok) return false;
+
+    const auto on_text = [&](const std::string& text) {
+      if (anthropic) return write(anthropic_text_delta(text));
+      if (endpoint == Endpoint::ChatCompletions)
+        return write(openai_sse(chat_completion_chunk(head, {{"content", text}}, nullptr, usage)));
+      return write(openai_sse(text_completion_chunk(head, text, nullptr, usage)));
+    };
+    const GenerationResult result = generator_.generate(slot, request, prompt, on_text);
+    note_tokens(result.prompt_tokens, result.completion_tokens);
+    if (result.finish == FinishReason::Cancelled) return false;
+
+    if (anthropic)
+      return write(anthropic_content_block_stop()) && write(anthropic_message_delta(result)) && write(anthropic_message_stop());
+    const char* finish = openai_finish_reason(result.finish);
+    if (endpoint == Endpoint::ChatCompletions) {
+      ok = write(openai_sse(chat_completion_chunk(head, Json::object(), finish, usage))) &&
+           (!usage || write(openai_sse(chat_completion_usage_chunk(head, result))));
+    } else {
+      ok = write(openai_sse(text_completion_chunk(head, "", finish, usage))) &&
+           (!usage || write(openai_sse(text_completion_usage_chunk(head, result))));
+    }
+    return ok && write(kOpenAIStreamEnd);
+  } catch (const std::exception& e) {
+    // Headers (200) are out: the error goes into the stream, as each API reports one there.
+    const ApiError err(500, std::string("internal error: ") + e.what());
+    const std::string body = error_body(anthropic ? ApiFlavor::Anthropic : ApiFlavor::OpenAI, err);
+    if (anthropic) return write(anthropic_stream_error(body));
+    return write("data: " + body + "\n\n");
+  } catch (...) {
+    return false;
+  }
+}
+
+}  // namespace optiq::serve

@@ -1,0 +1,60 @@
+// What both APIs' requests become once parsed and checked, and what a generation returns. The
+// HTTP layer turns an OpenAI or Anthropic body into a GenerationRequest (openai_api.h,
+// anthropic_api.h), the Generator runs it (generator.h), and the result is written back in the
+// request's API.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "engine/sampling.h"
+
+namespace optiq::serve {
+
+struct GenerationRequest {
+  // A chat request renders `messages` (OpenAI-style: role + string content) and `tools` through
+  // the model's chat template with the assistant's turn opened; a completion continues `prompt`.
+  bool chat = true;
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  nlohmann::ordered_json tools;  // null: the template sees tools = None
+  std::vector<std::pair<std::string, nlohmann::ordered_json>> template_vars;  // chat_template_kwargs
+  std::string prompt;
+
+  std::optional<int64_t> max_tokens;  // tokens to generate at most; unset: until the context is full
+  // Unset fields keep the APIs' defaults: temperature 1 and top_p 1 (off) as OpenAI and
+  // Anthropic document them; top_k 40, min_p 0.05 and repeat_penalty 1 as optiq generate.
+  engine::SamplingParams sampling = default_sampling();
+  std::optional<uint32_t> seed;    // unset: a random seed
+  std::vector<std::string> stop;   // stop sequences; the text stops before the first one
+  bool stream = false;
+  bool include_usage = false;      // OpenAI stream_options.include_usage: a final usage chunk
+
+  static engine::SamplingParams default_sampling() {
+    engine::SamplingParams p;
+    p.temperature = 1.0f;
+    p.top_p = 1.0f;
+    return p;
+  }
+};
+
+enum class FinishReason {
+  EndOfText,     // the model ended its turn (EOS/EOT): OpenAI "stop", Anthropic "end_turn"
+  StopSequence,  // a stop sequence appeared: OpenAI "stop", Anthropic "stop_sequence"
+  Length,        // max_tokens reached or the context is full: "length" / "max_tokens"
+  Cancelled,     // the client went away mid-stream; nothing is sent
+};
+
+struct GenerationResult {
+  std::string text;           // what the client sees: stop sequences and special tokens left out
+  FinishReason finish = FinishReason::EndOfText;
+  std::string stop_sequence;  // the stop sequence that ended it (StopSequence only)
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+};
+
+}  // namespace optiq::serve

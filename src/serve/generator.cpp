@@ -1,0 +1,144 @@
+#include "serve/generator.h"
+
+#include <algorithm>
+
+#include "engine/sampling.h"
+#include "model/chat_prompt.h"
+#include "serve/api_errors.h"
+#include "serve/stop_scanner.h"
+#include "util/error.h"
+
+namespace optiq::serve {
+
+SlotLease::~SlotLease() { gen_->release(index_); }
+
+Generator::Generator(const engine::Model& model, const Tokenizer& tok, std::optional<ChatTemplate> tmpl,
+                     const Options& options)
+    : model_(model), tok_(tok), tmpl_(std::move(tmpl)), options_(options) {
+  for (int i = 0; i < options_.n_slots; ++i) caches_.push_back(engine::make_kv_cache(model_, options_.n_ctx, options_.kv));
+  busy_.assign(caches_.size(), false);
+}
+
+std::vector<int32_t> Generator::tokenize_prompt(const GenerationRequest& req) const {
+  std::string text = req.prompt;
+  if (req.chat) {
+    if (!tmpl_)
+      throw ApiError(400, "the model has no chat template; use /v1/completions, or start the server with --chat-template-file");
+    try {
+      text = chat_prompt(*tmpl_, tok_, req.messages, req.tools, req.template_vars);
+    } catch (const InputError& e) {
+      throw ApiError(400, std::string("the chat template failed on these messages: ") + e.what(), "messages");
+    }
+  }
+  std::lock_guard lock(tokenizer_mutex_);
+  return tok_.encode(text, /*add_special=*/true, /*parse_special=*/true);
+}
+
+void Generator::check_context(int64_t n_prompt, std::optional<int64_t> max_tokens, const char* prompt_param) const {
+  const int64_t n_ctx = options_.n_ctx;
+  if (n_prompt == 0) throw ApiError(400, "the prompt has no tokens", prompt_param);
+  if (n_prompt > n_ctx)
+    throw ApiError(400, "the prompt is " + std::to_string(n_prompt) + " tokens, longer than the context of " +
+                            std::to_string(n_ctx) + " tokens",
+                   prompt_param, "context_length_exceeded");
+  if (max_tokens && n_prompt + *max_tokens > n_ctx)
+    throw ApiError(400, "the context is " + std::to_string(n_ctx) + " tokens, but " + std::to_string(n_prompt) +
+                            " prompt tokens plus max_tokens " + std::to_string(*max_tokens) + " make " +
+                            std::to_string(n_prompt + *max_tokens),
+                   "max_tokens", "context_length_exceeded");
+}
+
+std::unique_ptr<SlotLease> Generator::acquire_slot() {
+  std::unique_lock lock(slots_mutex_);
+  const auto free_slot = [&] {
+    for (size_t i = 0; i < busy_.size(); ++i)
+      if (!busy_[i]) return static_cast<int64_t>(i);
+    return int64_t{-1};
+  };
+  if (!slot_freed_.wait_for(lock, options_.slot_wait, [&] { return free_slot() >= 0; }))
+    throw ApiError(503, "all " + std::to_string(busy_.size()) + " slots stayed busy for " +
+                            std::to_string(options_.slot_wait.count()) + " s; try again later (or start with a larger --parallel)");
+  const size_t i = static_cast<size_t>(free_slot());
+  busy_[i] = true;
+  return std::make_unique<SlotLease>(*this, i);
+}
+
+void Generator::release(size_t index) {
+  {
+    std::lock_guard lock(slots_mutex_);
+    busy_[index] = false;
+  }
+  slot_freed_.notify_one();
+}
+
+int Generator::busy_slots() const {
+  std::lock_guard lock(slots_mutex_);
+  return static_cast<int>(std::count(busy_.begin(), busy_.end(), true));
+}
+
+std::string Generator::decode(const std::vector<int32_t>& ids) const {
+  std::lock_guard lock(tokenizer_mutex_);
+  return tok_.decode(ids, /*skip_special=*/true);
+}
+
+void Generator::forward(engine::KVCache& cache, std::span<const int32_t> tokens, float* logits) {
+  std::lock_guard lock(engine_mutex_);
+  engine::forward(model_, cache, tokens, /*all_logits=*/false, logits);
+}
+
+GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& req, std::vector<int32_t> ids,
+                                     const TextSink& on_text) {
+  engine::KVCache& cache = caches_[slot.index()];
+  cache.clear();
+  GenerationResult result;
+  result.prompt_tokens = static_cast<int64_t>(ids.size());
+  const int64_t max_tokens = req.max_tokens.value_or(options_.n_ctx - result.prompt_tokens);
+
+  engine::SamplingParams sampling = req.sampling;
+  if (sampling.temperature > 0) sampling.seed = req.seed ? *req.seed : engine::random_seed();
+  engine::Sampler sampler(sampling, model_.hp.n_vocab);
+  for (const int32_t id : ids) sampler.accept(id);
+
+  std::vector<float> logits(static_cast<size_t>(model_.hp.n_vocab));  // [n_vocab] of the last position
+  forward(cache, ids, logits.data());
+  // The continuation is the decoded whole minus the decoded prompt, as optiq generate prints it,
+  // so a token that merges with the prompt's end (SentencePiece spaces) reads the same.
+  const std::string prompt_text = decode(ids);
+  StopScanner scanner(req.stop);
+  std::string continuation;
+  const auto send = [&](const std::string& piece) {
+    if (piece.empty()) return true;
+    result.text += piece;
+    return on_text(piece);
+  };
+
+  result.finish = FinishReason::Length;
+  for (int64_t i = 0; i < max_tokens; ++i) {
+    const int32_t next = sampler.sample(logits.data());
+    if (next == tok_.eos || next == tok_.eot) {
+      result.finish = FinishReason::EndOfText;
+      break;
+    }
+    ids.push_back(next);
+    sampler.accept(next);
+    ++result.completion_tokens;
+    const std::string full = decode(ids);
+    if (full.size() >= prompt_text.size()) continuation = full.substr(prompt_text.size());
+    if (!send(scanner.update(continuation))) {
+      result.finish = FinishReason::Cancelled;
+      return result;
+    }
+    if (scanner.stopped()) {
+      result.finish = FinishReason::StopSequence;
+      result.stop_sequence = scanner.matched();
+      return result;
+    }
+    if (i + 1 == max_tokens || cache.n_past >= cache.n_ctx) break;
+    const int32_t one[1] = {next};
+    forward(cache, one, logits.data());
+  }
+  if (!send(scanner.finish(continuation))) result.finish = FinishReason::Cancelled;
+  return result;
+}
+
+}  // namespace optiq::serve

@@ -1,0 +1,101 @@
+// optiq's engine behind the server: one loaded model, its tokenizer and chat template, and
+// --parallel N slots, each a KV cache of n_ctx positions that one request holds at a time.
+//
+// Concurrency in this slice: one mutex around the engine. Requests in different slots run
+// their forward passes in turns (a prefill or one decode step at a time, so streams interleave
+// token by token), never together: no continuous batching yet. The tokenizer (whose cache is not
+// thread-safe) has a mutex of its own. A request that finds every slot busy waits for one, at
+// most `slot_wait`, then gets an ApiError 503.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/model.h"
+#include "model/chat_template.h"
+#include "model/tokenizer.h"
+#include "serve/generation_request.h"
+
+namespace optiq::serve {
+
+class Generator;
+
+// One slot, held from before the prompt runs until the response is written; freed on
+// destruction.
+class SlotLease {
+ public:
+  SlotLease(Generator& gen, size_t index) : gen_(&gen), index_(index) {}
+  SlotLease(const SlotLease&) = delete;
+  SlotLease& operator=(const SlotLease&) = delete;
+  ~SlotLease();
+  size_t index() const { return index_; }
+
+ private:
+  Generator* gen_;
+  size_t index_;
+};
+
+class Generator {
+ public:
+  struct Options {
+    int64_t n_ctx = 0;  // positions per slot
+    int n_slots = 1;
+    engine::KVCacheConfig kv;
+    std::chrono::seconds slot_wait{600};
+  };
+  // `tmpl` empty: the model has no chat template, and chat requests get a 400.
+  Generator(const engine::Model& model, const Tokenizer& tok, std::optional<ChatTemplate> tmpl, const Options& options);
+
+  // The prompt's tokens: a chat request rendered through the chat template (opened assistant
+  // turn), a completion's text as it is; BOS as the vocabulary asks, special tokens parsed, as
+  // `optiq generate` does. ApiError 400 when there is no template or the template raises.
+  std::vector<int32_t> tokenize_prompt(const GenerationRequest& req) const;
+  // ApiError 400 when the prompt has no tokens, or (code "context_length_exceeded") when the
+  // prompt, or the prompt plus max_tokens, does not fit in a slot's context. `prompt_param`: the field that holds the
+  // prompt ("messages" or "prompt"), for the error's param.
+  void check_context(int64_t n_prompt, std::optional<int64_t> max_tokens, const char* prompt_param) const;
+
+  // A free slot, waiting up to Options::slot_wait for one (ApiError 503 after that).
+  std::unique_ptr<SlotLease> acquire_slot();
+
+  // Called with each new piece of visible text; returning false cancels the generation.
+  using TextSink = std::function<bool(const std::string& text)>;
+  // Runs the request in the leased slot from an empty cache: prefill, then sampling until EOS/
+  // EOT, a stop sequence, max_tokens or a full context. At temperature 0 the tokens are exactly
+  // `optiq generate`'s (the same greedy sampler over the same prompt).
+  GenerationResult generate(SlotLease& slot, const GenerationRequest& req, std::vector<int32_t> prompt,
+                            const TextSink& on_text);
+
+  int64_t n_ctx() const { return options_.n_ctx; }
+  int n_slots() const { return options_.n_slots; }
+  int busy_slots() const;
+  const engine::KVCache& cache(size_t slot) const { return caches_[slot]; }
+
+ private:
+  friend class SlotLease;
+  void release(size_t index);
+  std::string decode(const std::vector<int32_t>& ids) const;
+  void forward(engine::KVCache& cache, std::span<const int32_t> tokens, float* logits);
+
+  const engine::Model& model_;
+  const Tokenizer& tok_;
+  std::optional<ChatTemplate> tmpl_;
+  Options options_;
+
+  std::mutex engine_mutex_;             // one forward pass at a time (see the file comment)
+  mutable std::mutex tokenizer_mutex_;  // Tokenizer::encode fills a shared cache
+  mutable std::mutex slots_mutex_;
+  std::condition_variable slot_freed_;
+  std::vector<engine::KVCache> caches_;  // [n_slots]
+  std::vector<bool> busy_;               // [n_slots]
+};
+
+}  // namespace optiq::serve

@@ -1,0 +1,186 @@
+#include "serve/http_server.h"
+
+#include <cstdio>
+
+#include "serve/anthropic_api.h"
+#include "serve/api_errors.h"
+#include "serve/openai_api.h"
+#include "util/error.h"
+#include "util/sha256.h"
+
+namespace optiq::serve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// What the per-request log line and the metrics need beyond httplib's Request/Response. Set on
+// the connection's worker thread by the pre-routing handler, filled in by the handlers (for a
+// stream, by its content provider), read by the logger, which httplib calls on the same thread
+// after the response (a streamed body included) is written.
+struct RequestTrace {
+  Clock::time_point start = Clock::now();
+  int64_t prompt_tokens = 0, generated_tokens = 0;
+};
+thread_local RequestTrace t_trace;
+
+const char* const kRoutes[] = {"/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/messages",
+                               "/v1/messages/count_tokens", "/health", "/metrics"};
+
+std::string route_label(const std::string& path) {
+  for (const char* r : kRoutes)
+    if (path == r) return r;
+  return "other";
+}
+
+void send_error(const httplib::Request& req, httplib::Response& res, const ApiError& e) {
+  res.status = e.status();
+  res.set_content(error_body(flavor_for_path(req.path), e), "application/json");
+}
+
+// Runs a handler, turning whatever it throws into an error response of the path's API.
+template <class Fn>
+void guarded(const httplib::Request& req, httplib::Response& res, Fn&& fn) {
+  try {
+    fn();
+  } catch (const ApiError& e) {
+    send_error(req, res, e);
+  } catch (const InputError& e) {
+    send_error(req, res, ApiError(400, e.what()));
+  } catch (const std::exception& e) {
+    send_error(req, res, ApiError(500, std::string("internal error: ") + e.what()));
+  } catch (...) {
+    send_error(req, res, ApiError(500, "internal error"));
+  }
+}
+
+// The message of an error httplib answers by itself (no route, body too large, bad request).
+std::string status_message(const httplib::Request& req, int status, size_t max_body) {
+  switch (status) {
+    case 404: return "unknown path: " + req.method + " " + req.path;
+    case 413: return "the request body is over the limit of " + std::to_string(max_body) + " bytes";
+    case 400: return "malformed HTTP request";
+    default: return "HTTP status " + std::to_string(status);
+  }
+}
+
+}  // namespace
+
+bool api_key_matches(const std::string& given, const std::string& expected) {
+  Sha256 a, b;
+  a.update(given);
+  b.update(expected);
+  const std::string ha = a.hex(), hb = b.hex();
+  unsigned char diff = 0;
+  for (size_t i = 0; i < ha.size(); ++i) diff |= static_cast<unsigned char>(ha[i] ^ hb[i]);
+  return diff == 0;
+}
+
+std::string request_api_key(const httplib::Request& req) {
+  const std::string auth = req.get_header_value("Authorization");
+  static const std::string kBearer = "Bearer ";
+  if (auth.size() > kBearer.size() && auth.compare(0, kBearer.size(), kBearer) == 0) return auth.substr(kBearer.size());
+  return req.get_header_value("x-api-key");
+}
+
+HttpServer::HttpServer(Generator& generator, ServedModel model, ServerOptions options)
+    : generator_(generator), model_(std::move(model)), options_(std::move(options)),
+      server_(std::make_unique<httplib::Server>()) {
+  install_routes();
+}
+
+HttpServer::~HttpServer() = default;
+
+void HttpServer::bind() {
+  if (options_.port == 0) {
+    bound_port_ = server_->bind_to_any_port(options_.host);
+    if (bound_port_ <= 0) throw RuntimeError("optiq serve: cannot bind " + options_.host);
+  } else {
+    if (!server_->bind_to_port(options_.host, options_.port))
+      throw RuntimeError("optiq serve: cannot bind " + options_.host + ":" + std::to_string(options_.port) +
+                         " (in use, or not an address of this machine)");
+    bound_port_ = options_.port;
+  }
+}
+
+void HttpServer::run() { server_->listen_after_bind(); }
+
+bool HttpServer::is_running() const { return server_->is_running(); }
+
+void HttpServer::stop() {
+  stopping_ = true;
+  server_->stop();
+}
+
+void HttpServer::install_routes() {
+  httplib::Server& s = *server_;
+  s.set_payload_max_length(options_.max_body_bytes);
+  s.set_read_timeout(options_.read_timeout.count());
+  s.set_write_timeout(options_.write_timeout.count());
+
+  s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    t_trace = RequestTrace{};
+    if (options_.api_key.empty() || req.path == "/health") return httplib::Server::HandlerResponse::Unhandled;
+    const std::string key = request_api_key(req);
+    if (api_key_matches(key, options_.api_key)) return httplib::Server::HandlerResponse::Unhandled;
+    send_error(req, res,
+               ApiError(401, key.empty() ? "no API key: send 'Authorization: Bearer KEY' or 'x-api-key: KEY'"
+                                         : "incorrect API key",
+                        "", "invalid_api_key"));
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  // httplib's own errors (no route, body too large, malformed request) get a body in the API's
+  // shape; responses that already have one are left alone.
+  s.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    send_error(req, res, ApiError(res.status, status_message(req, res.status, options_.max_body_bytes)));
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  s.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr) {
+    send_error(req, res, ApiError(500, "internal error"));
+  });
+  s.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    const RequestTrace& t = t_trace;
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t.start).count();
+    std::fprintf(stderr, "optiq serve: %s %s %d prompt=%lld generated=%lld %.0f ms\n", req.method.c_str(), req.path.c_str(),
+                 res.status, static_cast<long long>(t.prompt_tokens), static_cast<long long>(t.generated_tokens), ms);
+    metrics_.record(route_label(req.path), res.status, t.prompt_tokens, t.generated_tokens);
+    t_trace = RequestTrace{};  // a request that never reaches pre-routing (malformed) starts clean
+  });
+
+  s.Get("/health", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"status":"ok"})", "application/json");
+  });
+  s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(metrics_.prometheus_text(generator_.busy_slots(), generator_.n_slots()), "text/plain; version=0.0.4");
+  });
+  s.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
+    guarded(req, res, [&] { res.set_content(models_list(model_).dump(), "application/json"); });
+  });
+  s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_generation(req, res, Endpoint::ChatCompletions);
+  });
+  s.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_generation(req, res, Endpoint::Completions);
+  });
+  s.Post("/v1/messages", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_generation(req, res, Endpoint::Messages);
+  });
+  s.Post("/v1/messages/count_tokens", [this](const httplib::Request& req, httplib::Response& res) {
+    handle_count_tokens(req, res);
+  });
+}
+
+void HttpServer::handle_count_tokens(const httplib::Request& req, httplib::Response& res) {
+  guarded(req, res, [&] {
+    const GenerationRequest request = parse_count_tokens(parse_body(req.body), model_);
+    const int64_t n = static_cast<int64_t>(generator_.tokenize_prompt(request).size());
+    res.set_content(Json{{"input_tokens", n}}.dump(), "application/json");
+  });
+}
+
+void HttpServer::note_tokens(int64_t prompt, int64_t generated) {
+  t_trace.prompt_tokens = prompt;
+  t_trace.generated_tokens = generated;
+}
+
+}  // namespace optiq::serve

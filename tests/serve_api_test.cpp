@@ -1,0 +1,354 @@
+// optiq serve's API layer without a network or a model: request parsing and validation for the
+// OpenAI and Anthropic front ends, the error shapes, the stream pieces, stop sequences and the
+// API key check.
+#include <gtest/gtest.h>
+
+#include "serve/anthropic_api.h"
+#include "serve/api_errors.h"
+#include "serve/http_server.h"
+#include "serve/metrics.h"
+#include "serve/openai_api.h"
+#include "serve/stop_scanner.h"
+
+namespace optiq::serve {
+namespace {
+
+ServedModel test_model() {
+  ServedModel m;
+  m.alias = "tiny";
+  m.file_name = "stories260K.gguf";
+  m.path = "/models/stories260K.gguf";
+  m.n_ctx = 256;
+  m.kv_type_k = "q8_0";
+  m.kv_type_v = "f16";
+  return m;
+}
+
+Json chat_body() {
+  return Json::parse(R"({"model": "tiny", "messages": [{"role": "user", "content": "Hi"}]})");
+}
+
+// The ApiError `fn` throws (fails the test when it throws none).
+template <class Fn>
+ApiError error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const ApiError& e) {
+    return e;
+  }
+  ADD_FAILURE() << "no ApiError thrown";
+  return ApiError(0, "");
+}
+
+TEST(ServeApi, ErrorShapes) {
+  const ApiError e(400, "'n' must be 1", "n", "unsupported_parameter");
+  const Json openai = Json::parse(error_body(ApiFlavor::OpenAI, e));
+  EXPECT_EQ(openai["error"]["message"], "'n' must be 1");
+  EXPECT_EQ(openai["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(openai["error"]["param"], "n");
+  EXPECT_EQ(openai["error"]["code"], "unsupported_parameter");
+  const Json bare = Json::parse(error_body(ApiFlavor::OpenAI, ApiError(404, "gone")));
+  EXPECT_TRUE(bare["error"]["param"].is_null());
+  EXPECT_TRUE(bare["error"]["code"].is_null());
+
+  const Json anthropic = Json::parse(error_body(ApiFlavor::Anthropic, e));
+  EXPECT_EQ(anthropic["type"], "error");
+  EXPECT_EQ(anthropic["error"]["type"], "invalid_request_error");
+  EXPECT_EQ(anthropic["error"]["message"], "'n' must be 1");
+  EXPECT_EQ(Json::parse(error_body(ApiFlavor::Anthropic, ApiError(401, "x")))["error"]["type"], "authentication_error");
+  EXPECT_EQ(Json::parse(error_body(ApiFlavor::Anthropic, ApiError(404, "x")))["error"]["type"], "not_found_error");
+  EXPECT_EQ(Json::parse(error_body(ApiFlavor::Anthropic, ApiError(413, "x")))["error"]["type"], "request_too_large");
+  EXPECT_EQ(Json::parse(error_body(ApiFlavor::Anthropic, ApiError(500, "x")))["error"]["type"], "api_error");
+}
+
+TEST(ServeApi, FlavorFollowsThePath) {
+  EXPECT_EQ(flavor_for_path("/v1/messages"), ApiFlavor::Anthropic);
+  EXPECT_EQ(flavor_for_path("/v1/messages/count_tokens"), ApiFlavor::Anthropic);
+  EXPECT_EQ(flavor_for_path("/v1/chat/completions"), ApiFlavor::OpenAI);
+  EXPECT_EQ(flavor_for_path("/nowhere"), ApiFlavor::OpenAI);
+  EXPECT_EQ(flavor_for_path("/v1/messagesX"), ApiFlavor::OpenAI);
+}
+
+TEST(ServeApi, MalformedBodies) {
+  EXPECT_EQ(error_of([] { parse_body("{\"model\": "); }).status(), 400);
+  EXPECT_EQ(error_of([] { parse_body("[1, 2]"); }).status(), 400);
+  EXPECT_EQ(error_of([] { parse_body(""); }).status(), 400);
+}
+
+TEST(ServeApi, ChatCompletionFields) {
+  Json body = chat_body();
+  body["max_completion_tokens"] = 12;
+  body["max_tokens"] = 99;  // the newer field wins
+  body["temperature"] = 0;
+  body["top_p"] = 0.5;
+  body["top_k"] = 7;
+  body["min_p"] = 0.1;
+  body["seed"] = 42;
+  body["stop"] = "\n\n";
+  body["repeat_penalty"] = 1.1;
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  body["chat_template_kwargs"] = {{"enable_thinking", false}};
+  body["messages"] = Json::parse(R"([{"role": "developer", "content": "Be brief."},
+      {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])");
+  const GenerationRequest r = parse_chat_completion(body, test_model());
+  EXPECT_TRUE(r.chat);
+  EXPECT_EQ(r.max_tokens, 12);
+  EXPECT_EQ(r.sampling.temperature, 0.0f);
+  EXPECT_EQ(r.sampling.top_p, 0.5f);
+  EXPECT_EQ(r.sampling.top_k, 7);
+  EXPECT_FLOAT_EQ(r.sampling.min_p, 0.1f);
+  EXPECT_FLOAT_EQ(r.sampling.repeat_penalty, 1.1f);
+  EXPECT_EQ(r.seed, 42u);
+  EXPECT_EQ(r.stop, std::vector<std::string>{"\n\n"});
+  EXPECT_TRUE(r.stream);
+  EXPECT_TRUE(r.include_usage);
+  ASSERT_EQ(r.template_vars.size(), 1u);
+  EXPECT_EQ(r.template_vars[0].first, "enable_thinking");
+  ASSERT_EQ(r.messages.size(), 2u);
+  EXPECT_EQ(r.messages[0]["role"], "system");
+  EXPECT_EQ(r.messages[1]["content"], "a\nb");
+}
+
+TEST(ServeApi, ChatCompletionDefaults) {
+  const GenerationRequest r = parse_chat_completion(chat_body(), test_model());
+  EXPECT_FALSE(r.max_tokens.has_value());
+  EXPECT_EQ(r.sampling.temperature, 1.0f);
+  EXPECT_EQ(r.sampling.top_p, 1.0f);
+  EXPECT_FALSE(r.stream);
+  EXPECT_TRUE(r.stop.empty());
+  EXPECT_TRUE(r.tools.is_null());
+}
+
+TEST(ServeApi, ChatCompletionRejects) {
+  const ServedModel m = test_model();
+  auto with = [](const char* key, Json value) {
+    Json b = chat_body();
+    b[key] = std::move(value);
+    return b;
+  };
+  struct Case {
+    Json body;
+    int status;
+    const char* param;
+  };
+  const std::vector<Case> cases = {
+      {with("temperature", "hot"), 400, "temperature"},
+      {with("temperature", 3), 400, "temperature"},
+      {with("max_tokens", 0), 400, "max_tokens"},
+      {with("max_tokens", 1.5), 400, "max_tokens"},
+      {with("n", 2), 400, "n"},
+      {with("presence_penalty", 0.5), 400, "presence_penalty"},
+      {with("frequency_penalty", 1), 400, "frequency_penalty"},
+      {with("stop", 5), 400, "stop"},
+      {with("stop", Json::array({"a", 1})), 400, "stop"},
+      {with("stream", "yes"), 400, "stream"},
+      {with("messages", Json::array()), 400, "messages"},
+      {with("messages", "hi"), 400, "messages"},
+      {with("messages", Json::parse(R"([{"role": "robot", "content": "x"}])")), 400, "messages[0].role"},
+      {with("messages", Json::parse(R"([{"role": "user", "content": [{"type": "image_url"}]}])")), 400,
+       "messages[0].content"},
+      {with("messages", Json::parse(R"([{"role": "user"}])")), 400, "messages[0].content"},
+      {with("response_format", {{"type", "json_object"}}), 400, "response_format"},
+      {with("chat_template_kwargs", "x"), 400, "chat_template_kwargs"},
+      {with("model", "gpt-4o"), 404, "model"},
+      {with("model", 7), 400, "model"},
+  };
+  for (const Case& c : cases) {
+    const ApiError e = error_of([&] { parse_chat_completion(c.body, m); });
+    EXPECT_EQ(e.status(), c.status) << c.body.dump();
+    EXPECT_EQ(e.param(), c.param) << c.body.dump();
+  }
+  Json no_messages = chat_body();
+  no_messages.erase("messages");
+  EXPECT_EQ(error_of([&] { parse_chat_completion(no_messages, m); }).param(), "messages");
+  EXPECT_EQ(error_of([&] { parse_chat_completion(with("model", "gpt-4o"), m); }).code(), "model_not_found");
+}
+
+TEST(ServeApi, ModelNames) {
+  const ServedModel m = test_model();
+  for (const char* name : {"tiny", "stories260K.gguf", "/models/stories260K.gguf", ""}) {
+    Json b = chat_body();
+    b["model"] = name;
+    EXPECT_NO_THROW(parse_chat_completion(b, m)) << name;
+  }
+  Json b = chat_body();
+  b.erase("model");
+  EXPECT_NO_THROW(parse_chat_completion(b, m));  // OpenAI: optional here
+}
+
+TEST(ServeApi, Completions) {
+  const ServedModel m = test_model();
+  GenerationRequest r = parse_completion(Json::parse(R"({"prompt": "Once upon"})"), m);
+  EXPECT_FALSE(r.chat);
+  EXPECT_EQ(r.prompt, "Once upon");
+  EXPECT_EQ(r.max_tokens, 16);  // the legacy API's default
+  r = parse_completion(Json::parse(R"({"prompt": ["Once"], "max_tokens": 5, "stop": ["x", "y"]})"), m);
+  EXPECT_EQ(r.prompt, "Once");
+  EXPECT_EQ(r.max_tokens, 5);
+  EXPECT_EQ(r.stop.size(), 2u);
+  EXPECT_EQ(error_of([&] { parse_completion(Json::parse(R"({"prompt": [1, 2]})"), m); }).param(), "prompt");
+  EXPECT_EQ(error_of([&] { parse_completion(Json::parse(R"({"prompt": ["a", "b"]})"), m); }).param(), "prompt");
+  EXPECT_EQ(error_of([&] { parse_completion(Json::parse(R"({"prompt": ""})"), m); }).param(), "prompt");
+  EXPECT_EQ(error_of([&] { parse_completion(Json::parse(R"({"max_tokens": 3})"), m); }).param(), "prompt");
+  EXPECT_EQ(error_of([&] { parse_completion(Json::parse(R"({"prompt": "a", "echo": true})"), m); }).param(), "echo");
+}
+
+TEST(ServeApi, Messages) {
+  const ServedModel m = test_model();
+  const Json body = Json::parse(R"({"model": "tiny", "max_tokens": 20,
+      "system": [{"type": "text", "text": "Be brief."}],
+      "messages": [{"role": "user", "content": "Hi"},
+                   {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]},
+                   {"role": "user", "content": "Again"}],
+      "stop_sequences": ["END"], "temperature": 0, "top_k": 5, "stream": true,
+      "tools": [{"name": "get_weather", "description": "Weather", "input_schema": {"type": "object"}}]})");
+  const GenerationRequest r = parse_messages(body, m);
+  ASSERT_EQ(r.messages.size(), 4u);
+  EXPECT_EQ(r.messages[0], Json::parse(R"({"role": "system", "content": "Be brief."})"));
+  EXPECT_EQ(r.messages[2]["content"], "Hello");
+  EXPECT_EQ(r.max_tokens, 20);
+  EXPECT_EQ(r.stop, std::vector<std::string>{"END"});
+  EXPECT_EQ(r.sampling.temperature, 0.0f);
+  EXPECT_EQ(r.sampling.top_k, 5);
+  EXPECT_TRUE(r.stream);
+  ASSERT_TRUE(r.tools.is_array());
+  EXPECT_EQ(r.tools[0]["type"], "function");
+  EXPECT_EQ(r.tools[0]["function"]["name"], "get_weather");
+  EXPECT_EQ(r.tools[0]["function"]["parameters"], Json::parse(R"({"type": "object"})"));
+
+  const GenerationRequest count = parse_count_tokens(Json::parse(R"({"model": "tiny", "messages": [{"role": "user", "content": "Hi"}]})"), m);
+  EXPECT_EQ(count.messages.size(), 1u);
+}
+
+TEST(ServeApi, MessagesRejects) {
+  const ServedModel m = test_model();
+  auto body = [](const char* extra) {
+    return Json::parse(std::string(R"({"model": "tiny", "messages": [{"role": "user", "content": "Hi"}])") + extra + "}");
+  };
+  EXPECT_EQ(error_of([&] { parse_messages(body(""), m); }).param(), "max_tokens");  // required
+  EXPECT_EQ(error_of([&] { parse_messages(body(R"(, "max_tokens": "5")"), m); }).param(), "max_tokens");
+  EXPECT_EQ(error_of([&] { parse_messages(body(R"(, "max_tokens": 5, "temperature": 1.5)"), m); }).param(), "temperature");
+  EXPECT_EQ(error_of([&] { parse_messages(body(R"(, "max_tokens": 5, "stop_sequences": "x")"), m); }).param(),
+            "stop_sequences");
+  const ApiError wrong_model = error_of([&] {
+    parse_messages(Json::parse(R"({"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "Hi"}]})"), m);
+  });
+  EXPECT_EQ(wrong_model.status(), 404);
+  EXPECT_EQ(error_of([&] {
+              parse_messages(Json::parse(R"({"max_tokens": 5, "messages": [{"role": "user", "content": "Hi"}]})"), m);
+            }).param(),
+            "model");
+  EXPECT_EQ(error_of([&] {
+              parse_messages(Json::parse(R"({"model": "tiny", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]})"), m);
+            }).param(),
+            "messages.0.role");
+  EXPECT_EQ(error_of([&] {
+              parse_messages(Json::parse(R"({"model": "tiny", "max_tokens": 5,
+                  "messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]})"), m);
+            }).param(),
+            "messages.0.content");
+}
+
+TEST(ServeApi, OpenAIResponseObjects) {
+  GenerationResult r;
+  r.text = "Hello";
+  r.finish = FinishReason::Length;
+  r.prompt_tokens = 7;
+  r.completion_tokens = 3;
+  const OpenAIResponseHead head{"chatcmpl-1", "tiny", 1700000000};
+  const Json c = chat_completion(head, r);
+  EXPECT_EQ(c["object"], "chat.completion");
+  EXPECT_EQ(c["choices"][0]["message"]["content"], "Hello");
+  EXPECT_EQ(c["choices"][0]["finish_reason"], "length");
+  EXPECT_EQ(c["usage"]["total_tokens"], 10);
+  const Json chunk = chat_completion_chunk(head, {{"content", "He"}}, nullptr, true);
+  EXPECT_EQ(chunk["object"], "chat.completion.chunk");
+  EXPECT_TRUE(chunk["choices"][0]["finish_reason"].is_null());
+  EXPECT_TRUE(chunk.contains("usage") && chunk["usage"].is_null());
+  EXPECT_TRUE(chat_completion_usage_chunk(head, r)["choices"].empty());
+  EXPECT_EQ(openai_sse(Json{{"a", 1}}), "data: {\"a\":1}\n\n");
+  r.finish = FinishReason::StopSequence;
+  EXPECT_EQ(text_completion(head, r)["choices"][0]["finish_reason"], "stop");
+  const Json models = models_list(test_model());
+  EXPECT_EQ(models["data"][0]["id"], "tiny");
+  EXPECT_EQ(models["data"][0]["optiq"]["kv_cache_type_k"], "q8_0");
+}
+
+TEST(ServeApi, AnthropicResponseObjects) {
+  GenerationResult r;
+  r.text = "Hi";
+  r.finish = FinishReason::StopSequence;
+  r.stop_sequence = "END";
+  r.prompt_tokens = 4;
+  r.completion_tokens = 2;
+  const Json m = anthropic_message({"msg_1", "tiny"}, r);
+  EXPECT_EQ(m["type"], "message");
+  EXPECT_EQ(m["content"][0]["text"], "Hi");
+  EXPECT_EQ(m["stop_reason"], "stop_sequence");
+  EXPECT_EQ(m["stop_sequence"], "END");
+  EXPECT_EQ(m["usage"]["input_tokens"], 4);
+  EXPECT_EQ(anthropic_stop_reason(FinishReason::EndOfText), std::string("end_turn"));
+  EXPECT_EQ(anthropic_stop_reason(FinishReason::Length), std::string("max_tokens"));
+  const std::string start = anthropic_message_start({"msg_1", "tiny"}, 4);
+  EXPECT_EQ(start.rfind("event: message_start\ndata: {", 0), 0u);
+  EXPECT_TRUE(start.ends_with("\n\n"));
+  const std::string delta = anthropic_text_delta("x");
+  const Json d = Json::parse(delta.substr(delta.find("data: ") + 6));
+  EXPECT_EQ(d["delta"]["type"], "text_delta");
+  EXPECT_EQ(d["delta"]["text"], "x");
+}
+
+TEST(ServeApi, StopSequencesAreCutAndHeldBack) {
+  StopScanner s({"END", "\n\n"});
+  EXPECT_EQ(s.update("Hello"), "Hello");
+  EXPECT_EQ(s.update("Hello E"), " ");    // "E" could begin "END"
+  EXPECT_EQ(s.update("Hello EN"), "");
+  EXPECT_EQ(s.update("Hello ENx"), "ENx");  // it did not
+  EXPECT_EQ(s.update("Hello ENx and\n"), " and");
+  EXPECT_EQ(s.update("Hello ENx and\n\nmore"), "");
+  EXPECT_TRUE(s.stopped());
+  EXPECT_EQ(s.matched(), "\n\n");
+  EXPECT_EQ(s.update("Hello ENx and\n\nmore more"), "");
+  EXPECT_EQ(s.finish("Hello ENx and\n\nmore more"), "");
+
+  StopScanner tail({"END"});
+  EXPECT_EQ(tail.update("abcEN"), "abc");
+  EXPECT_EQ(tail.finish("abcEN"), "EN");  // generation ended: what was held back is text
+
+  StopScanner utf8({});
+  EXPECT_EQ(utf8.update("caf\xC3"), "caf");  // half of 'é'
+  EXPECT_EQ(utf8.update("caf\xC3\xA9"), "\xC3\xA9");
+}
+
+TEST(ServeApi, ApiKeyComparison) {
+  EXPECT_TRUE(api_key_matches("sk-secret", "sk-secret"));
+  EXPECT_FALSE(api_key_matches("sk-secreT", "sk-secret"));
+  EXPECT_FALSE(api_key_matches("", "sk-secret"));
+  EXPECT_FALSE(api_key_matches("sk-secret-longer", "sk-secret"));
+}
+
+TEST(ServeApi, RequestApiKeyHeaders) {
+  httplib::Request bearer;
+  bearer.headers.emplace("Authorization", "Bearer k1");
+  EXPECT_EQ(request_api_key(bearer), "k1");
+  httplib::Request x;
+  x.headers.emplace("x-api-key", "k2");
+  EXPECT_EQ(request_api_key(x), "k2");
+  EXPECT_EQ(request_api_key(httplib::Request{}), "");
+}
+
+TEST(ServeApi, PrometheusText) {
+  Metrics m;
+  m.record("/v1/chat/completions", 200, 10, 5);
+  m.record("/v1/chat/completions", 400, 0, 0);
+  const std::string text = m.prometheus_text(1, 2);
+  EXPECT_NE(text.find("optiq_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_requests_total{route=\"/v1/chat/completions\",status=\"400\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_prompt_tokens_total 10\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_generated_tokens_total 5\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_slots_busy 1\n"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace optiq::serve
