@@ -262,6 +262,10 @@ TEST(ServeApi, OpenAIResponseObjects) {
   EXPECT_EQ(c["choices"][0]["message"]["content"], "Hello");
   EXPECT_EQ(c["choices"][0]["finish_reason"], "length");
   EXPECT_EQ(c["usage"]["total_tokens"], 10);
+  EXPECT_EQ(c["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+  r.cached_tokens = 5;  // inside prompt_tokens, as OpenAI counts them
+  EXPECT_EQ(chat_completion(head, r)["usage"]["prompt_tokens_details"]["cached_tokens"], 5);
+  EXPECT_EQ(chat_completion(head, r)["usage"]["prompt_tokens"], 7);
   const Json chunk = chat_completion_chunk(head, {{"content", "He"}}, nullptr, true);
   EXPECT_EQ(chunk["object"], "chat.completion.chunk");
   EXPECT_TRUE(chunk["choices"][0]["finish_reason"].is_null());
@@ -288,6 +292,16 @@ TEST(ServeApi, AnthropicResponseObjects) {
   EXPECT_EQ(m["stop_reason"], "stop_sequence");
   EXPECT_EQ(m["stop_sequence"], "END");
   EXPECT_EQ(m["usage"]["input_tokens"], 4);
+  EXPECT_EQ(m["usage"]["cache_read_input_tokens"], 0);
+  r.cached_tokens = 3;  // Anthropic counts them apart: input_tokens is what came after the cache
+  const Json cached = anthropic_message({"msg_1", "tiny"}, r)["usage"];
+  EXPECT_EQ(cached["input_tokens"], 1);
+  EXPECT_EQ(cached["cache_read_input_tokens"], 3);
+  EXPECT_EQ(cached["cache_creation_input_tokens"], 0);
+  const std::string start_cached = anthropic_message_start({"msg_1", "tiny"}, 4, 3);
+  const Json sc = Json::parse(start_cached.substr(start_cached.find("data: ") + 6));
+  EXPECT_EQ(sc["message"]["usage"]["input_tokens"], 1);
+  EXPECT_EQ(sc["message"]["usage"]["cache_read_input_tokens"], 3);
   EXPECT_EQ(anthropic_stop_reason(FinishReason::EndOfText), std::string("end_turn"));
   EXPECT_EQ(anthropic_stop_reason(FinishReason::Length), std::string("max_tokens"));
   const std::string start = anthropic_message_start({"msg_1", "tiny"}, 4);
@@ -340,13 +354,14 @@ TEST(ServeApi, RequestApiKeyHeaders) {
 
 TEST(ServeApi, PrometheusText) {
   Metrics m;
-  m.record("/v1/chat/completions", 200, 10, 5);
+  m.record("/v1/chat/completions", 200, 10, 5, 6);
   m.record("/v1/chat/completions", 400, 0, 0);
   const std::string text = m.prometheus_text(1, 2);
   EXPECT_NE(text.find("optiq_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("optiq_requests_total{route=\"/v1/chat/completions\",status=\"400\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("optiq_prompt_tokens_total 10\n"), std::string::npos);
   EXPECT_NE(text.find("optiq_generated_tokens_total 5\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_prompt_cached_tokens_total 6\n"), std::string::npos);
   EXPECT_NE(text.find("optiq_slots_busy 1\n"), std::string::npos);
 }
 

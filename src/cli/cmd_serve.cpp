@@ -45,6 +45,7 @@ Command register_serve(CLI::App& app) {
     serve::ServerOptions server;
     int64_t n_ctx = 0;
     int parallel = 1, threads = 0, timeout_s = 600;
+    bool no_prompt_cache = false;
     KVCacheArgs kv;
   };
   auto args = std::make_shared<Args>();
@@ -65,6 +66,9 @@ Command register_serve(CLI::App& app) {
   sub->add_option("--timeout", args->timeout_s,
                   "seconds a write to a client may block, and a request may wait for a free slot (default 600)")
       ->check(CLI::PositiveNumber);
+  sub->add_flag("--no-prompt-cache", args->no_prompt_cache,
+                "prefill every prompt whole instead of reusing the prefix its slot holds (exactly optiq generate's "
+                "greedy tokens, at the cost of time to first token)");
   add_kv_cache_options(sub, args->kv);
   return {sub, [args] {
             if (pipe2(g_stop_pipe, O_CLOEXEC) != 0) throw RuntimeError("optiq serve: pipe2 failed");
@@ -97,6 +101,7 @@ Command register_serve(CLI::App& app) {
             gen_options.n_slots = args->parallel;
             gen_options.kv = kv_cache_config(args->kv, model);
             gen_options.slot_wait = std::chrono::seconds(args->timeout_s);
+            gen_options.prompt_cache = !args->no_prompt_cache;
             serve::Generator generator(model, tok, std::move(tmpl), gen_options);
 
             serve::ServedModel served;

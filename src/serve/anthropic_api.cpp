@@ -70,6 +70,17 @@ std::string event(const char* type, const Json& data) {
          "\n\n";
 }
 
+// Anthropic's usage splits the prompt: input_tokens are those after the cache, and the whole
+// prompt is input_tokens + cache_creation_input_tokens + cache_read_input_tokens. A cached
+// prefix here is a read; nothing is written on request (every prompt stays in its slot), so
+// creation stays 0.
+Json anthropic_usage(int64_t prompt_tokens, int64_t cached_tokens, int64_t output_tokens) {
+  return {{"input_tokens", prompt_tokens - cached_tokens},
+          {"cache_creation_input_tokens", 0},
+          {"cache_read_input_tokens", cached_tokens},
+          {"output_tokens", output_tokens}};
+}
+
 }  // namespace
 
 GenerationRequest parse_messages(const Json& body, const ServedModel& model) {
@@ -106,10 +117,10 @@ Json anthropic_message(const AnthropicResponseHead& head, const GenerationResult
           {"content", content},
           {"stop_reason", anthropic_stop_reason(r.finish)},
           {"stop_sequence", r.finish == FinishReason::StopSequence ? Json(r.stop_sequence) : Json(nullptr)},
-          {"usage", {{"input_tokens", r.prompt_tokens}, {"output_tokens", r.completion_tokens}}}};
+          {"usage", anthropic_usage(r.prompt_tokens, r.cached_tokens, r.completion_tokens)}};
 }
 
-std::string anthropic_message_start(const AnthropicResponseHead& head, int64_t input_tokens) {
+std::string anthropic_message_start(const AnthropicResponseHead& head, int64_t input_tokens, int64_t cached_tokens) {
   Json message = {{"id", head.id},
                   {"type", "message"},
                   {"role", "assistant"},
@@ -117,7 +128,7 @@ std::string anthropic_message_start(const AnthropicResponseHead& head, int64_t i
                   {"content", Json::array()},
                   {"stop_reason", nullptr},
                   {"stop_sequence", nullptr},
-                  {"usage", {{"input_tokens", input_tokens}, {"output_tokens", 0}}}};
+                  {"usage", anthropic_usage(input_tokens, cached_tokens, 0)}};
   return event("message_start", {{"type", "message_start"}, {"message", message}});
 }
 

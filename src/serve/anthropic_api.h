@@ -29,7 +29,8 @@ Json anthropic_message(const AnthropicResponseHead& head, const GenerationResult
 // The stream's events, in order: message_start, content_block_start, ping, content_block_delta
 // per piece of text, content_block_stop, message_delta (stop reason, output tokens),
 // message_stop. Each is "event: <type>\ndata: <json>\n\n".
-std::string anthropic_message_start(const AnthropicResponseHead& head, int64_t input_tokens);
+// `input_tokens`: the whole prompt; `cached_tokens` of them came from the prompt cache.
+std::string anthropic_message_start(const AnthropicResponseHead& head, int64_t input_tokens, int64_t cached_tokens = 0);
 std::string anthropic_content_block_start();
 std::string anthropic_ping();
 std::string anthropic_text_delta(const std::string& text);

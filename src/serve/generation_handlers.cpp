@@ -24,7 +24,7 @@ void HttpServer::handle_generation(const httplib::Request& req, httplib::Respons
                                                                       : parse_messages(body, model_);
     std::vector<int32_t> prompt = generator_.tokenize_prompt(request);
     generator_.check_context(static_cast<int64_t>(prompt.size()), request.max_tokens, request.chat ? "messages" : "prompt");
-    std::shared_ptr<SlotLease> slot = generator_.acquire_slot();
+    std::shared_ptr<SlotLease> slot = generator_.acquire_slot(prompt);
 
     if (request.stream && stopping_) {
       // httplib no longer calls a content provider once the server is stopping, so a stream
@@ -57,7 +57,7 @@ void HttpServer::handle_generation(const httplib::Request& req, httplib::Respons
     }
 
     const GenerationResult result = generator_.generate(*slot, request, std::move(prompt), [](const std::string&) { return true; });
-    note_tokens(result.prompt_tokens, result.completion_tokens);
+    note_tokens(result.prompt_tokens, result.completion_tokens, result.cached_tokens);
     Json out;
     if (endpoint == Endpoint::Messages) {
       out = anthropic_message({random_id("msg_"), model_.alias}, result);
@@ -91,7 +91,7 @@ bool HttpServer::stream_generation(httplib::DataSink& sink, SlotLease& slot, con
   try {
     bool ok = true;
     if (anthropic) {
-      ok = write(anthropic_message_start({head.id, head.model}, static_cast<int64_t>(prompt.size()))) &&
+      ok = write(anthropic_message_start({head.id, head.model}, static_cast<int64_t>(prompt.size()), slot.cached_tokens())) &&
            write(anthropic_content_block_start()) && write(anthropic_ping());
     } else if (endpoint == Endpoint::ChatCompletions) {
       ok = write(openai_sse(chat_completion_chunk(head, {{"role", "assistant"}, {"content", ""}}, nullptr, usage)));
@@ -105,7 +105,7 @@ bool HttpServer::stream_generation(httplib::DataSink& sink, SlotLease& slot, con
       return write(openai_sse(text_completion_chunk(head, text, nullptr, usage)));
     };
     const GenerationResult result = generator_.generate(slot, request, prompt, on_text);
-    note_tokens(result.prompt_tokens, result.completion_tokens);
+    note_tokens(result.prompt_tokens, result.completion_tokens, result.cached_tokens);
     if (result.finish == FinishReason::Cancelled) return false;
 
     if (anthropic)

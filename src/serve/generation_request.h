@@ -54,6 +54,7 @@ struct GenerationResult {
   FinishReason finish = FinishReason::EndOfText;
   std::string stop_sequence;  // the stop sequence that ended it (StopSequence only)
   int64_t prompt_tokens = 0;
+  int64_t cached_tokens = 0;  // of prompt_tokens, those the slot's prompt cache already held
   int64_t completion_tokens = 0;
 };
 

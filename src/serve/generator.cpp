@@ -17,6 +17,18 @@ Generator::Generator(const engine::Model& model, const Tokenizer& tok, std::opti
     : model_(model), tok_(tok), tmpl_(std::move(tmpl)), options_(options) {
   for (int i = 0; i < options_.n_slots; ++i) caches_.push_back(engine::make_kv_cache(model_, options_.n_ctx, options_.kv));
   busy_.assign(caches_.size(), false);
+  tokens_.resize(caches_.size());
+  can_rewind_ = options_.prompt_cache;
+  // Cutting a cache back to a prefix (n_past = p) is exact for plain and block-quantized rows:
+  // each position's row depends on its own token and the positions before it only, and the
+  // rows past p are overwritten as the new tokens arrive. Not for TurboQuant sides: their key
+  // statistics come from the first key_stats positions, whatever came after the prefix
+  // included, and their window of recent f16 rows has already dropped rows that a query just
+  // past the prefix reads in f16 on a fresh prefill. A TurboQuant cache therefore always
+  // prefills the whole prompt.
+  for (const engine::KVCache& cache : caches_)
+    for (const engine::LayerKVCache& layer : cache.layers)
+      if (layer.has_turbo()) can_rewind_ = false;
 }
 
 std::vector<int32_t> Generator::tokenize_prompt(const GenerationRequest& req) const {
@@ -48,19 +60,29 @@ void Generator::check_context(int64_t n_prompt, std::optional<int64_t> max_token
                    "max_tokens", "context_length_exceeded");
 }
 
-std::unique_ptr<SlotLease> Generator::acquire_slot() {
+int64_t Generator::reusable_prefix(size_t slot, std::span<const int32_t> prompt) const {
+  if (!can_rewind_) return 0;
+  const std::vector<int32_t>& held = tokens_[slot];
+  const auto n = static_cast<int64_t>(std::mismatch(held.begin(), held.end(), prompt.begin(), prompt.end()).first - held.begin());
+  // The prompt's last token always runs: its logits choose the first generated token.
+  return std::min(n, static_cast<int64_t>(prompt.size()) - 1);
+}
+
+std::unique_ptr<SlotLease> Generator::acquire_slot(std::span<const int32_t> prompt) {
   std::unique_lock lock(slots_mutex_);
-  const auto free_slot = [&] {
-    for (size_t i = 0; i < busy_.size(); ++i)
-      if (!busy_[i]) return static_cast<int64_t>(i);
-    return int64_t{-1};
-  };
-  if (!slot_freed_.wait_for(lock, options_.slot_wait, [&] { return free_slot() >= 0; }))
+  const auto any_free = [&] { return std::find(busy_.begin(), busy_.end(), false) != busy_.end(); };
+  if (!slot_freed_.wait_for(lock, options_.slot_wait, any_free))
     throw ApiError(503, "all " + std::to_string(busy_.size()) + " slots stayed busy for " +
                             std::to_string(options_.slot_wait.count()) + " s; try again later (or start with a larger --parallel)");
-  const size_t i = static_cast<size_t>(free_slot());
-  busy_[i] = true;
-  return std::make_unique<SlotLease>(*this, i);
+  size_t best = busy_.size();
+  int64_t best_cached = -1;
+  for (size_t i = 0; i < busy_.size(); ++i) {
+    if (busy_[i]) continue;
+    const int64_t cached = reusable_prefix(i, prompt);
+    if (cached > best_cached) best = i, best_cached = cached;
+  }
+  busy_[best] = true;
+  return std::make_unique<SlotLease>(*this, best, std::max<int64_t>(best_cached, 0));
 }
 
 void Generator::release(size_t index) {
@@ -81,17 +103,25 @@ std::string Generator::decode(const std::vector<int32_t>& ids) const {
   return tok_.decode(ids, /*skip_special=*/true);
 }
 
-void Generator::forward(engine::KVCache& cache, std::span<const int32_t> tokens, float* logits) {
-  std::lock_guard lock(engine_mutex_);
-  engine::forward(model_, cache, tokens, /*all_logits=*/false, logits);
+void Generator::forward(size_t slot, std::span<const int32_t> tokens, float* logits) {
+  {
+    std::lock_guard lock(engine_mutex_);
+    engine::forward(model_, caches_[slot], tokens, /*all_logits=*/false, logits);
+  }
+  // Recorded only once they are in the cache: a forward that throws leaves the slot's tokens a
+  // prefix of what its rows hold, which is all that reuse needs.
+  tokens_[slot].insert(tokens_[slot].end(), tokens.begin(), tokens.end());
 }
 
 GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& req, std::vector<int32_t> ids,
                                      const TextSink& on_text) {
-  engine::KVCache& cache = caches_[slot.index()];
-  cache.clear();
+  const size_t index = slot.index();
+  engine::KVCache& cache = caches_[index];
   GenerationResult result;
   result.prompt_tokens = static_cast<int64_t>(ids.size());
+  result.cached_tokens = slot.cached_tokens();
+  cache.n_past = result.cached_tokens;  // rewound to the shared prefix (see the constructor)
+  tokens_[index].resize(static_cast<size_t>(result.cached_tokens));
   const int64_t max_tokens = req.max_tokens.value_or(options_.n_ctx - result.prompt_tokens);
 
   engine::SamplingParams sampling = req.sampling;
@@ -100,7 +130,7 @@ GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& r
   for (const int32_t id : ids) sampler.accept(id);
 
   std::vector<float> logits(static_cast<size_t>(model_.hp.n_vocab));  // [n_vocab] of the last position
-  forward(cache, ids, logits.data());
+  forward(index, std::span(ids).subspan(static_cast<size_t>(result.cached_tokens)), logits.data());
   // The continuation is the decoded whole minus the decoded prompt, as optiq generate prints it,
   // so a token that merges with the prompt's end (SentencePiece spaces) reads the same.
   const std::string prompt_text = decode(ids);
@@ -135,7 +165,7 @@ GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& r
     }
     if (i + 1 == max_tokens || cache.n_past >= cache.n_ctx) break;
     const int32_t one[1] = {next};
-    forward(cache, one, logits.data());
+    forward(index, one, logits.data());
   }
   if (!send(scanner.finish(continuation))) result.finish = FinishReason::Cancelled;
   return result;

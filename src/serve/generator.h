@@ -1,6 +1,12 @@
 // optiq's engine behind the server: one loaded model, its tokenizer and chat template, and
 // --parallel N slots, each a KV cache of n_ctx positions that one request holds at a time.
 //
+// Prompt cache: each slot remembers the tokens its KV cache holds (the last request's prompt and
+// the generated tokens that went through the model). A request takes the free slot whose tokens
+// share the longest prefix with its prompt, keeps that prefix's keys and values and prefills
+// only the rest, as llama.cpp's server does with cache_prompt. Multi-turn chats, whose prompt
+// grows by a turn each time, thus prefill only the new turn.
+//
 // Concurrency in this slice: one mutex around the engine. Requests in different slots run
 // their forward passes in turns (a prefill or one decode step at a time, so streams interleave
 // token by token), never together: no continuous batching yet. The tokenizer (whose cache is not
@@ -29,18 +35,21 @@ namespace optiq::serve {
 class Generator;
 
 // One slot, held from before the prompt runs until the response is written; freed on
-// destruction.
+// destruction. `cached`: the prompt's leading tokens whose keys and values the slot already
+// holds (the prompt cache), fixed when the slot is taken so that a stream can report it first.
 class SlotLease {
  public:
-  SlotLease(Generator& gen, size_t index) : gen_(&gen), index_(index) {}
+  SlotLease(Generator& gen, size_t index, int64_t cached) : gen_(&gen), index_(index), cached_(cached) {}
   SlotLease(const SlotLease&) = delete;
   SlotLease& operator=(const SlotLease&) = delete;
   ~SlotLease();
   size_t index() const { return index_; }
+  int64_t cached_tokens() const { return cached_; }
 
  private:
   Generator* gen_;
   size_t index_;
+  int64_t cached_;
 };
 
 class Generator {
@@ -50,6 +59,12 @@ class Generator {
     int n_slots = 1;
     engine::KVCacheConfig kv;
     std::chrono::seconds slot_wait{600};
+    // Reuse the prefix a slot holds (the file comment). A prefix's last token then runs in a
+    // smaller batch than in a whole prefill, whose attention takes other kernels (ops.h: sgemm
+    // for a batch, dot products for one token), so logits differ by float roundoff and a long
+    // greedy generation can part from a fresh one at a near tie, as llama.cpp says of its
+    // cache_prompt. false: every prompt is prefilled whole.
+    bool prompt_cache = true;
   };
   // `tmpl` empty: the model has no chat template, and chat requests get a 400.
   Generator(const engine::Model& model, const Tokenizer& tok, std::optional<ChatTemplate> tmpl, const Options& options);
@@ -63,14 +78,17 @@ class Generator {
   // prompt ("messages" or "prompt"), for the error's param.
   void check_context(int64_t n_prompt, std::optional<int64_t> max_tokens, const char* prompt_param) const;
 
-  // A free slot, waiting up to Options::slot_wait for one (ApiError 503 after that).
-  std::unique_ptr<SlotLease> acquire_slot();
+  // A free slot for `prompt`, waiting up to Options::slot_wait for one (ApiError 503 after
+  // that): of the free slots, the one that holds the longest prefix of the prompt (the lowest
+  // index on ties).
+  std::unique_ptr<SlotLease> acquire_slot(std::span<const int32_t> prompt);
 
   // Called with each new piece of visible text; returning false cancels the generation.
   using TextSink = std::function<bool(const std::string& text)>;
-  // Runs the request in the leased slot from an empty cache: prefill, then sampling until EOS/
-  // EOT, a stop sequence, max_tokens or a full context. At temperature 0 the tokens are exactly
-  // `optiq generate`'s (the same greedy sampler over the same prompt).
+  // Runs the request in the leased slot: prefill of the prompt past the slot's cached prefix
+  // (SlotLease::cached_tokens), then sampling until EOS/EOT, a stop sequence, max_tokens or a
+  // full context. At temperature 0 the tokens are `optiq generate`'s (the same greedy sampler
+  // over the same prompt; a reused prefix holds the keys and values a prefill computes).
   GenerationResult generate(SlotLease& slot, const GenerationRequest& req, std::vector<int32_t> prompt,
                             const TextSink& on_text);
 
@@ -83,7 +101,10 @@ class Generator {
   friend class SlotLease;
   void release(size_t index);
   std::string decode(const std::vector<int32_t>& ids) const;
-  void forward(engine::KVCache& cache, std::span<const int32_t> tokens, float* logits);
+  // Runs `tokens` through slot `slot` after its cached tokens, and records them there.
+  void forward(size_t slot, std::span<const int32_t> tokens, float* logits);
+  // Leading tokens of `prompt` that slot `slot` can reuse (slots_mutex_ held).
+  int64_t reusable_prefix(size_t slot, std::span<const int32_t> prompt) const;
 
   const engine::Model& model_;
   const Tokenizer& tok_;
@@ -96,6 +117,10 @@ class Generator {
   std::condition_variable slot_freed_;
   std::vector<engine::KVCache> caches_;  // [n_slots]
   std::vector<bool> busy_;               // [n_slots]
+  // [n_slots] the tokens at positions 0 .. n_past-1 of each slot's cache; changed only by the
+  // slot's holder, read by acquire_slot under slots_mutex_ for free slots only.
+  std::vector<std::vector<int32_t>> tokens_;
+  bool can_rewind_ = true;  // Options::prompt_cache, and the caches can be cut back (constructor)
 };
 
 }  // namespace optiq::serve

@@ -19,7 +19,7 @@ using Clock = std::chrono::steady_clock;
 // after the response (a streamed body included) is written.
 struct RequestTrace {
   Clock::time_point start = Clock::now();
-  int64_t prompt_tokens = 0, generated_tokens = 0;
+  int64_t prompt_tokens = 0, generated_tokens = 0, cached_tokens = 0;
 };
 thread_local RequestTrace t_trace;
 
@@ -143,7 +143,7 @@ void HttpServer::install_routes() {
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t.start).count();
     std::fprintf(stderr, "optiq serve: %s %s %d prompt=%lld generated=%lld %.0f ms\n", req.method.c_str(), req.path.c_str(),
                  res.status, static_cast<long long>(t.prompt_tokens), static_cast<long long>(t.generated_tokens), ms);
-    metrics_.record(route_label(req.path), res.status, t.prompt_tokens, t.generated_tokens);
+    metrics_.record(route_label(req.path), res.status, t.prompt_tokens, t.generated_tokens, t.cached_tokens);
     t_trace = RequestTrace{};  // a request that never reaches pre-routing (malformed) starts clean
   });
 
@@ -178,9 +178,10 @@ void HttpServer::handle_count_tokens(const httplib::Request& req, httplib::Respo
   });
 }
 
-void HttpServer::note_tokens(int64_t prompt, int64_t generated) {
+void HttpServer::note_tokens(int64_t prompt, int64_t generated, int64_t cached) {
   t_trace.prompt_tokens = prompt;
   t_trace.generated_tokens = generated;
+  t_trace.cached_tokens = cached;
 }
 
 }  // namespace optiq::serve

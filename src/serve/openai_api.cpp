@@ -128,9 +128,11 @@ GenerationRequest parse_completion(const Json& body, const ServedModel& model) {
 const char* openai_finish_reason(FinishReason r) { return r == FinishReason::Length ? "length" : "stop"; }
 
 Json openai_usage(const GenerationResult& r) {
+  // OpenAI counts cached tokens inside prompt_tokens and says how many in the details.
   return {{"prompt_tokens", r.prompt_tokens},
           {"completion_tokens", r.completion_tokens},
-          {"total_tokens", r.prompt_tokens + r.completion_tokens}};
+          {"total_tokens", r.prompt_tokens + r.completion_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", r.cached_tokens}}}};
 }
 
 Json chat_completion(const OpenAIResponseHead& head, const GenerationResult& r) {
