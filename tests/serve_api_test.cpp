@@ -118,6 +118,36 @@ TEST(ServeApi, ChatCompletionDefaults) {
   EXPECT_FALSE(r.stream);
   EXPECT_TRUE(r.stop.empty());
   EXPECT_TRUE(r.tools.is_null());
+  EXPECT_FALSE(r.top_logprobs.has_value());
+}
+
+TEST(ServeApi, ChatLogprobs) {
+  const ServedModel m = test_model();
+  Json body = chat_body();
+  body["logprobs"] = true;
+  EXPECT_EQ(parse_chat_completion(body, m).top_logprobs, 0);
+  body["top_logprobs"] = 20;
+  EXPECT_EQ(parse_chat_completion(body, m).top_logprobs, 20);
+  body["top_logprobs"] = 21;
+  EXPECT_EQ(error_of([&] { parse_chat_completion(body, m); }).param(), "top_logprobs");
+  body["logprobs"] = false;
+  body["top_logprobs"] = 2;
+  EXPECT_EQ(error_of([&] { parse_chat_completion(body, m); }).param(), "top_logprobs");
+  body.erase("top_logprobs");
+  EXPECT_FALSE(parse_chat_completion(body, m).top_logprobs.has_value());
+
+  GenerationResult r;
+  r.text = "Hi";
+  r.completion_tokens = 1;
+  r.logprobs = std::vector<TokenLogprob>{{"Hi", -0.5f, {{"Hi", -0.5f}, {"\xc3", -1.5f}}}};
+  const Json lp = chat_completion({"chatcmpl-1", "tiny", 0}, r)["choices"][0]["logprobs"];
+  EXPECT_EQ(lp["content"][0]["token"], "Hi");
+  EXPECT_EQ(lp["content"][0]["logprob"], -0.5f);
+  EXPECT_EQ(lp["content"][0]["bytes"], Json::parse("[72, 105]"));
+  EXPECT_EQ(lp["content"][0]["top_logprobs"][1]["bytes"], Json::parse("[195]"));  // half a UTF-8 character
+  EXPECT_EQ(lp["content"][0]["top_logprobs"].size(), 2u);
+  r.logprobs.reset();
+  EXPECT_TRUE(chat_completion({"chatcmpl-1", "tiny", 0}, r)["choices"][0]["logprobs"].is_null());
 }
 
 TEST(ServeApi, ChatCompletionRejects) {
@@ -192,6 +222,9 @@ TEST(ServeApi, Completions) {
   EXPECT_EQ(error_of([&] { parse_completion(Json::parse(R"({"prompt": ""})"), m); }).param(), "prompt");
   EXPECT_EQ(error_of([&] { parse_completion(Json::parse(R"({"max_tokens": 3})"), m); }).param(), "prompt");
   EXPECT_EQ(error_of([&] { parse_completion(Json::parse(R"({"prompt": "a", "echo": true})"), m); }).param(), "echo");
+  // the legacy logprobs form is not implemented
+  EXPECT_EQ(error_of([&] { parse_completion(Json::parse(R"({"prompt": "a", "logprobs": 2})"), m); }).param(), "logprobs");
+  EXPECT_FALSE(parse_completion(Json::parse(R"({"prompt": "a", "logprobs": null})"), m).top_logprobs.has_value());
 }
 
 TEST(ServeApi, Messages) {

@@ -56,7 +56,8 @@ void HttpServer::handle_generation(const httplib::Request& req, httplib::Respons
       return;
     }
 
-    const GenerationResult result = generator_.generate(*slot, request, std::move(prompt), [](const std::string&) { return true; });
+    const GenerationResult result = generator_.generate(*slot, request, std::move(prompt),
+                                                        [](const std::string&, std::span<const TokenLogprob>) { return true; });
     note_tokens(result.prompt_tokens, result.completion_tokens, result.cached_tokens);
     Json out;
     if (endpoint == Endpoint::Messages) {
@@ -98,10 +99,13 @@ bool HttpServer::stream_generation(httplib::DataSink& sink, SlotLease& slot, con
     }
     if (!ok) return false;
 
-    const auto on_text = [&](const std::string& text) {
+    const auto on_text = [&](const std::string& text, std::span<const TokenLogprob> logprobs) {
       if (anthropic) return write(anthropic_text_delta(text));
-      if (endpoint == Endpoint::ChatCompletions)
-        return write(openai_sse(chat_completion_chunk(head, {{"content", text}}, nullptr, usage)));
+      if (endpoint == Endpoint::ChatCompletions) {
+        Json chunk = chat_completion_chunk(head, {{"content", text}}, nullptr, usage);
+        if (request.top_logprobs) chunk["choices"][0]["logprobs"] = openai_logprobs(logprobs);
+        return write(openai_sse(chunk));
+      }
       return write(openai_sse(text_completion_chunk(head, text, nullptr, usage)));
     };
     const GenerationResult result = generator_.generate(slot, request, prompt, on_text);

@@ -33,6 +33,9 @@ struct GenerationRequest {
   std::vector<std::string> stop;   // stop sequences; the text stops before the first one
   bool stream = false;
   bool include_usage = false;      // OpenAI stream_options.include_usage: a final usage chunk
+  // OpenAI chat logprobs: set (0..20) when each generated token's log-probability is wanted,
+  // with this many most likely alternatives (top_logprobs).
+  std::optional<int> top_logprobs;
 
   static engine::SamplingParams default_sampling() {
     engine::SamplingParams p;
@@ -40,6 +43,14 @@ struct GenerationRequest {
     p.top_p = 1.0f;
     return p;
   }
+};
+
+// One generated token's log-probabilities: log-softmax of the model's raw logits [n_vocab],
+// before the penalty, the filters and the temperature (what OpenAI reports), in nats.
+struct TokenLogprob {
+  std::string token;  // the token decoded alone (special tokens kept): bytes, maybe part of a UTF-8 character
+  float logprob = 0.0f;
+  std::vector<std::pair<std::string, float>> top;  // [top_logprobs] (token, logprob), most likely first
 };
 
 enum class FinishReason {
@@ -56,6 +67,8 @@ struct GenerationResult {
   int64_t prompt_tokens = 0;
   int64_t cached_tokens = 0;  // of prompt_tokens, those the slot's prompt cache already held
   int64_t completion_tokens = 0;
+  // [completion_tokens] when the request has top_logprobs (EOS/EOT not included), else unset.
+  std::optional<std::vector<TokenLogprob>> logprobs;
 };
 
 }  // namespace optiq::serve

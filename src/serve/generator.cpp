@@ -1,6 +1,8 @@
 #include "serve/generator.h"
 
 #include <algorithm>
+#include <cmath>
+#include <numeric>
 
 #include "engine/sampling.h"
 #include "model/chat_prompt.h"
@@ -103,6 +105,23 @@ std::string Generator::decode(const std::vector<int32_t>& ids) const {
   return tok_.decode(ids, /*skip_special=*/true);
 }
 
+TokenLogprob Generator::token_logprob(const float* logits, int32_t id, int top) const {
+  const auto n_vocab = static_cast<size_t>(model_.hp.n_vocab);
+  const float max = *std::max_element(logits, logits + n_vocab);
+  double sum = 0.0;
+  for (size_t i = 0; i < n_vocab; ++i) sum += std::exp(static_cast<double>(logits[i] - max));
+  const float log_z = max + static_cast<float>(std::log(sum));  // logsumexp of the row
+  std::vector<int32_t> order(n_vocab);
+  std::iota(order.begin(), order.end(), 0);
+  const auto n_top = std::min(static_cast<size_t>(top), n_vocab);
+  std::partial_sort(order.begin(), order.begin() + static_cast<ptrdiff_t>(n_top), order.end(),
+                    [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+  std::lock_guard lock(tokenizer_mutex_);
+  TokenLogprob out{tok_.decode({id}), logits[id] - log_z, {}};
+  for (size_t i = 0; i < n_top; ++i) out.top.emplace_back(tok_.decode({order[i]}), logits[order[i]] - log_z);
+  return out;
+}
+
 void Generator::forward(size_t slot, std::span<const int32_t> tokens, float* logits) {
   {
     std::lock_guard lock(engine_mutex_);
@@ -136,10 +155,16 @@ GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& r
   const std::string prompt_text = decode(ids);
   StopScanner scanner(req.stop);
   std::string continuation;
-  const auto send = [&](const std::string& piece) {
-    if (piece.empty()) return true;
+  if (req.top_logprobs) result.logprobs.emplace();
+  size_t logprobs_sent = 0;  // of *result.logprobs, those already given to on_text
+  // Log-probabilities wait for text to go with, except at the end (`last`).
+  const auto send = [&](const std::string& piece, bool last) {
+    std::span<const TokenLogprob> logprobs;
+    if (result.logprobs) logprobs = std::span(*result.logprobs).subspan(logprobs_sent);
+    if (piece.empty() && (!last || logprobs.empty())) return true;
+    if (result.logprobs) logprobs_sent = result.logprobs->size();
     result.text += piece;
-    return on_text(piece);
+    return on_text(piece, logprobs);
   };
 
   result.finish = FinishReason::Length;
@@ -149,25 +174,27 @@ GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& r
       result.finish = FinishReason::EndOfText;
       break;
     }
+    if (result.logprobs) result.logprobs->push_back(token_logprob(logits.data(), next, *req.top_logprobs));
     ids.push_back(next);
     sampler.accept(next);
     ++result.completion_tokens;
     const std::string full = decode(ids);
     if (full.size() >= prompt_text.size()) continuation = full.substr(prompt_text.size());
-    if (!send(scanner.update(continuation))) {
+    if (!send(scanner.update(continuation), /*last=*/false)) {
       result.finish = FinishReason::Cancelled;
       return result;
     }
     if (scanner.stopped()) {
       result.finish = FinishReason::StopSequence;
       result.stop_sequence = scanner.matched();
+      if (!send("", /*last=*/true)) result.finish = FinishReason::Cancelled;
       return result;
     }
     if (i + 1 == max_tokens || cache.n_past >= cache.n_ctx) break;
     const int32_t one[1] = {next};
     forward(index, one, logits.data());
   }
-  if (!send(scanner.finish(continuation))) result.finish = FinishReason::Cancelled;
+  if (!send(scanner.finish(continuation), /*last=*/true)) result.finish = FinishReason::Cancelled;
   return result;
 }
 

@@ -83,8 +83,10 @@ class Generator {
   // index on ties).
   std::unique_ptr<SlotLease> acquire_slot(std::span<const int32_t> prompt);
 
-  // Called with each new piece of visible text; returning false cancels the generation.
-  using TextSink = std::function<bool(const std::string& text)>;
+  // Called with each new piece of visible text and the log-probabilities of the tokens generated
+  // since the previous call (empty unless requested; the last call may have text "" to flush
+  // them); returning false cancels the generation.
+  using TextSink = std::function<bool(const std::string& text, std::span<const TokenLogprob> logprobs)>;
   // Runs the request in the leased slot: prefill of the prompt past the slot's cached prefix
   // (SlotLease::cached_tokens), then sampling until EOS/EOT, a stop sequence, max_tokens or a
   // full context. At temperature 0 the tokens are `optiq generate`'s (the same greedy sampler
@@ -101,6 +103,8 @@ class Generator {
   friend class SlotLease;
   void release(size_t index);
   std::string decode(const std::vector<int32_t>& ids) const;
+  // Token `id`'s log-probability under `logits` [n_vocab], and the `top` most likely tokens'.
+  TokenLogprob token_logprob(const float* logits, int32_t id, int top) const;
   // Runs `tokens` through slot `slot` after its cached tokens, and records them there.
   void forward(size_t slot, std::span<const int32_t> tokens, float* logits);
   // Leading tokens of `prompt` that slot `slot` can reuse (slots_mutex_ held).

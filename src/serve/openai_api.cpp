@@ -65,8 +65,6 @@ void parse_common(const Json& body, const ServedModel& model, GenerationRequest&
   for (const char* p : {"presence_penalty", "frequency_penalty"})
     if (const auto x = number_field(body, p, -2.0, 2.0); x && *x != 0.0)
       unsupported(p, "is not implemented; use 'repeat_penalty' (llama.cpp's repetition penalty)");
-  if (const Json* lp = find_field(body, "logprobs"); lp && *lp != false && *lp != 0)
-    unsupported("logprobs", "is not implemented");
   if (const auto t = number_field(body, "temperature", 0.0, 2.0)) req.sampling.temperature = static_cast<float>(*t);
   if (const auto p = number_field(body, "top_p", 0.0, 1.0)) req.sampling.top_p = static_cast<float>(*p);
   if (const auto k = integer_field(body, "top_k", 0, 1 << 30)) req.sampling.top_k = static_cast<int32_t>(*k);
@@ -97,6 +95,9 @@ GenerationRequest parse_chat_completion(const Json& body, const ServedModel& mod
   }
   if (const Json* rf = find_field(body, "response_format"); rf && !(rf->is_object() && rf->value("type", "") == "text"))
     unsupported("response_format", "other than {\"type\": \"text\"} needs constrained decoding, which optiq serve does not do yet");
+  const auto top_logprobs = integer_field(body, "top_logprobs", 0, 20);
+  if (bool_field(body, "logprobs").value_or(false)) req.top_logprobs = static_cast<int>(top_logprobs.value_or(0));
+  else if (top_logprobs) throw ApiError(400, "'top_logprobs' needs 'logprobs': true", "top_logprobs");
   if (const Json* kw = find_field(body, "chat_template_kwargs")) {
     if (!kw->is_object()) throw ApiError(400, "'chat_template_kwargs' must be an object", "chat_template_kwargs");
     for (const auto& [k, v] : kw->items()) req.template_vars.emplace_back(k, v);
@@ -118,6 +119,8 @@ GenerationRequest parse_completion(const Json& body, const ServedModel& model) {
                    "prompt");
   }
   if (req.prompt.empty()) throw ApiError(400, "'prompt' is empty", "prompt");
+  if (const Json* lp = find_field(body, "logprobs"); lp && !lp->is_null() && *lp != 0)
+    unsupported("logprobs", "(the legacy completions form) is not implemented; chat completions have 'logprobs': true");
   if (bool_field(body, "echo").value_or(false)) unsupported("echo", "is not implemented");
   if (const Json* suffix = find_field(body, "suffix"); suffix && *suffix != "") unsupported("suffix", "is not implemented");
   // The legacy completions API generates 16 tokens when max_tokens is not given.
@@ -135,11 +138,32 @@ Json openai_usage(const GenerationResult& r) {
           {"prompt_tokens_details", {{"cached_tokens", r.cached_tokens}}}};
 }
 
+namespace {
+
+Json token_bytes(const std::string& token) {
+  Json bytes = Json::array();
+  for (const char c : token) bytes.push_back(static_cast<unsigned char>(c));
+  return bytes;
+}
+
+}  // namespace
+
+Json openai_logprobs(std::span<const TokenLogprob> logprobs) {
+  Json content = Json::array();
+  for (const TokenLogprob& t : logprobs) {
+    Json top = Json::array();
+    for (const auto& [token, logprob] : t.top)
+      top.push_back({{"token", token}, {"logprob", logprob}, {"bytes", token_bytes(token)}});
+    content.push_back({{"token", t.token}, {"logprob", t.logprob}, {"bytes", token_bytes(t.token)}, {"top_logprobs", top}});
+  }
+  return {{"content", content}, {"refusal", nullptr}};
+}
+
 Json chat_completion(const OpenAIResponseHead& head, const GenerationResult& r) {
   Json choice;
   choice["index"] = 0;
   choice["message"] = {{"role", "assistant"}, {"content", r.text}};
-  choice["logprobs"] = nullptr;
+  choice["logprobs"] = r.logprobs ? openai_logprobs(*r.logprobs) : Json(nullptr);
   choice["finish_reason"] = openai_finish_reason(r.finish);
   return {{"id", head.id},          {"object", "chat.completion"},     {"created", head.created},
           {"model", head.model},    {"choices", Json::array({choice})}, {"usage", openai_usage(r)}};

@@ -4,6 +4,7 @@
 // stream's chunks as the OpenAI API reference shows them.
 #pragma once
 
+#include <span>
 #include <string>
 
 #include "serve/api_common.h"
@@ -26,6 +27,9 @@ struct OpenAIResponseHead {
 };
 
 Json chat_completion(const OpenAIResponseHead& head, const GenerationResult& r);
+// A chat choice's "logprobs": {"content": [{token, logprob, bytes (the token's UTF-8 bytes as
+// integers), top_logprobs: [{token, logprob, bytes}]}], "refusal": null}.
+Json openai_logprobs(std::span<const TokenLogprob> logprobs);
 // A "chat.completion.chunk": `delta` ({"role": ...} or {"content": ...} or {}), and
 // finish_reason (nullptr: none yet). include_usage adds "usage": null, as OpenAI does.
 Json chat_completion_chunk(const OpenAIResponseHead& head, const Json& delta, const char* finish_reason, bool include_usage);

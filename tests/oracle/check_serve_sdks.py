@@ -13,6 +13,8 @@ clients people point at such servers), on stories260K with a small chat template
 - the prompt cache: a chat's second turn reports cached tokens (OpenAI
   prompt_tokens_details.cached_tokens, Anthropic cache_read_input_tokens, /metrics) and its
   greedy text equals a fresh server's; its time to first token is printed beside the fresh one's;
+- chat logprobs (plain and streamed, the same values): one per generated token, the greedy token
+  on top of its top_logprobs; top_logprobs beyond 20 is a BadRequestError;
 - concurrent requests on two slots give the greedy text; /health still answers after all the
   bad requests; /metrics counts requests and tokens; a client that drops a stream does not hurt;
 - SIGTERM stops the server with exit code 0;
@@ -159,6 +161,23 @@ try:
     f.check(finishes == [c.choices[0].finish_reason], f"finish chunks {finishes}")
     f.check(chunks[-1].choices == [] and chunks[-1].usage is not None
             and chunks[-1].usage.completion_tokens == c.usage.completion_tokens, f"usage chunk {chunks[-1]}")
+
+    # logprobs: each generated token's, greedy picks the most likely one
+    lc = oa.chat.completions.create(model="stories", messages=user, max_tokens=N, temperature=0, logprobs=True, top_logprobs=3)
+    lps = lc.choices[0].logprobs.content if lc.choices[0].logprobs else []
+    f.check(len(lps) == lc.usage.completion_tokens and lc.choices[0].message.content == chat_ref, f"chat logprobs: {len(lps)} tokens")
+    f.check(all(t.logprob <= 0 and len(t.top_logprobs) == 3 and t.top_logprobs[0].token == t.token
+                and abs(t.top_logprobs[0].logprob - t.logprob) < 1e-6 and bytes(t.bytes).decode(errors="replace") is not None
+                for t in lps), f"chat logprobs entries {lps[:2]}")
+    streamed_lps = [t for ch in oa.chat.completions.create(model="stories", messages=user, max_tokens=N, temperature=0,
+                                                           logprobs=True, stream=True)
+                    if ch.choices and ch.choices[0].logprobs for t in ch.choices[0].logprobs.content]
+    # (float roundoff apart: each request reuses a different share of the prompt cache)
+    f.check(len(streamed_lps) == len(lps) and all(a.token == b.token and abs(a.logprob - b.logprob) < 1e-3
+                                                  for a, b in zip(streamed_lps, lps)),
+            f"streamed logprobs {len(streamed_lps)} vs {len(lps)}")
+    expect_error("openai top_logprobs 21 -> BadRequestError", openai.BadRequestError,
+                 lambda: oa.chat.completions.create(model="stories", messages=user, logprobs=True, top_logprobs=21))
 
     kw = oa.chat.completions.create(model="stories", messages=user, max_tokens=1, temperature=0,
                                     extra_body={"chat_template_kwargs": {"preamble": "The end."}})
