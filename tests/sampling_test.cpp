@@ -87,6 +87,33 @@ TEST(Sampling, RepeatPenaltyDividesPositiveAndMultipliesNegativeLogitsOnce) {
   EXPECT_FLOAT_EQ(c[3].logit, 0.0f);
 }
 
+TEST(Sampling, FrequencyAndPresencePenaltiesSubtractPerOccurrenceAndOnce) {
+  auto c = candidates({2.0f, -1.0f, 4.0f, 0.0f});
+  const std::vector<int32_t> recent = {0, 1, 0, 0, 3};  // token 0 three times, 1 and 3 once
+  apply_frequency_presence_penalty(c, recent, 0.5f, 0.25f);
+  EXPECT_FLOAT_EQ(c[0].logit, 2.0f - 3 * 0.5f - 0.25f);  // 0.25
+  EXPECT_FLOAT_EQ(c[1].logit, -1.0f - 0.5f - 0.25f);     // -1.75
+  EXPECT_FLOAT_EQ(c[2].logit, 4.0f);                     // not in the history
+  EXPECT_FLOAT_EQ(c[3].logit, -0.75f);
+  auto d = candidates({1.0f, 1.0f});
+  apply_frequency_presence_penalty(d, std::vector<int32_t>{1, 1}, -1.0f, -2.0f);  // negative: encouraged
+  EXPECT_FLOAT_EQ(d[0].logit, 1.0f);
+  EXPECT_FLOAT_EQ(d[1].logit, 1.0f + 2 * 1.0f + 2.0f);
+}
+
+TEST(Sampling, SamplerAppliesThePenaltiesAfterTheRepeatPenalty) {
+  SamplingParams p;  // greedy
+  p.repeat_penalty = 2.0f;
+  p.frequency_penalty = 1.0f;
+  p.presence_penalty = 0.5f;
+  Sampler s(p, 3);
+  s.accept(0);
+  s.accept(0);
+  // token 0: 5 / 2 - 2 * 1 - 0.5 = 0 < token 1's 0.1 (it would win by far without them)
+  const float logits[3] = {5.0f, 0.1f, -1.0f};
+  EXPECT_EQ(s.sample(logits), 1);
+}
+
 TEST(Sampling, PenaltyLooksOnlyAtTheLastNTokens) {
   SamplingParams params;
   params.repeat_penalty = 100.0f;

@@ -99,6 +99,11 @@ TEST(ServeApi, ChatCompletionFields) {
   EXPECT_EQ(r.sampling.top_k, 7);
   EXPECT_FLOAT_EQ(r.sampling.min_p, 0.1f);
   EXPECT_FLOAT_EQ(r.sampling.repeat_penalty, 1.1f);
+  body["presence_penalty"] = 0.5;
+  body["frequency_penalty"] = -1;
+  const GenerationRequest penalized = parse_chat_completion(body, test_model());
+  EXPECT_FLOAT_EQ(penalized.sampling.presence_penalty, 0.5f);
+  EXPECT_FLOAT_EQ(penalized.sampling.frequency_penalty, -1.0f);
   EXPECT_EQ(r.seed, 42u);
   EXPECT_EQ(r.stop, std::vector<std::string>{"\n\n"});
   EXPECT_TRUE(r.stream);
@@ -168,8 +173,8 @@ TEST(ServeApi, ChatCompletionRejects) {
       {with("max_tokens", 0), 400, "max_tokens"},
       {with("max_tokens", 1.5), 400, "max_tokens"},
       {with("n", 2), 400, "n"},
-      {with("presence_penalty", 0.5), 400, "presence_penalty"},
-      {with("frequency_penalty", 1), 400, "frequency_penalty"},
+      {with("presence_penalty", 2.5), 400, "presence_penalty"},
+      {with("frequency_penalty", -3), 400, "frequency_penalty"},
       {with("stop", 5), 400, "stop"},
       {with("stop", Json::array({"a", 1})), 400, "stop"},
       {with("stream", "yes"), 400, "stream"},

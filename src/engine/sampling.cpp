@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace optiq::engine {
@@ -20,6 +21,16 @@ void apply_repeat_penalty(std::vector<Candidate>& cand, std::span<const int32_t>
     if (!seen.contains(c.id)) continue;
     c.logit = c.logit > 0 ? c.logit / penalty : c.logit * penalty;
   }
+}
+
+void apply_frequency_presence_penalty(std::vector<Candidate>& cand, std::span<const int32_t> recent, float frequency,
+                                      float presence) {
+  if ((frequency == 0.0f && presence == 0.0f) || recent.empty()) return;
+  std::unordered_map<int32_t, int> count;  // token -> occurrences in recent
+  for (const int32_t t : recent) ++count[t];
+  for (Candidate& c : cand)
+    if (const auto it = count.find(c.id); it != count.end())
+      c.logit -= static_cast<float>(it->second) * frequency + presence;
 }
 
 void top_k_filter(std::vector<Candidate>& cand, int32_t k) {
@@ -87,6 +98,7 @@ int32_t Sampler::sample(const float* logits) {
   for (int64_t i = 0; i < n_vocab_; ++i) cand_.push_back({static_cast<int32_t>(i), logits[i]});
   const std::vector<int32_t> recent(recent_.begin(), recent_.end());
   apply_repeat_penalty(cand_, recent, params_.repeat_penalty);
+  apply_frequency_presence_penalty(cand_, recent, params_.frequency_penalty, params_.presence_penalty);
   if (params_.temperature <= 0.0f)
     return std::min_element(cand_.begin(), cand_.end(), by_logit_desc)->id;
   top_k_filter(cand_, params_.top_k);

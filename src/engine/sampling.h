@@ -1,6 +1,6 @@
 // Choosing the next token from a row of logits, with the semantics of llama.cpp's default
 // sampler chain (common/sampling.cpp, src/llama-sampler.cpp there), in its order:
-//   repetition penalty -> top-k -> top-p -> min-p -> temperature -> draw.
+//   repetition, frequency and presence penalties -> top-k -> top-p -> min-p -> temperature -> draw.
 // Each step narrows or reshapes a candidate list; the filters are exposed so that tests can
 // check the set each one keeps. Temperature 0 (or below) is greedy decoding: the largest
 // logit after the penalty, lowest token id on ties, and no random number is drawn.
@@ -20,7 +20,9 @@ struct SamplingParams {
   float top_p = 0.95f;          // keep the most probable tokens up to this mass; >= 1: off
   float min_p = 0.05f;          // keep tokens with p >= min_p * p_max; <= 0: off
   float repeat_penalty = 1.0f;  // for tokens among the last repeat_last_n; 1: off
-  int32_t repeat_last_n = 64;   // history the penalty looks at, in tokens; 0: off
+  int32_t repeat_last_n = 64;   // history the penalties look at, in tokens; 0: off
+  float frequency_penalty = 0.0f;  // subtracted per occurrence among the last repeat_last_n; 0: off
+  float presence_penalty = 0.0f;   // subtracted once from tokens among the last repeat_last_n; 0: off
   uint32_t seed = 0;            // the draw's random stream
 };
 
@@ -33,6 +35,14 @@ struct Candidate {
 // divided by `penalty` and a zero or negative one multiplied by it, once however often it
 // occurred.
 void apply_repeat_penalty(std::vector<Candidate>& cand, std::span<const int32_t> recent, float penalty);
+
+// OpenAI's frequency and presence penalties as llama.cpp applies them (its penalties sampler,
+// after the repetition penalty, over the same window): a token that occurs c > 0 times in
+// `recent` has logit -= c * frequency + presence. llama.cpp's window is the last repeat_last_n
+// accepted tokens, the prompt's included, where OpenAI speaks of the text so far; optiq keeps
+// llama.cpp's, so that one history serves all three penalties.
+void apply_frequency_presence_penalty(std::vector<Candidate>& cand, std::span<const int32_t> recent, float frequency,
+                                      float presence);
 
 // Keeps the k candidates with the largest logits, sorted in descending order. k <= 0 or
 // k >= size keeps all (k >= size still sorts).

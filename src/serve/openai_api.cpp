@@ -62,9 +62,8 @@ void parse_common(const Json& body, const ServedModel& model, GenerationRequest&
   check_model_name(body, model, /*required=*/false);
   if (const auto n = integer_field(body, "n", 1, 128); n && *n != 1)
     unsupported("n", "must be 1: optiq generates one choice per request");
-  for (const char* p : {"presence_penalty", "frequency_penalty"})
-    if (const auto x = number_field(body, p, -2.0, 2.0); x && *x != 0.0)
-      unsupported(p, "is not implemented; use 'repeat_penalty' (llama.cpp's repetition penalty)");
+  if (const auto x = number_field(body, "presence_penalty", -2.0, 2.0)) req.sampling.presence_penalty = static_cast<float>(*x);
+  if (const auto x = number_field(body, "frequency_penalty", -2.0, 2.0)) req.sampling.frequency_penalty = static_cast<float>(*x);
   if (const auto t = number_field(body, "temperature", 0.0, 2.0)) req.sampling.temperature = static_cast<float>(*t);
   if (const auto p = number_field(body, "top_p", 0.0, 1.0)) req.sampling.top_p = static_cast<float>(*p);
   if (const auto k = integer_field(body, "top_k", 0, 1 << 30)) req.sampling.top_k = static_cast<int32_t>(*k);

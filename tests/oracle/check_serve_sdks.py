@@ -232,8 +232,13 @@ try:
             f"long prompt error: {getattr(e, 'code', None)} {getattr(e, 'param', None)}")
     expect_error("openai temperature 'hot' -> BadRequestError", openai.BadRequestError,
                  lambda: oa.chat.completions.create(model="stories", messages=user, extra_body={"temperature": "hot"}))
-    expect_error("openai presence_penalty -> BadRequestError", openai.BadRequestError,
-                 lambda: oa.chat.completions.create(model="stories", messages=user, presence_penalty=1.0))
+    expect_error("openai presence_penalty 3 -> BadRequestError", openai.BadRequestError,
+                 lambda: oa.chat.completions.create(model="stories", messages=user, presence_penalty=3.0))
+    pen = oa.chat.completions.create(model="stories", messages=user, max_tokens=N, temperature=0,
+                                     presence_penalty=2.0, frequency_penalty=2.0)
+    print(f"check_serve_sdks: greedy with presence/frequency penalties 2: {pen.choices[0].message.content!r} "
+          f"(without: {chat_ref!r})")
+    f.check(bool(pen.choices[0].message.content), "presence/frequency penalties are accepted")
     e = expect_error("openai unknown model -> NotFoundError", openai.NotFoundError,
                      lambda: oa.chat.completions.create(model="gpt-4o", messages=user))
     f.check(e is None or e.code == "model_not_found", f"model error code: {getattr(e, 'code', None)}")
