@@ -95,7 +95,7 @@ GenerationRequest parse_chat_completion(const Json& body, const ServedModel& mod
     if (!tools->is_array()) throw ApiError(400, "'tools' must be a list of tool definitions", "tools");
     if (!tools->empty()) req.tools = *tools;
   }
-  if (const Json* rf = find_field(body, "response_format"); rf && !(rf->is_object() && rf->value("type", "") == "text"))
+  if (const Json* rf = find_field(body, "response_format"); rf && !(rf->is_object() && find_field(*rf, "type") && *find_field(*rf, "type") == "text"))
     unsupported("response_format", "other than {\"type\": \"text\"} needs constrained decoding, which optiq serve does not do yet");
   if (const Json* kw = find_field(body, "chat_template_kwargs")) {
     if (!kw->is_object()) throw ApiError(400, "'chat_template_kwargs' must be an object", "chat_template_kwargs");
