@@ -113,7 +113,7 @@ def check_stream(path: str, text: str) -> str | None:
     return None
 
 
-def check_ok(kind: str, path: str, body: dict) -> bool:
+def check_ok(kind: str, body: dict) -> bool:
     if kind == "chat":
         return body["object"] == "chat.completion" and isinstance(body["choices"][0]["message"]["content"], str)
     if kind == "completion":
@@ -195,7 +195,7 @@ def one_request(port: int, kind: str, max_tokens: int) -> tuple[str, float, str 
         if kind.endswith("_stream"):
             problem = check_stream(path, data.decode())
             return kind, seconds, problem and f"{kind}: incomplete stream: {problem}"
-        return kind, seconds, None if check_ok(kind, path, json.loads(data)) else f"{kind}: bad body {data[:200]!r}"
+        return kind, seconds, None if check_ok(kind, json.loads(data)) else f"{kind}: bad body {data[:200]!r}"
     except (OSError, http.client.HTTPException, ValueError, KeyError, IndexError) as e:
         return kind, time.perf_counter() - start, f"{kind}: {type(e).__name__}: {e}"
     finally:
@@ -272,7 +272,7 @@ def main() -> int:
         if not alive:
             violations.append(f"the server exited with {server.proc.returncode}")
         else:
-            status, _ = 0, None
+            status = 0
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
                 conn.request("GET", "/health")
