@@ -6,7 +6,7 @@
 # The jinja and tokenizer_json targets also start from the real chat templates and
 # tokenizer.json files under ../shared/models, taken at run time (nothing fetched from
 # elsewhere is committed).
-# Usage: fuzz/run.sh gguf|safetensors|jinja|tokenizer_json SECONDS
+# Usage: fuzz/run.sh gguf|safetensors|jinja|tokenizer_json|serve_requests SECONDS
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +14,7 @@ name=${1:-}
 name=${name#fuzz_}
 seconds=${2:-}
 if (($# != 2)) || [[ -z $name || ! -d fuzz/corpus/$name || ! $seconds =~ ^[0-9]+$ ]]; then
-  echo "usage: fuzz/run.sh gguf|safetensors|jinja|tokenizer_json SECONDS" >&2
+  echo "usage: fuzz/run.sh gguf|safetensors|jinja|tokenizer_json|serve_requests SECONDS" >&2
   exit 2
 fi
 target=fuzz_$name

@@ -232,6 +232,40 @@ TEST(ServeApi, Completions) {
   EXPECT_FALSE(parse_completion(Json::parse(R"({"prompt": "a", "logprobs": null})"), m).top_logprobs.has_value());
 }
 
+// Found by fuzz_serve_requests: integers at the edge of int64_t were range-checked through a
+// double (2^63 - 1 rounds to 2^63, whose conversion back is undefined), and a non-string "type"
+// in a content block or response_format threw json's type_error (a 500) instead of a 400.
+TEST(ServeApi, IntegerEdgesAndNonStringTypes) {
+  const ServedModel m = test_model();
+  GenerationRequest r = parse_completion(Json::parse(R"({"prompt": "a", "seed": 9223372036854775807})"), m);
+  EXPECT_EQ(r.seed, static_cast<uint32_t>(INT64_MAX));
+  r = parse_completion(Json::parse(R"({"prompt": "a", "seed": -9223372036854775808})"), m);
+  EXPECT_EQ(r.seed, static_cast<uint32_t>(INT64_MIN));
+  r = parse_completion(Json::parse(R"({"prompt": "a", "max_tokens": 8.0})"), m);
+  EXPECT_EQ(r.max_tokens, 8);
+  for (const char* body : {R"({"prompt": "a", "seed": 9223372036854775808})", R"({"prompt": "a", "seed": 1e19})",
+                           R"({"prompt": "a", "seed": 9.2233720368547758e18})", R"({"prompt": "a", "seed": -1e300})",
+                           R"({"prompt": "a", "max_tokens": 18446744073709551615})"}) {
+    const ApiError e = error_of([&] { parse_completion(Json::parse(body), m); });
+    EXPECT_EQ(e.status(), 400) << body;
+    EXPECT_NE(std::string(e.what()).find("must be between"), std::string::npos) << body;
+  }
+  EXPECT_EQ(error_of([&] { parse_completion(Json::parse(R"({"prompt": "a", "max_tokens": 2.5})"), m); }).param(), "max_tokens");
+  EXPECT_EQ(error_of([&] {
+              parse_messages(Json::parse(R"({"model": "tiny", "max_tokens": 1,
+                  "messages": [{"role": "user", "content": [{"type": 5, "text": "x"}]}]})"), m);
+            }).status(), 400);
+  EXPECT_EQ(error_of([&] {
+              parse_count_tokens(Json::parse(R"({"model": "tiny", "system": [{"type": null}],
+                  "messages": [{"role": "user", "content": "x"}]})"), m);
+            }).param(), "system");
+  Json body = chat_body();
+  body["response_format"] = {{"type", 1}};
+  EXPECT_EQ(error_of([&] { parse_chat_completion(body, m); }).param(), "response_format");
+  body["response_format"] = Json::object();
+  EXPECT_EQ(error_of([&] { parse_chat_completion(body, m); }).param(), "response_format");
+}
+
 TEST(ServeApi, Messages) {
   const ServedModel m = test_model();
   const Json body = Json::parse(R"({"model": "tiny", "max_tokens": 20,

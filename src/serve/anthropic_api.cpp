@@ -16,7 +16,9 @@ std::string text_of_blocks(const Json& content, const std::string& param) {
   if (!content.is_array()) throw ApiError(400, param + ": must be a string or a list of content blocks", param);
   std::string text;
   for (const Json& block : content) {
-    if (!block.is_object() || block.value("type", "") != "text" || !block.contains("text") || !block["text"].is_string())
+    // find_field, not value("type", ""): value() throws json's type_error for a non-string type.
+    const Json* type = block.is_object() ? find_field(block, "type") : nullptr;
+    if (!type || *type != "text" || !block.contains("text") || !block["text"].is_string())
       throw ApiError(400, param + ": only text blocks ({\"type\": \"text\", \"text\": ...}) are supported", param);
     if (!text.empty()) text += '\n';
     text += block["text"].get<std::string>();

@@ -92,7 +92,7 @@ GenerationRequest parse_chat_completion(const Json& body, const ServedModel& mod
     if (!tools->is_array()) throw ApiError(400, "'tools' must be a list of tool definitions", "tools");
     if (!tools->empty()) req.tools = *tools;
   }
-  if (const Json* rf = find_field(body, "response_format"); rf && !(rf->is_object() && rf->value("type", "") == "text"))
+  if (const Json* rf = find_field(body, "response_format"); rf && !(rf->is_object() && find_field(*rf, "type") && *find_field(*rf, "type") == "text"))
     unsupported("response_format", "other than {\"type\": \"text\"} needs constrained decoding, which optiq serve does not do yet");
   const auto top_logprobs = integer_field(body, "top_logprobs", 0, 20);
   if (bool_field(body, "logprobs").value_or(false)) req.top_logprobs = static_cast<int>(top_logprobs.value_or(0));

@@ -62,12 +62,29 @@ std::optional<double> number_field(const Json& obj, const char* name, double lo,
 std::optional<int64_t> integer_field(const Json& obj, const char* name, int64_t lo, int64_t hi) {
   const Json* v = find_field(obj, name);
   if (!v) return std::nullopt;
-  const bool integral = v->is_number_integer() || (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>());
-  if (!integral) bad(name, "must be an integer");
-  const double x = v->get<double>();
-  if (!(x >= static_cast<double>(lo) && x <= static_cast<double>(hi)))
+  const auto out_of_range = [&] {
     bad(name, "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " + v->dump());
-  return static_cast<int64_t>(x);
+  };
+  int64_t x = 0;
+  if (v->is_number_unsigned()) {
+    // nlohmann keeps non-negative integers as uint64_t, exactly: compared as such, not through
+    // a double that rounds 2^63 - 1 up to 2^63.
+    const uint64_t u = v->get<uint64_t>();
+    if (u > static_cast<uint64_t>(INT64_MAX)) out_of_range();
+    x = static_cast<int64_t>(u);
+  } else if (v->is_number_integer()) {
+    x = v->get<int64_t>();
+  } else if (v->is_number_float() && std::floor(v->get<double>()) == v->get<double>()) {
+    // A float with no fraction (8.0) counts as its integer; outside [-2^63, 2^63) it has no
+    // int64_t, and converting it would be undefined behaviour.
+    const double d = v->get<double>();
+    if (!(d >= -0x1p63 && d < 0x1p63)) out_of_range();
+    x = static_cast<int64_t>(d);
+  } else {
+    bad(name, "must be an integer");
+  }
+  if (x < lo || x > hi) out_of_range();
+  return x;
 }
 
 std::vector<std::string> string_or_list_field(const Json& obj, const char* name, size_t max_items) {
