@@ -428,15 +428,27 @@ TEST(ServeApi, RequestApiKeyHeaders) {
 
 TEST(ServeApi, PrometheusText) {
   Metrics m;
-  m.record("/v1/chat/completions", 200, 10, 5, 6);
-  m.record("/v1/chat/completions", 400, 0, 0);
-  const std::string text = m.prometheus_text(1, 2);
-  EXPECT_NE(text.find("optiq_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1\n"), std::string::npos);
+  m.record({"/v1/chat/completions", 200, 10, 5, 6, 0.03, 0.004});
+  m.record({"/v1/chat/completions", 200, 3, 1, 0, 2.0, std::nullopt});
+  m.record({"/v1/chat/completions", 400, 0, 0, 0, std::nullopt, std::nullopt});
+  const std::string text = m.prometheus_text({1, 2, 3, 4096, 65536});
+  EXPECT_NE(text.find("optiq_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 2\n"), std::string::npos);
   EXPECT_NE(text.find("optiq_requests_total{route=\"/v1/chat/completions\",status=\"400\"} 1\n"), std::string::npos);
-  EXPECT_NE(text.find("optiq_prompt_tokens_total 10\n"), std::string::npos);
-  EXPECT_NE(text.find("optiq_generated_tokens_total 5\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_prompt_tokens_total 13\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_generated_tokens_total 6\n"), std::string::npos);
   EXPECT_NE(text.find("optiq_prompt_cached_tokens_total 6\n"), std::string::npos);
   EXPECT_NE(text.find("optiq_slots_busy 1\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_requests_waiting 3\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_kv_cache_bytes_in_use 4096\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_kv_cache_bytes_total 65536\n"), std::string::npos);
+  // Cumulative buckets: 0.03 s lands in le=0.05 and above, 2 s in le=2.5 and above.
+  EXPECT_NE(text.find("optiq_time_to_first_token_seconds_bucket{le=\"0.025\"} 0\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_time_to_first_token_seconds_bucket{le=\"0.05\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_time_to_first_token_seconds_bucket{le=\"2.5\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_time_to_first_token_seconds_bucket{le=\"+Inf\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_time_to_first_token_seconds_sum 2.03\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_time_per_output_token_seconds_bucket{le=\"0.005\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("optiq_time_per_output_token_seconds_count 1\n"), std::string::npos);
 }
 
 }  // namespace

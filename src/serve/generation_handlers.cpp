@@ -58,7 +58,7 @@ void HttpServer::handle_generation(const httplib::Request& req, httplib::Respons
 
     const GenerationResult result = generator_.generate(*slot, request, std::move(prompt),
                                                         [](const std::string&, std::span<const TokenLogprob>) { return true; });
-    note_tokens(result.prompt_tokens, result.completion_tokens, result.cached_tokens);
+    note_result(result);
     Json out;
     if (endpoint == Endpoint::Messages) {
       out = anthropic_message({random_id("msg_"), model_.alias}, result);
@@ -109,7 +109,7 @@ bool HttpServer::stream_generation(httplib::DataSink& sink, SlotLease& slot, con
       return write(openai_sse(text_completion_chunk(head, text, nullptr, usage)));
     };
     const GenerationResult result = generator_.generate(slot, request, prompt, on_text);
-    note_tokens(result.prompt_tokens, result.completion_tokens, result.cached_tokens);
+    note_result(result);
     if (result.finish == FinishReason::Cancelled) return false;
 
     if (anthropic)

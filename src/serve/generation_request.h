@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -67,6 +68,9 @@ struct GenerationResult {
   int64_t prompt_tokens = 0;
   int64_t cached_tokens = 0;  // of prompt_tokens, those the slot's prompt cache already held
   int64_t completion_tokens = 0;
+  // When the first and the latest generated token were sampled (unset when none was).
+  std::optional<std::chrono::steady_clock::time_point> first_token_at;
+  std::chrono::steady_clock::time_point last_token_at;
   // [completion_tokens] when the request has top_logprobs (EOS/EOT not included), else unset.
   std::optional<std::vector<TokenLogprob>> logprobs;
 };

@@ -20,6 +20,9 @@ Generator::Generator(const engine::Model& model, const Tokenizer& tok, std::opti
   for (int i = 0; i < options_.n_slots; ++i) caches_.push_back(engine::make_kv_cache(model_, options_.n_ctx, options_.kv));
   busy_.assign(caches_.size(), false);
   tokens_.resize(caches_.size());
+  held_positions_.assign(caches_.size(), 0);
+  for (const engine::LayerKVCache& layer : caches_.front().layers)
+    bytes_per_position_ += layer.k_row_bytes() + layer.v_row_bytes();
   can_rewind_ = options_.prompt_cache;
   // Cutting a cache back to a prefix (n_past = p) is exact for plain and block-quantized rows:
   // each position's row depends on its own token and the positions before it only, and the
@@ -73,7 +76,10 @@ int64_t Generator::reusable_prefix(size_t slot, std::span<const int32_t> prompt)
 std::unique_ptr<SlotLease> Generator::acquire_slot(std::span<const int32_t> prompt) {
   std::unique_lock lock(slots_mutex_);
   const auto any_free = [&] { return std::find(busy_.begin(), busy_.end(), false) != busy_.end(); };
-  if (!slot_freed_.wait_for(lock, options_.slot_wait, any_free))
+  ++waiting_;
+  const bool got_one = slot_freed_.wait_for(lock, options_.slot_wait, any_free);
+  --waiting_;
+  if (!got_one)
     throw ApiError(503, "all " + std::to_string(busy_.size()) + " slots stayed busy for " +
                             std::to_string(options_.slot_wait.count()) + " s; try again later (or start with a larger --parallel)");
   size_t best = busy_.size();
@@ -95,9 +101,15 @@ void Generator::release(size_t index) {
   slot_freed_.notify_one();
 }
 
-int Generator::busy_slots() const {
+SlotGauges Generator::slot_gauges() const {
   std::lock_guard lock(slots_mutex_);
-  return static_cast<int>(std::count(busy_.begin(), busy_.end(), true));
+  SlotGauges g;
+  g.busy = static_cast<int>(std::count(busy_.begin(), busy_.end(), true));
+  g.total = options_.n_slots;
+  g.waiting = waiting_;
+  for (const int64_t n : held_positions_) g.kv_bytes_in_use += static_cast<uint64_t>(n) * bytes_per_position_;
+  for (const engine::KVCache& cache : caches_) g.kv_bytes_total += cache.bytes();
+  return g;
 }
 
 std::string Generator::decode(const std::vector<int32_t>& ids) const {
@@ -130,6 +142,8 @@ void Generator::forward(size_t slot, std::span<const int32_t> tokens, float* log
   // Recorded only once they are in the cache: a forward that throws leaves the slot's tokens a
   // prefix of what its rows hold, which is all that reuse needs.
   tokens_[slot].insert(tokens_[slot].end(), tokens.begin(), tokens.end());
+  std::lock_guard lock(slots_mutex_);
+  held_positions_[slot] = caches_[slot].n_past;
 }
 
 GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& req, std::vector<int32_t> ids,
@@ -141,6 +155,10 @@ GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& r
   result.cached_tokens = slot.cached_tokens();
   cache.n_past = result.cached_tokens;  // rewound to the shared prefix (see the constructor)
   tokens_[index].resize(static_cast<size_t>(result.cached_tokens));
+  {
+    std::lock_guard lock(slots_mutex_);
+    held_positions_[index] = cache.n_past;
+  }
   const int64_t max_tokens = req.max_tokens.value_or(options_.n_ctx - result.prompt_tokens);
 
   engine::SamplingParams sampling = req.sampling;
@@ -176,6 +194,8 @@ GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& r
     }
     if (result.logprobs) result.logprobs->push_back(token_logprob(logits.data(), next, *req.top_logprobs));
     ids.push_back(next);
+    result.last_token_at = std::chrono::steady_clock::now();
+    if (!result.first_token_at) result.first_token_at = result.last_token_at;
     sampler.accept(next);
     ++result.completion_tokens;
     const std::string full = decode(ids);

@@ -29,6 +29,7 @@
 #include "model/chat_template.h"
 #include "model/tokenizer.h"
 #include "serve/generation_request.h"
+#include "serve/metrics.h"
 
 namespace optiq::serve {
 
@@ -96,7 +97,9 @@ class Generator {
 
   int64_t n_ctx() const { return options_.n_ctx; }
   int n_slots() const { return options_.n_slots; }
-  int busy_slots() const;
+  // Busy, configured and awaited slots, and the bytes of K/V rows the caches hold (a free slot's
+  // cached prompt included) against all they have allocated, for /metrics.
+  SlotGauges slot_gauges() const;
   const engine::KVCache& cache(size_t slot) const { return caches_[slot]; }
 
  private:
@@ -121,6 +124,11 @@ class Generator {
   std::condition_variable slot_freed_;
   std::vector<engine::KVCache> caches_;  // [n_slots]
   std::vector<bool> busy_;               // [n_slots]
+  int waiting_ = 0;                      // requests inside acquire_slot, waiting for a slot
+  // [n_slots] positions each cache holds (its n_past, mirrored here under slots_mutex_ so that
+  // /metrics never reads a cache that a forward pass is writing).
+  std::vector<int64_t> held_positions_;
+  uint64_t bytes_per_position_ = 0;  // K and V row bytes of one position over all layers
   // [n_slots] the tokens at positions 0 .. n_past-1 of each slot's cache; changed only by the
   // slot's holder, read by acquire_slot under slots_mutex_ for free slots only.
   std::vector<std::vector<int32_t>> tokens_;

@@ -1,6 +1,7 @@
 #include "serve/http_server.h"
 
 #include <cstdio>
+#include <optional>
 
 #include "serve/anthropic_api.h"
 #include "serve/api_errors.h"
@@ -20,6 +21,7 @@ using Clock = std::chrono::steady_clock;
 struct RequestTrace {
   Clock::time_point start = Clock::now();
   int64_t prompt_tokens = 0, generated_tokens = 0, cached_tokens = 0;
+  std::optional<double> time_to_first_token, time_per_token;  // seconds (RequestSample)
 };
 thread_local RequestTrace t_trace;
 
@@ -143,7 +145,8 @@ void HttpServer::install_routes() {
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t.start).count();
     std::fprintf(stderr, "optiq serve: %s %s %d prompt=%lld generated=%lld %.0f ms\n", req.method.c_str(), req.path.c_str(),
                  res.status, static_cast<long long>(t.prompt_tokens), static_cast<long long>(t.generated_tokens), ms);
-    metrics_.record(route_label(req.path), res.status, t.prompt_tokens, t.generated_tokens, t.cached_tokens);
+    metrics_.record({route_label(req.path), res.status, t.prompt_tokens, t.generated_tokens, t.cached_tokens,
+                     t.time_to_first_token, t.time_per_token});
     t_trace = RequestTrace{};  // a request that never reaches pre-routing (malformed) starts clean
   });
 
@@ -151,7 +154,7 @@ void HttpServer::install_routes() {
     res.set_content(R"({"status":"ok"})", "application/json");
   });
   s.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-    res.set_content(metrics_.prometheus_text(generator_.busy_slots(), generator_.n_slots()), "text/plain; version=0.0.4");
+    res.set_content(metrics_.prometheus_text(generator_.slot_gauges()), "text/plain; version=0.0.4");
   });
   s.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
     guarded(req, res, [&] { res.set_content(models_list(model_).dump(), "application/json"); });
@@ -178,10 +181,15 @@ void HttpServer::handle_count_tokens(const httplib::Request& req, httplib::Respo
   });
 }
 
-void HttpServer::note_tokens(int64_t prompt, int64_t generated, int64_t cached) {
-  t_trace.prompt_tokens = prompt;
-  t_trace.generated_tokens = generated;
-  t_trace.cached_tokens = cached;
+void HttpServer::note_result(const GenerationResult& r) {
+  t_trace.prompt_tokens = r.prompt_tokens;
+  t_trace.generated_tokens = r.completion_tokens;
+  t_trace.cached_tokens = r.cached_tokens;
+  if (!r.first_token_at) return;
+  t_trace.time_to_first_token = std::chrono::duration<double>(*r.first_token_at - t_trace.start).count();
+  if (r.completion_tokens > 1)
+    t_trace.time_per_token =
+        std::chrono::duration<double>(r.last_token_at - *r.first_token_at).count() / static_cast<double>(r.completion_tokens - 1);
 }
 
 }  // namespace optiq::serve

@@ -68,9 +68,8 @@ class HttpServer {
   // Streams a started generation as server-sent events; false when the client went away.
   bool stream_generation(httplib::DataSink& sink, SlotLease& slot, const GenerationRequest& request,
                          const std::vector<int32_t>& prompt, Endpoint endpoint);
-  // Records a request's token counts for its log line and the metrics (`cached`: of the prompt
-  // tokens, those the prompt cache held).
-  static void note_tokens(int64_t prompt, int64_t generated, int64_t cached);
+  // Records a request's token counts and latencies for its log line and the metrics.
+  static void note_result(const GenerationResult& result);
 
   Generator& generator_;
   ServedModel model_;

@@ -341,6 +341,22 @@ try:
     f.check(gen is not None and int(gen.group(1)) >= 8 * N // 2, f"generated tokens counter: {gen and gen.group(0)}")
     hits = re.search(r"^optiq_prompt_cached_tokens_total (\d+)$", str(text), re.M)
     f.check(hits is not None and int(hits.group(1)) >= cached2 > 0, f"cached tokens counter: {hits and hits.group(0)}")
+
+    def metric(name: str) -> float:
+        m = re.search(rf"^{re.escape(name)} (\S+)$", str(text), re.M)
+        return float(m.group(1)) if m else float("nan")
+
+    answered = sum(int(n) for n in re.findall(r'^optiq_requests_total\{route="/v1/(?:chat/completions|completions|messages)",'
+                                               r'status="200"\} (\d+)$', str(text), re.M))
+    ttft_count, ttft_sum = metric("optiq_time_to_first_token_seconds_count"), metric("optiq_time_to_first_token_seconds_sum")
+    f.check(0 < ttft_count <= answered and ttft_sum > 0, f"time-to-first-token histogram: {ttft_count} of {answered} "
+            f"answered generations, sum {ttft_sum}")
+    f.check(metric('optiq_time_to_first_token_seconds_bucket{le="+Inf"}') == ttft_count, "TTFT +Inf bucket != count")
+    f.check(metric("optiq_time_per_output_token_seconds_count") > 0, "no per-token latencies recorded")
+    # The prompt cache keeps rows in the (now free) slots; nothing waits for a slot at rest.
+    in_use, total = metric("optiq_kv_cache_bytes_in_use"), metric("optiq_kv_cache_bytes_total")
+    f.check(0 < in_use <= total, f"KV cache bytes in use {in_use}, allocated {total}")
+    f.check(metric("optiq_requests_waiting") == 0, f"requests waiting at rest: {metric('optiq_requests_waiting')}")
 finally:
     # Close the SDKs' pooled keep-alive connections first, or the server waits out their idle timeout.
     for client in ("oa", "an", "bad_oa", "bad_an"):
