@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from llama_tools import NOISE_VARIANT, PINNED, llama, machine_summary, native_variant, relative
+from llama_tools import NOISE_VARIANT, PINNED, llama, native_variant, relative
 from oracle_util import STORIES, Failures, convert, run_optiq, work_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -59,7 +59,6 @@ LLAMA64_REL = 5e-4
 SMOLLM2_REL = 3e-3
 
 f = Failures()
-print(machine_summary())
 
 
 def llama_ppl(model: Path, ctype: str, rotate: bool, variant: str = PINNED) -> list[float]:

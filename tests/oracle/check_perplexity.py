@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from llama_tools import KLD_DONE, NOISE_VARIANT, PINNED, llama, machine_summary, native_variant, relative
+from llama_tools import KLD_DONE, NOISE_VARIANT, PINNED, llama, native_variant, relative
 from oracle_util import STORIES, Failures, convert, run_optiq, work_dir
 
 TEXT = Path("tests/fixtures/stories.txt")
@@ -36,7 +36,6 @@ N_CTX = 128
 LLAMA_FLAGS = ["-c", str(N_CTX), "-t", "1", "-tb", "1", "-ctk", "f32", "-ctv", "f32", "-fa", "off"]
 
 f = Failures()
-print(machine_summary())
 
 
 def optiq(*args: str | Path) -> str:

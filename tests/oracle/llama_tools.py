@@ -129,10 +129,12 @@ def relative(a: list[float], b: list[float]) -> list[float]:
 def llama(tool: str, *args: str | Path, done: str | None = None, variant: str | None = PINNED,
           env: dict[str, str] | None = None) -> str:
     """Runs a llama.cpp tool on `variant` (default: the pinned one); with `done`, until its
-    output contains that text. llama.cpp's logger prints from a thread that the process does not
+    output contains that text. The first call prints machine_summary(), each new variant a line. llama.cpp's logger prints from a thread that the process does not
     wait for at exit (it leaks the logger on purpose, see common_log_main), so on a busy machine
     the last lines are sometimes lost."""
     exe = tool_path(tool, variant)
+    if not _announced:
+        print(machine_summary())
     if variant not in _announced:
         _announced.add(variant)
         print(f"llama.cpp tools: ggml CPU variant {variant or best_variant() + ' (ggml picks)'}")
