@@ -25,7 +25,6 @@ import functools
 import os
 import platform
 import subprocess
-import sys
 from pathlib import Path
 
 CACHE = Path(os.environ.get("OPTIQ_CACHE", Path(__file__).resolve().parents[2] / ".cache"))
@@ -129,9 +128,10 @@ def relative(a: list[float], b: list[float]) -> list[float]:
 def llama(tool: str, *args: str | Path, done: str | None = None, variant: str | None = PINNED,
           env: dict[str, str] | None = None) -> str:
     """Runs a llama.cpp tool on `variant` (default: the pinned one); with `done`, until its
-    output contains that text. The first call prints machine_summary(), each new variant a line. llama.cpp's logger prints from a thread that the process does not
+    output contains that text. llama.cpp's logger prints from a thread that the process does not
     wait for at exit (it leaks the logger on purpose, see common_log_main), so on a busy machine
-    the last lines are sometimes lost."""
+    the last lines are sometimes lost. The first call prints machine_summary(), and each variant
+    the first time it runs a line."""
     exe = tool_path(tool, variant)
     if not _announced:
         print(machine_summary())
@@ -152,4 +152,3 @@ def llama(tool: str, *args: str | Path, done: str | None = None, variant: str | 
 
 if __name__ == "__main__":
     print(machine_summary())
-    sys.exit(0)
