@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/runnable_model.h"
 #include "cli/kv_cache_options.h"
 #include "engine/model.h"
 #include "engine/ops.h"
@@ -12,7 +13,6 @@
 #include "engine/threads.h"
 #include "model/chat_prompt.h"
 #include "model/chat_template.h"
-#include "model/model_source.h"
 #include "model/tokenizer.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
@@ -65,12 +65,10 @@ Command register_generate(CLI::App& app) {
             if (args->prompt.empty())
               throw InputError("optiq generate", std::nullopt, "the prompt is empty (-p TEXT)");
             engine::set_num_threads(args->threads);
-            const std::string path = resolve_model_argument(args->model);
-            const ModelSource src = open_model_source(path);
-            const engine::Model model = engine::load_model(src);
-            const Tokenizer tok = load_tokenizer(path);
-            if (tok.n_tokens() > model.hp.n_vocab)
-              throw InputError(path, std::nullopt, "the tokenizer has more tokens than the model's vocabulary");
+            const RunnableModel runnable = load_runnable_model(args->model);
+            const std::string& path = runnable.path;
+            const engine::Model& model = runnable.model;
+            const Tokenizer& tok = runnable.tok;
             const int64_t n_ctx = args->n_ctx > 0 ? args->n_ctx : std::min<int64_t>(model.hp.n_ctx_train, 4096);
             std::vector<int32_t> ids = tok.encode(args->chat ? chat_prompt(load_chat_template(path, args->chat_template_file, tok), tok, args->system, args->prompt) : args->prompt,
                                                   /*add_special=*/true, /*parse_special=*/true);

@@ -5,13 +5,13 @@
 #include <sstream>
 
 #include "cli/commands.h"
+#include "cli/runnable_model.h"
 #include "cli/kv_cache_options.h"
 #include "engine/model.h"
 #include "engine/threads.h"
 #include "eval/kl_divergence.h"
 #include "eval/logits_file.h"
 #include "eval/perplexity.h"
-#include "model/model_source.h"
 #include "model/tokenizer.h"
 #include "util/error.h"
 
@@ -140,11 +140,10 @@ Command register_perplexity(CLI::App& app) {
   add_kv_cache_options(sub, args->kv);
   return {sub, [args] {
             engine::set_num_threads(args->threads);
-            const std::string path = resolve_model_argument(args->model);
-            const engine::Model model = engine::load_model(open_model_source(path));
-            const Tokenizer tok = load_tokenizer(path);
-            if (tok.n_tokens() > model.hp.n_vocab)
-              throw InputError(path, std::nullopt, "the tokenizer has more tokens than the model's vocabulary");
+            const RunnableModel runnable = load_runnable_model(args->model);
+            const std::string& path = runnable.path;
+            const engine::Model& model = runnable.model;
+            const Tokenizer& tok = runnable.tok;
             if (tok.add_eos)
               throw InputError(path, std::nullopt,
                                "the vocabulary appends EOS to every text, which perplexity does not support "

@@ -13,12 +13,12 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/runnable_model.h"
 #include "cli/kv_cache_options.h"
 #include "engine/model.h"
 #include "engine/threads.h"
 #include "model/chat_prompt.h"
 #include "model/chat_template.h"
-#include "model/model_source.h"
 #include "model/tokenizer.h"
 #include "serve/generator.h"
 #include "serve/http_server.h"
@@ -80,11 +80,10 @@ Command register_serve(CLI::App& app) {
             std::signal(SIGPIPE, SIG_IGN);  // a client that hangs up is a failed write, not a crash
 
             engine::set_num_threads(args->threads);
-            const std::string path = resolve_model_argument(args->model);
-            const engine::Model model = engine::load_model(open_model_source(path));
-            const Tokenizer tok = load_tokenizer(path);
-            if (tok.n_tokens() > model.hp.n_vocab)
-              throw InputError(path, std::nullopt, "the tokenizer has more tokens than the model's vocabulary");
+            const RunnableModel runnable = load_runnable_model(args->model);
+            const std::string& path = runnable.path;
+            const engine::Model& model = runnable.model;
+            const Tokenizer& tok = runnable.tok;
             std::optional<ChatTemplate> tmpl;
             if (!args->chat_template_file.empty()) {
               tmpl = load_chat_template(path, args->chat_template_file, tok);

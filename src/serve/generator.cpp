@@ -23,6 +23,7 @@ Generator::Generator(const engine::Model& model, const Tokenizer& tok, std::opti
   held_positions_.assign(caches_.size(), 0);
   for (const engine::LayerKVCache& layer : caches_.front().layers)
     bytes_per_position_ += layer.k_row_bytes() + layer.v_row_bytes();
+  for (const engine::KVCache& cache : caches_) kv_bytes_total_ += cache.bytes();
   can_rewind_ = options_.prompt_cache;
   // Cutting a cache back to a prefix (n_past = p) is exact for plain and block-quantized rows:
   // each position's row depends on its own token and the positions before it only, and the
@@ -108,7 +109,7 @@ SlotGauges Generator::slot_gauges() const {
   g.total = options_.n_slots;
   g.waiting = waiting_;
   for (const int64_t n : held_positions_) g.kv_bytes_in_use += static_cast<uint64_t>(n) * bytes_per_position_;
-  for (const engine::KVCache& cache : caches_) g.kv_bytes_total += cache.bytes();
+  g.kv_bytes_total = kv_bytes_total_;
   return g;
 }
 

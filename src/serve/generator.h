@@ -129,6 +129,7 @@ class Generator {
   // /metrics never reads a cache that a forward pass is writing).
   std::vector<int64_t> held_positions_;
   uint64_t bytes_per_position_ = 0;  // K and V row bytes of one position over all layers
+  uint64_t kv_bytes_total_ = 0;      // K and V storage of all slots, allocated up front
   // [n_slots] the tokens at positions 0 .. n_past-1 of each slot's cache; changed only by the
   // slot's holder, read by acquire_slot under slots_mutex_ for free slots only.
   std::vector<std::vector<int32_t>> tokens_;
