@@ -49,7 +49,7 @@ class GgufBytes {
 };
 
 // Parses and returns the error message; fails the test if parsing succeeds.
-std::string parse_error(const std::vector<std::byte>& bytes) {
+std::string gguf_parse_error(const std::vector<std::byte>& bytes) {
   try {
     parse_gguf(bytes, "t.gguf");
   } catch (const InputError& e) {
@@ -166,28 +166,28 @@ TEST(GgufValidate, TruncatedAtEveryOffsetIsAnError) {
 TEST(GgufValidate, BadMagicAndVersions) {
   auto g = valid_two_tensor_file();
   g.bytes[0] = std::byte{'X'};
-  EXPECT_NE(parse_error(g.bytes).find("not a GGUF file"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(g.bytes).find("not a GGUF file"), std::string::npos);
   GgufBytes v1;
   v1.header(0, 0, 1);
-  EXPECT_NE(parse_error(v1.bytes).find("version 1"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(v1.bytes).find("version 1"), std::string::npos);
   GgufBytes be;
   be.header(0, 0, 0x03000000);
-  EXPECT_NE(parse_error(be.bytes).find("big-endian"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(be.bytes).find("big-endian"), std::string::npos);
 }
 
 TEST(GgufValidate, HostileCountsAndLengthsDoNotAllocate) {
   GgufBytes many_kv;
   many_kv.header(0, UINT64_MAX / 2);
-  EXPECT_NE(parse_error(many_kv.bytes).find("metadata count"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(many_kv.bytes).find("metadata count"), std::string::npos);
   GgufBytes many_tensors;
   many_tensors.header(1ull << 60, 0);
-  EXPECT_NE(parse_error(many_tensors.bytes).find("tensor count"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(many_tensors.bytes).find("tensor count"), std::string::npos);
   GgufBytes long_key;
   long_key.header(0, 1).put<uint64_t>(1ull << 62).zeros(16);
-  EXPECT_NE(parse_error(long_key.bytes).find("exceeds"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(long_key.bytes).find("exceeds"), std::string::npos);
   GgufBytes long_array;
   long_array.header(0, 1).str("k").put<uint32_t>(9).put<uint32_t>(4).put<uint64_t>(1ull << 40);
-  EXPECT_NE(parse_error(long_array.bytes).find("array element count"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(long_array.bytes).find("array element count"), std::string::npos);
 }
 
 TEST(GgufValidate, DeeplyNestedArraysAreRejected) {
@@ -195,25 +195,25 @@ TEST(GgufValidate, DeeplyNestedArraysAreRejected) {
   g.header(0, 1).str("k").put<uint32_t>(9);
   for (int i = 0; i < 20; ++i) g.put<uint32_t>(9).put<uint64_t>(1);
   g.put<uint32_t>(0).put<uint64_t>(0);
-  EXPECT_NE(parse_error(g.bytes).find("nested deeper"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(g.bytes).find("nested deeper"), std::string::npos);
 }
 
 TEST(GgufValidate, BadValuesAndKeys) {
   GgufBytes bad_type;
   bad_type.header(0, 1).str("k").put<uint32_t>(13).put<uint8_t>(0);
-  EXPECT_NE(parse_error(bad_type.bytes).find("not a GGUF value type"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(bad_type.bytes).find("not a GGUF value type"), std::string::npos);
   GgufBytes bad_bool;
   bad_bool.header(0, 1).str("k").put<uint32_t>(7).put<uint8_t>(2);
-  EXPECT_NE(parse_error(bad_bool.bytes).find("neither 0 nor 1"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(bad_bool.bytes).find("neither 0 nor 1"), std::string::npos);
   GgufBytes dup;
   dup.header(0, 2).str("k").put<uint32_t>(0).put<uint8_t>(1).str("k").put<uint32_t>(0).put<uint8_t>(2);
-  EXPECT_NE(parse_error(dup.bytes).find("duplicate metadata key"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(dup.bytes).find("duplicate metadata key"), std::string::npos);
   GgufBytes align;
   align.header(0, 1).str("general.alignment").put<uint32_t>(4).put<uint32_t>(24);
-  EXPECT_NE(parse_error(align.bytes).find("power of two"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(align.bytes).find("power of two"), std::string::npos);
   GgufBytes align_type;
   align_type.header(0, 1).str("general.alignment").put<uint32_t>(10).put<uint64_t>(32);
-  EXPECT_NE(parse_error(align_type.bytes).find("must be a u32"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(align_type.bytes).find("must be a u32"), std::string::npos);
 }
 
 // Builds a one-KV file with the given tensor infos and data bytes.
@@ -228,7 +228,7 @@ std::vector<std::byte> with_tensors(const std::function<void(GgufBytes&)>& infos
 
 TEST(GgufValidate, TensorInfoErrors) {
   auto err = [](const std::function<void(GgufBytes&)>& infos, size_t n, size_t data) {
-    return parse_error(with_tensors(infos, n, data));
+    return gguf_parse_error(with_tensors(infos, n, data));
   };
   EXPECT_NE(err([](GgufBytes& g) { g.tensor("a", {8}, 0, 0).tensor("a", {8}, 0, 32); }, 2, 64)
                 .find("duplicate tensor name"), std::string::npos);
@@ -256,13 +256,13 @@ TEST(GgufValidate, TensorInfoErrors) {
 TEST(GgufValidate, FileEndingBeforeItsDataSection) {
   GgufBytes g;
   g.header(1, 0).tensor("empty", {0}, 0, 0);  // zero bytes of data, but the section must exist
-  EXPECT_NE(parse_error(g.bytes).find("ends before its data section"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(g.bytes).find("ends before its data section"), std::string::npos);
 }
 
 TEST(GgufValidate, AlignmentAboveOneMegabyteIsRejected) {
   GgufBytes g;
   g.header(0, 1).str("general.alignment").put<uint32_t>(4).put<uint32_t>(1u << 31);
-  EXPECT_NE(parse_error(g.bytes).find("larger than"), std::string::npos);
+  EXPECT_NE(gguf_parse_error(g.bytes).find("larger than"), std::string::npos);
 }
 
 TEST(GgufValidate, ErrorNamesFileAndOffset) {

@@ -110,7 +110,7 @@ TEST(ImatrixFile, BrokenFilesAreInputErrors) {
   EXPECT_THROW(read_imatrix_file(test::stories260k().string()), InputError);
 }
 
-engine::Model stories() {
+engine::Model load_stories() {
   return engine::load_model(open_model_source(test::stories260k()));
 }
 
@@ -121,7 +121,7 @@ std::vector<int32_t> some_tokens(size_t n) {
 }
 
 TEST(ImatrixCompute, CountsEveryBlockMatrixAndNotTheOutput) {
-  const engine::Model model = stories();
+  const engine::Model model = load_stories();
   ImatrixOptions o;
   o.n_ctx = 32;
   o.bos = 1;
@@ -137,7 +137,7 @@ TEST(ImatrixCompute, CountsEveryBlockMatrixAndNotTheOutput) {
 }
 
 TEST(ImatrixCompute, SameResultWithAnyThreadCount) {
-  const engine::Model model = stories();
+  const engine::Model model = load_stories();
   ImatrixOptions o;
   o.n_ctx = 16;
   o.max_chunks = 5;
@@ -149,7 +149,7 @@ TEST(ImatrixCompute, SameResultWithAnyThreadCount) {
 }
 
 TEST(ImatrixCompute, ShortTextsAndTinyChunks) {
-  const engine::Model model = stories();
+  const engine::Model model = load_stories();
   ImatrixOptions o;
   o.n_ctx = 64;
   EXPECT_THROW(compute_imatrix(model, some_tokens(127), o), InputError);  // needs 2 x 64

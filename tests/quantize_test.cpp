@@ -12,12 +12,12 @@ namespace {
 using test::run_optiq;
 using test::ScratchDir;
 
-std::string stories() { return test::stories260k().string(); }
+std::string stories_gguf() { return test::stories260k().string(); }
 
 TEST(QuantizeCli, WritesTheMixAndItsFileType) {
   ScratchDir dir;
   const auto out = (dir / "q.gguf").string();
-  auto r = run_optiq("quantize " + stories() + " -o " + out + " --type q8_0 -t 2");
+  auto r = run_optiq("quantize " + stories_gguf() + " -o " + out + " --type q8_0 -t 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("f32 -> q8_0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("quant size"), std::string::npos);
@@ -34,7 +34,7 @@ TEST(QuantizeCli, WritesTheMixAndItsFileType) {
 TEST(QuantizeCli, ThreadCountDoesNotChangeTheBytes) {
   ScratchDir dir;
   for (const char* t : {"1", "3"}) {
-    auto r = run_optiq("quantize " + stories() + " -o " + (dir / (std::string(t) + ".gguf")).string() +
+    auto r = run_optiq("quantize " + stories_gguf() + " -o " + (dir / (std::string(t) + ".gguf")).string() +
                        " --type Q4_K_M -t " + t);
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
@@ -43,7 +43,7 @@ TEST(QuantizeCli, ThreadCountDoesNotChangeTheBytes) {
 
 TEST(QuantizeCli, RequantizesAQuantizedModel) {
   ScratchDir dir;
-  ASSERT_EQ(run_optiq("quantize " + stories() + " -o " + (dir / "q8.gguf").string() + " --type Q8_0").exit_code, 0);
+  ASSERT_EQ(run_optiq("quantize " + stories_gguf() + " -o " + (dir / "q8.gguf").string() + " --type Q8_0").exit_code, 0);
   auto r = run_optiq("quantize " + (dir / "q8.gguf").string() + " -o " + (dir / "q4.gguf").string() + " --type Q4_0");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(GgufFile((dir / "q4.gguf").string()).find_tensor("blk.1.attn_q.weight")->type, GgmlType::Q4_0);
@@ -51,15 +51,15 @@ TEST(QuantizeCli, RequantizesAQuantizedModel) {
 
 TEST(QuantizeCli, DryRunWritesNothing) {
   ScratchDir dir;
-  auto r = run_optiq("quantize " + stories() + " -o " + (dir / "q.gguf").string() + " --type Q4_K_M --dry-run");
+  auto r = run_optiq("quantize " + stories_gguf() + " -o " + (dir / "q.gguf").string() + " --type Q4_K_M --dry-run");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("token_embd.weight"), std::string::npos);
   EXPECT_TRUE(dir.entries().empty());
-  EXPECT_EQ(run_optiq("quantize " + stories() + " --type Q4_K_M --dry-run").exit_code, 0);
+  EXPECT_EQ(run_optiq("quantize " + stories_gguf() + " --type Q4_K_M --dry-run").exit_code, 0);
 }
 
 TEST(QuantizeCli, RepeatedTensorTypesBeforeTheModel) {
-  auto r = run_optiq("quantize --tensor-type attn_q=q8_0 --tensor-type ffn_up=q5_1 " + stories() +
+  auto r = run_optiq("quantize --tensor-type attn_q=q8_0 --tensor-type ffn_up=q5_1 " + stories_gguf() +
                      " --type Q4_0 --dry-run");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("f32 -> q8_0"), std::string::npos) << r.output;
@@ -68,7 +68,7 @@ TEST(QuantizeCli, RepeatedTensorTypesBeforeTheModel) {
 
 TEST(QuantizeCli, BadInputGivesOneErrorAndExit2) {
   ScratchDir dir;
-  const std::string base = "quantize " + stories() + " -o " + (dir / "q.gguf").string();
+  const std::string base = "quantize " + stories_gguf() + " -o " + (dir / "q.gguf").string();
   for (const std::string args : {" --type Q9_K", " --type IQ2_XXS", " --type Q4_K_M --tensor-type 'attn(=q8_0'",
                                  " --type Q4_K_M --tensor-type attn_q", " --type Q4_K_M --output-tensor-type q7",
                                  " --type Q4_K_M --token-embedding-type q4_k", " --type Q4_K_M --imatrix /nonexistent",
@@ -77,7 +77,7 @@ TEST(QuantizeCli, BadInputGivesOneErrorAndExit2) {
     EXPECT_EQ(r.exit_code, 2) << args << ": " << r.output;
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << args << ": " << r.output;
   }
-  EXPECT_EQ(run_optiq("quantize " + stories() + " --type Q4_0").exit_code, 2);  // no -o
+  EXPECT_EQ(run_optiq("quantize " + stories_gguf() + " --type Q4_0").exit_code, 2);  // no -o
   EXPECT_TRUE(dir.entries().empty());
 }
 
@@ -90,7 +90,7 @@ TEST(QuantizeCli, ImatrixOfAnotherModelIsRefused) {
   foreign.entries["model.layers.0.q_proj"] = {std::vector<float>(64, 1.0f), {10}};
   write_imatrix_gguf((dir / "foreign.gguf").string(), foreign);
   for (const char* f : {"wide.gguf", "foreign.gguf"}) {
-    auto r = run_optiq("quantize " + stories() + " -o " + (dir / "q.gguf").string() + " --type Q4_K_M --imatrix " +
+    auto r = run_optiq("quantize " + stories_gguf() + " -o " + (dir / "q.gguf").string() + " --type Q4_K_M --imatrix " +
                        (dir / f).string());
     EXPECT_EQ(r.exit_code, 2) << r.output;
     EXPECT_NE(r.output.find("another model"), std::string::npos) << r.output;

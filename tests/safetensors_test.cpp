@@ -19,7 +19,7 @@ std::vector<std::byte> image(const std::string& header, size_t data_bytes) {
   return b;
 }
 
-std::string parse_error(const std::vector<std::byte>& bytes) {
+std::string safetensors_parse_error(const std::vector<std::byte>& bytes) {
   try {
     parse_safetensors(bytes, "m.safetensors");
   } catch (const InputError& e) {
@@ -76,21 +76,21 @@ TEST(Safetensors, ScalarAndEmptyTensors) {
 }
 
 TEST(Safetensors, HeaderRules) {
-  EXPECT_NE(parse_error({}).find("too small"), std::string::npos);
+  EXPECT_NE(safetensors_parse_error({}).find("too small"), std::string::npos);
   auto huge = image("{}", 0);
   uint64_t big = 200'000'000;
   std::memcpy(huge.data(), &big, 8);
-  EXPECT_NE(parse_error(huge).find("100 MB"), std::string::npos);
+  EXPECT_NE(safetensors_parse_error(huge).find("100 MB"), std::string::npos);
   auto past = image("{}", 0);
   uint64_t n = 50;
   std::memcpy(past.data(), &n, 8);
-  EXPECT_NE(parse_error(past).find("runs past the end"), std::string::npos);
-  EXPECT_NE(parse_error(image("[1,2]", 0)).find("not a JSON object"), std::string::npos);
-  EXPECT_NE(parse_error(image("{\"a\":", 0)).find("not valid JSON"), std::string::npos);
+  EXPECT_NE(safetensors_parse_error(past).find("runs past the end"), std::string::npos);
+  EXPECT_NE(safetensors_parse_error(image("[1,2]", 0)).find("not a JSON object"), std::string::npos);
+  EXPECT_NE(safetensors_parse_error(image("{\"a\":", 0)).find("not valid JSON"), std::string::npos);
 }
 
 TEST(Safetensors, TensorRules) {
-  auto err = [](const std::string& h, size_t data) { return parse_error(image(h, data)); };
+  auto err = [](const std::string& h, size_t data) { return safetensors_parse_error(image(h, data)); };
   EXPECT_NE(err(R"({"a":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}})", 1).find("unknown dtype 'Q4'"),
             std::string::npos);
   EXPECT_NE(err(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", 4).find("does not match"),

@@ -17,7 +17,7 @@ GgmlType parse_type_option(const std::string& value, const char* option) {
   return *t;
 }
 
-std::string shape_text(const std::vector<uint64_t>& shape) {
+std::string bracketed_shape(const std::vector<uint64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
@@ -30,7 +30,7 @@ void print_plan(const QuantizePlan& plan) {
   for (size_t i = 0; i < n; ++i) {
     const PlannedTensor& p = plan.tensors[i];
     std::printf("[%4zu/%4zu] %-40s %-22s %6s -> %-6s %10.3f MiB -> %10.3f MiB%s%s\n", i + 1, n,
-                p.source->name.c_str(), shape_text(p.source->shape).c_str(),
+                p.source->name.c_str(), bracketed_shape(p.source->shape).c_str(),
                 std::string(ggml_type_name(p.from)).c_str(), std::string(ggml_type_name(p.to)).c_str(),
                 mib(p.bytes_from), mib(p.bytes_to), p.fell_back ? "  (fallback)" : "",
                 p.importance ? "  (imatrix)" : "");

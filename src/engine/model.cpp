@@ -217,13 +217,20 @@ void embed(const HParams& hp, const Weight& table, std::span<const int32_t> toke
     for (size_t i = 0; i < tokens.size() * static_cast<size_t>(hp.n_embd); ++i) x[i] *= hp.embd_scale;
 }
 
-// Block il on the residual stream x [n, n_embd] of tokens at positions pos0 .. pos0+n-1, in
-// place; their keys and values are appended to kv, which holds positions 0 .. pos0-1 already.
-// n_seq > 1 (with pos0 = 0): x holds n_seq independent sequences of n / n_seq tokens one after
-// another; the matmuls see them as one batch (bigger sgemm calls), positions and attention are
-// per sequence, and kv is reused by each in turn.
-void run_block(const Model& model, int64_t il, float* x, int64_t n, int64_t pos0, LayerKVCache& kv,
-               const Matmul& mm, Scratch& s, int64_t n_seq = 1) {
+// One sequence's rows of a batch: `len` tokens at positions pos0 .. pos0+len-1, whose keys and
+// values go to `kv` after the positions 0 .. pos0-1 it holds already.
+struct SequenceRows {
+  LayerKVCache* kv = nullptr;
+  int64_t pos0 = 0;
+  int64_t len = 0;
+};
+
+// Block il on the residual stream x [n, n_embd], in place. x holds the sequences of `seqs` one
+// after another (their len add up to n): the matmuls see them as one batch (each weight row read
+// once for all of them), positions, caches and attention are each sequence's own. Sequences
+// may share one kv when they run in turn from position 0 (capture_block_inputs).
+void run_block(const Model& model, int64_t il, float* x, int64_t n, std::span<const SequenceRows> seqs,
+               const Matmul& mm, Scratch& s) {
   const HParams& hp = model.hp;
   const Layer& L = model.layers[static_cast<size_t>(il)];
   const int64_t E = hp.n_embd, D = hp.head_dim;
@@ -241,32 +248,37 @@ void run_block(const Model& model, int64_t il, float* x, int64_t n, int64_t pos0
   if (!L.attn_q_norm.empty()) rms_norm(s.q.data(), L.attn_q_norm.data(), n * hp.n_head, D, hp.rms_eps, s.q.data());
   if (!L.attn_k_norm.empty())
     rms_norm(s.k.data(), L.attn_k_norm.data(), n * hp.n_head_kv, D, hp.rms_eps, s.k.data());
-  const int64_t seq_len = n / n_seq;
-  for (int64_t t = 0; t < n; ++t) {
-    const int64_t pos = pos0 + t % seq_len;
+  // Every sequence's cache rotates alike (one configuration per layer across slots).
+  const LayerKVCache& kv0 = *seqs.front().kv;
+  for (int64_t t = 0, sq = 0, in_seq = 0; t < n; ++t, ++in_seq) {
+    if (in_seq == seqs[static_cast<size_t>(sq)].len) ++sq, in_seq = 0;
+    const int64_t pos = seqs[static_cast<size_t>(sq)].pos0 + in_seq;
     rope(hp.rope_type, s.q.data() + t * n_q, hp.n_head, D, hp.n_rot, pos, base, scale, freq_factors);
     rope(hp.rope_type, s.k.data() + t * n_kv, hp.n_head_kv, D, hp.n_rot, pos, base, scale, freq_factors);
   }
-  if (const int64_t w = kv.k_rotation()) {
+  if (const int64_t w = kv0.k_rotation()) {
     hadamard_transform(s.q.data(), n * n_q, w);
     hadamard_transform(s.k.data(), n * n_kv, w);
   }
-  if (const int64_t w = kv.v_rotation()) hadamard_transform(s.v.data(), n * n_kv, w);
+  if (const int64_t w = kv0.v_rotation()) hadamard_transform(s.v.data(), n * n_kv, w);
   const int64_t window = swa ? hp.n_swa : 0;
-  for (int64_t sq = 0; sq < n_seq; ++sq) {
-    const int64_t t0 = sq * seq_len;
+  int64_t t0 = 0;  // the sequence's first row in the batch
+  for (const SequenceRows& seq : seqs) {
+    LayerKVCache& kv = *seq.kv;
+    const int64_t pos0 = seq.pos0, len = seq.len;
     float* q = s.q.data() + t0 * n_q;
     float* out = s.attn.data() + t0 * n_q;
-    kv.store(pos0, seq_len, s.k.data() + t0 * n_kv, s.v.data() + t0 * n_kv, q, hp.n_head);
+    kv.store(pos0, len, s.k.data() + t0 * n_kv, s.v.data() + t0 * n_kv, q, hp.n_head);
     if (kv.has_turbo())
-      causal_attention_turbo(q, kv, seq_len, pos0, hp.n_head, hp.attn_scale, window, out);
+      causal_attention_turbo(q, kv, len, pos0, hp.n_head, hp.attn_scale, window, out);
     else if (kv.has_blocks())
-      causal_attention_cached(q, kv, seq_len, pos0, hp.n_head, hp.attn_scale, window, out);
+      causal_attention_cached(q, kv, len, pos0, hp.n_head, hp.attn_scale, window, out);
     else
-      causal_attention(q, kv.keys(pos0 + seq_len), kv.values(pos0 + seq_len), seq_len, pos0, hp.n_head,
-                       hp.n_head_kv, D, hp.attn_scale, window, out);
+      causal_attention(q, kv.keys(pos0 + len), kv.values(pos0 + len), len, pos0, hp.n_head, hp.n_head_kv, D,
+                       hp.attn_scale, window, out);
+    t0 += len;
   }
-  if (const int64_t w = kv.v_rotation()) hadamard_transform(s.attn.data(), n * n_q, w);
+  if (const int64_t w = kv0.v_rotation()) hadamard_transform(s.attn.data(), n * n_q, w);
   mm(L.wo, s.attn.data(), n, s.proj.data());
   if (!L.attn_post_norm.empty())
     rms_norm(s.proj.data(), L.attn_post_norm.data(), n, E, hp.rms_eps, s.proj.data());
@@ -314,12 +326,53 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
   Scratch s(hp, n);
   std::vector<float> x(static_cast<size_t>(n * hp.n_embd));  // [n, n_embd] residual stream
   embed(hp, model.token_embd, tokens, x.data());
-  for (int64_t il = 0; il < hp.n_layer; ++il)
-    run_block(model, il, x.data(), n, pos0, cache.layers[static_cast<size_t>(il)], mm, s);
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    const SequenceRows seq{&cache.layers[static_cast<size_t>(il)], pos0, n};
+    run_block(model, il, x.data(), n, std::span(&seq, 1), mm, s);
+  }
   cache.n_past = pos0 + n;
 
   const int64_t first = all_logits ? 0 : n - 1;  // rows whose logits are wanted
   run_head(model, x.data() + first * hp.n_embd, n - first, mm, s.cur.data(), logits);
+}
+
+void forward_batch(const Model& model, std::span<KVCache* const> caches, std::span<const std::span<const int32_t>> tokens,
+                   float* logits) {
+  const HParams& hp = model.hp;
+  if (caches.empty() || caches.size() != tokens.size())
+    throw std::invalid_argument("forward_batch: one token list per cache expected");
+  std::vector<int32_t> all;  // [n] every sequence's tokens, one sequence after another
+  for (size_t i = 0; i < caches.size(); ++i) {
+    check_tokens(hp, tokens[i]);
+    for (size_t j = 0; j < i; ++j)
+      if (caches[j] == caches[i]) throw std::invalid_argument("forward_batch: a cache appears twice in one batch");
+    const int64_t end = caches[i]->n_past + static_cast<int64_t>(tokens[i].size());
+    if (end > caches[i]->n_ctx)
+      throw InputError("forward", std::nullopt,
+                       std::to_string(end) + " tokens do not fit in the context of " + std::to_string(caches[i]->n_ctx));
+    all.insert(all.end(), tokens[i].begin(), tokens[i].end());
+  }
+  const auto n = static_cast<int64_t>(all.size());
+  const Matmul mm{};
+  Scratch s(hp, n);
+  std::vector<float> x(static_cast<size_t>(n * hp.n_embd));  // [n, n_embd] residual stream
+  embed(hp, model.token_embd, all, x.data());
+  std::vector<SequenceRows> seqs(caches.size());
+  for (int64_t il = 0; il < hp.n_layer; ++il) {
+    for (size_t i = 0; i < caches.size(); ++i)
+      seqs[i] = {&caches[i]->layers[static_cast<size_t>(il)], caches[i]->n_past, static_cast<int64_t>(tokens[i].size())};
+    run_block(model, il, x.data(), n, seqs, mm, s);
+  }
+  // Each sequence's last row, gathered for one head product: [n_seq, n_embd].
+  const auto n_seq = static_cast<int64_t>(caches.size());
+  std::vector<float> last(static_cast<size_t>(n_seq * hp.n_embd));
+  int64_t row = -1;
+  for (size_t i = 0; i < caches.size(); ++i) {
+    row += static_cast<int64_t>(tokens[i].size());
+    std::copy_n(x.data() + row * hp.n_embd, hp.n_embd, last.data() + static_cast<int64_t>(i) * hp.n_embd);
+    caches[i]->n_past += static_cast<int64_t>(tokens[i].size());
+  }
+  run_head(model, last.data(), n_seq, mm, s.cur.data(), logits);
 }
 
 BlockInputCache capture_block_inputs(const Model& model, std::span<const int32_t> tokens, int64_t n_seq) {
@@ -340,7 +393,8 @@ BlockInputCache capture_block_inputs(const Model& model, std::span<const int32_t
     LayerKVCache kv(n / n_seq, hp.n_head_kv, hp.head_dim, KVType::F32);
     auto& next = c.inputs[static_cast<size_t>(il + 1)];
     next = c.inputs[static_cast<size_t>(il)];
-    run_block(model, il, next.data(), n, 0, kv, Matmul{}, s, n_seq);
+    const std::vector<SequenceRows> seqs(static_cast<size_t>(n_seq), SequenceRows{&kv, 0, n / n_seq});
+    run_block(model, il, next.data(), n, seqs, Matmul{}, s);
   }
   return c;
 }
@@ -374,7 +428,8 @@ void forward_from_block(const Model& model, const BlockInputCache& cache, int64_
   for (int64_t il = first_block; il < hp.n_layer; ++il) {
     const LayerKVTypes types = kv.layers.empty() ? LayerKVTypes{} : kv.layers[static_cast<size_t>(il)];
     LayerKVCache layer_kv(n / cache.n_seq, hp.n_head_kv, hp.head_dim, types, kv.hadamard, il, kv.turbo_f16);
-    run_block(model, il, x.data(), n, 0, layer_kv, mm, s, cache.n_seq);
+    const std::vector<SequenceRows> seqs(static_cast<size_t>(cache.n_seq), SequenceRows{&layer_kv, 0, n / cache.n_seq});
+    run_block(model, il, x.data(), n, seqs, mm, s);
   }
   run_head(model, x.data(), n, mm, s.cur.data(), logits);
 }

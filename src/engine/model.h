@@ -105,6 +105,17 @@ using MatmulObserver = std::function<void(const Weight& w, const float* x, int64
 void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens,
              bool all_logits, float* logits, const MatmulObserver& observer = {});
 
+// Several sequences in one pass, each in its own cache (continuous batching: the decode steps of
+// all of a server's active requests): tokens[i] runs at positions caches[i]->n_past onwards and
+// is appended there. The matmuls see all rows as one batch, so each weight row is read once per
+// pass. While the batch is small enough for matmul's few-token path (weight.h: under 16 rows
+// for the legacy blocks, 64 for K-quants, 4 for float weights) every row goes through the dot
+// kernels of a pass of its own, and the logits equal forward()'s bit for bit. Writes logits
+// [caches.size(), n_vocab]: each sequence's last token. Throws InputError as forward() does,
+// std::invalid_argument for mismatched spans or a cache given twice.
+void forward_batch(const Model& model, std::span<KVCache* const> caches, std::span<const std::span<const int32_t>> tokens,
+                   float* logits);
+
 // --- Re-running part of the model with one weight replaced (sensitivity measurement) ---------
 
 // The residual stream entering every block for one token sequence evaluated from position 0:

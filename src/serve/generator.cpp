@@ -110,6 +110,9 @@ SlotGauges Generator::slot_gauges() const {
   g.waiting = waiting_;
   for (const int64_t n : held_positions_) g.kv_bytes_in_use += static_cast<uint64_t>(n) * bytes_per_position_;
   g.kv_bytes_total = kv_bytes_total_;
+  std::lock_guard batch_lock(batch_mutex_);
+  g.decode_batches = batches_;
+  g.decode_batch_rows = batch_rows_;
   return g;
 }
 
@@ -135,16 +138,93 @@ TokenLogprob Generator::token_logprob(const float* logits, int32_t id, int top) 
   return out;
 }
 
-void Generator::forward(size_t slot, std::span<const int32_t> tokens, float* logits) {
-  {
-    std::lock_guard lock(engine_mutex_);
-    engine::forward(model_, caches_[slot], tokens, /*all_logits=*/false, logits);
-  }
-  // Recorded only once they are in the cache: a forward that throws leaves the slot's tokens a
+void Generator::record_tokens(size_t slot, std::span<const int32_t> tokens) {
+  // Recorded only once they are in the cache: a pass that throws leaves the slot's tokens a
   // prefix of what its rows hold, which is all that reuse needs.
   tokens_[slot].insert(tokens_[slot].end(), tokens.begin(), tokens.end());
   std::lock_guard lock(slots_mutex_);
   held_positions_[slot] = caches_[slot].n_past;
+}
+
+void Generator::prefill(size_t slot, std::span<const int32_t> tokens, float* logits) {
+  for (size_t done = 0; done < tokens.size();) {
+    const auto chunk = tokens.subspan(done, std::min<size_t>(kPrefillChunk, tokens.size() - done));
+    {
+      std::lock_guard lock(engine_mutex_);
+      engine::forward(model_, caches_[slot], chunk, /*all_logits=*/false, logits);
+    }
+    record_tokens(slot, chunk);
+    done += chunk.size();
+  }
+}
+
+Generator::Decoding::Decoding(Generator& gen) : gen_(gen) {
+  std::lock_guard lock(gen_.batch_mutex_);
+  ++gen_.decoding_;
+}
+
+Generator::Decoding::~Decoding() {
+  {
+    std::lock_guard lock(gen_.batch_mutex_);
+    --gen_.decoding_;
+  }
+  gen_.batch_changed_.notify_all();  // the others may have been waiting for this one's step
+}
+
+void Generator::decode_step(size_t slot, int32_t token, float* logits) {
+  DecodeStep mine{slot, token, logits, false, nullptr};
+  std::unique_lock lock(batch_mutex_);
+  pending_.push_back(&mine);
+  batch_changed_.notify_all();
+  const auto deadline = std::chrono::steady_clock::now() + kGatherWindow;
+  while (!mine.done) {
+    const bool everyone_in = static_cast<int>(pending_.size()) >= decoding_;
+    if (!batch_running_ && !pending_.empty() && (everyone_in || std::chrono::steady_clock::now() >= deadline)) {
+      run_decode_batch(lock);
+    } else if (batch_running_ || everyone_in) {
+      batch_changed_.wait(lock);
+    } else {
+      batch_changed_.wait_until(lock, deadline);
+    }
+  }
+  if (mine.error) std::rethrow_exception(mine.error);
+}
+
+void Generator::run_decode_batch(std::unique_lock<std::mutex>& lock) {
+  std::vector<DecodeStep*> batch;
+  batch.swap(pending_);
+  batch_running_ = true;
+  lock.unlock();
+  std::vector<engine::KVCache*> caches;
+  std::vector<std::span<const int32_t>> tokens;
+  for (DecodeStep* step : batch) {
+    caches.push_back(&caches_[step->slot]);
+    tokens.emplace_back(&step->token, 1);
+  }
+  const auto n_vocab = static_cast<size_t>(model_.hp.n_vocab);
+  std::vector<float> logits(batch.size() * n_vocab);  // [batch, n_vocab]
+  std::exception_ptr error;
+  try {
+    std::lock_guard engine(engine_mutex_);
+    engine::forward_batch(model_, caches, tokens, logits.data());
+  } catch (...) {
+    error = std::current_exception();
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (!error) {
+      std::copy_n(logits.data() + i * n_vocab, n_vocab, batch[i]->logits);
+      record_tokens(batch[i]->slot, tokens[i]);
+    }
+  }
+  lock.lock();
+  for (DecodeStep* step : batch) {
+    step->error = error;
+    step->done = true;
+  }
+  batch_running_ = false;
+  ++batches_;
+  batch_rows_ += batch.size();
+  batch_changed_.notify_all();
 }
 
 GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& req, std::vector<int32_t> ids,
@@ -168,7 +248,8 @@ GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& r
   for (const int32_t id : ids) sampler.accept(id);
 
   std::vector<float> logits(static_cast<size_t>(model_.hp.n_vocab));  // [n_vocab] of the last position
-  forward(index, std::span(ids).subspan(static_cast<size_t>(result.cached_tokens)), logits.data());
+  prefill(index, std::span(ids).subspan(static_cast<size_t>(result.cached_tokens)), logits.data());
+  const Decoding decoding(*this);
   // The continuation is the decoded whole minus the decoded prompt, as optiq generate prints it,
   // so a token that merges with the prompt's end (SentencePiece spaces) reads the same.
   const std::string prompt_text = decode(ids);
@@ -212,8 +293,7 @@ GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& r
       return result;
     }
     if (i + 1 == max_tokens || cache.n_past >= cache.n_ctx) break;
-    const int32_t one[1] = {next};
-    forward(index, one, logits.data());
+    decode_step(index, next, logits.data());
   }
   if (!send(scanner.finish(continuation), /*last=*/true)) result.finish = FinishReason::Cancelled;
   return result;

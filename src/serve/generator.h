@@ -7,15 +7,20 @@
 // only the rest, as llama.cpp's server does with cache_prompt. Multi-turn chats, whose prompt
 // grows by a turn each time, thus prefill only the new turn.
 //
-// Concurrency in this slice: one mutex around the engine. Requests in different slots run
-// their forward passes in turns (a prefill or one decode step at a time, so streams interleave
-// token by token), never together: no continuous batching yet. The tokenizer (whose cache is not
-// thread-safe) has a mutex of its own. A request that finds every slot busy waits for one, at
-// most `slot_wait`, then gets an ApiError 503.
+// Continuous batching: each request runs on its own thread, but its decode steps are not its
+// own forward passes. A step submits (slot, token) and waits; once every request that is
+// decoding has submitted (or kGatherWindow after the first did), one of the waiting threads runs
+// them all as one engine::forward_batch, each weight read once for all slots, and hands each its
+// logits. Prefills take the engine between steps in chunks of kPrefillChunk tokens, so a long
+// prompt arriving holds running streams up by one chunk at a time. One mutex around the engine
+// orders steps and chunks. The tokenizer (whose cache is not thread-safe) has a mutex of its
+// own. A request that finds every slot busy waits for one, at most `slot_wait`, then gets an
+// ApiError 503.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <exception>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -95,6 +100,12 @@ class Generator {
   GenerationResult generate(SlotLease& slot, const GenerationRequest& req, std::vector<int32_t> prompt,
                             const TextSink& on_text);
 
+  // Prompt tokens per prefill pass (llama.cpp's server uses micro-batches of 512 too). A prompt
+  // longer than this is prefilled in several passes, whose roundoff differs from one pass's.
+  static constexpr int64_t kPrefillChunk = 512;
+  // How long the first decode step of a round waits for the other decoding requests' steps.
+  static constexpr std::chrono::microseconds kGatherWindow{2000};
+
   int64_t n_ctx() const { return options_.n_ctx; }
   int n_slots() const { return options_.n_slots; }
   // Busy, configured and awaited slots, and the bytes of K/V rows the caches hold (a free slot's
@@ -108,8 +119,37 @@ class Generator {
   std::string decode(const std::vector<int32_t>& ids) const;
   // Token `id`'s log-probability under `logits` [n_vocab], and the `top` most likely tokens'.
   TokenLogprob token_logprob(const float* logits, int32_t id, int top) const;
-  // Runs `tokens` through slot `slot` after its cached tokens, and records them there.
-  void forward(size_t slot, std::span<const int32_t> tokens, float* logits);
+  // Prefills `tokens` into slot `slot` after its cached tokens, in chunks of kPrefillChunk, and
+  // records them there; logits [n_vocab] of the last one.
+  void prefill(size_t slot, std::span<const int32_t> tokens, float* logits);
+  // One decode step of slot `slot`, batched with the other decoding slots' (the file comment);
+  // logits [n_vocab] of `token`.
+  void decode_step(size_t slot, int32_t token, float* logits);
+  struct DecodeStep {
+    size_t slot = 0;
+    int32_t token = 0;
+    float* logits = nullptr;  // [n_vocab], written by whichever thread runs the batch
+    bool done = false;
+    std::exception_ptr error;
+  };
+  // Runs every pending step as one batch (batch_mutex_ held on entry and exit, released while
+  // the engine runs).
+  void run_decode_batch(std::unique_lock<std::mutex>& lock);
+  // The slot's cache now holds `tokens` after what it held: record them (for the prompt cache)
+  // and its position count (for /metrics).
+  void record_tokens(size_t slot, std::span<const int32_t> tokens);
+  // Counts a request as decoding from construction to destruction (decode_step waits for the
+  // steps of all decoding requests).
+  class Decoding {
+   public:
+    explicit Decoding(Generator& gen);
+    Decoding(const Decoding&) = delete;
+    Decoding& operator=(const Decoding&) = delete;
+    ~Decoding();
+
+   private:
+    Generator& gen_;
+  };
   // Leading tokens of `prompt` that slot `slot` can reuse (slots_mutex_ held).
   int64_t reusable_prefix(size_t slot, std::span<const int32_t> prompt) const;
 
@@ -119,6 +159,12 @@ class Generator {
   Options options_;
 
   std::mutex engine_mutex_;             // one forward pass at a time (see the file comment)
+  mutable std::mutex batch_mutex_;      // guards the five members below
+  std::condition_variable batch_changed_;  // a step was submitted or finished, or a request stopped decoding
+  std::vector<DecodeStep*> pending_;    // steps submitted for the next batch
+  int decoding_ = 0;                    // requests past their prefill (Decoding)
+  bool batch_running_ = false;          // a thread is running a batch now
+  uint64_t batches_ = 0, batch_rows_ = 0;  // decode batches run, and the steps they held
   mutable std::mutex tokenizer_mutex_;  // Tokenizer::encode fills a shared cache
   mutable std::mutex slots_mutex_;
   std::condition_variable slot_freed_;

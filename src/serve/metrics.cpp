@@ -63,6 +63,8 @@ std::string Metrics::prometheus_text(const SlotGauges& slots) const {
   gauge(out, "optiq_requests_waiting", "Requests waiting for a free slot.", static_cast<uint64_t>(slots.waiting));
   gauge(out, "optiq_kv_cache_bytes_in_use", "Bytes of the K and V rows the slots hold now.", slots.kv_bytes_in_use);
   gauge(out, "optiq_kv_cache_bytes_total", "Bytes of K and V storage allocated for all slots.", slots.kv_bytes_total);
+  counter(out, "optiq_decode_batches_total", "Batched decode passes run.", slots.decode_batches);
+  counter(out, "optiq_decode_batch_rows_total", "Decode steps those passes held.", slots.decode_batch_rows);
   return out;
 }
 

@@ -8,6 +8,8 @@
 //   optiq_slots_busy / optiq_slots_total       KV cache slots in use / configured (gauges)
 //   optiq_requests_waiting                     requests waiting for a free slot (gauge)
 //   optiq_kv_cache_bytes_in_use / _total       K and V rows the slots hold now / all allocated (gauges)
+//   optiq_decode_batches_total                 batched decode passes run (continuous batching)
+//   optiq_decode_batch_rows_total              decode steps those passes held (/ batches: mean batch size)
 #pragma once
 
 #include <array>
@@ -45,10 +47,11 @@ struct RequestSample {
   std::optional<double> time_per_token;       // seconds, when two or more were
 };
 
-// The slots' state when /metrics is read.
+// The slots' state when /metrics is read, and the batching counters.
 struct SlotGauges {
   int busy = 0, total = 0, waiting = 0;
   uint64_t kv_bytes_in_use = 0, kv_bytes_total = 0;
+  uint64_t decode_batches = 0, decode_batch_rows = 0;
 };
 
 class Metrics {
