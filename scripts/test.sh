@@ -19,7 +19,7 @@ fi
 scripts/bootstrap.sh
 
 # Oracle tools, pinned. Reinstalled only when the pins change.
-oracle_pins="gguf==0.19.0 numpy==2.4.6 safetensors==0.8.0 tokenizers==0.23.3 jinja2==3.1.6 openai==3.63.0 anthropic==2.17.0|node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1 @huggingface/gguf@0.4.6"
+oracle_pins="gguf==0.19.0 numpy==2.4.6 safetensors==0.8.0 tokenizers==0.23.3 jinja2==3.1.6 openai==3.63.0 anthropic==2.17.0 jsonschema==4.26.0|node-llama-cpp@3.22.1 @node-llama-cpp/linux-x64@3.22.1 @huggingface/gguf@0.4.6"
 if [[ $(cat "$cache/oracle.stamp" 2>/dev/null) != "$oracle_pins" ]]; then
   echo "test: installing oracle tools into $cache"
   python3 -m venv "$cache/venv"

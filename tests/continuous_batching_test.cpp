@@ -118,7 +118,7 @@ TEST(ServeBatching, ConcurrentRequestsShareDecodePassesAndKeepTheirText) {
     return req;
   };
   const auto run = [&](const std::string& prompt) {
-    const serve::GenerationRequest req = request(prompt);
+    serve::GenerationRequest req = request(prompt);
     std::vector<int32_t> ids = gen.tokenize_prompt(req);
     auto slot = gen.acquire_slot(ids);
     return gen.generate(*slot, req, ids, [](const std::string&, std::span<const serve::TokenLogprob>) { return true; }).text;

@@ -157,6 +157,14 @@ TEST(ServeApi, ChatLogprobs) {
   EXPECT_TRUE(chat_completion({"chatcmpl-1", "tiny", 0}, r)["choices"][0]["logprobs"].is_null());
 }
 
+// fn throws an ApiError with this status and param.
+template <class Fn>
+void expect_api_error(Fn&& fn, int status, const std::string& param) {
+  const ApiError e = error_of(std::forward<Fn>(fn));
+  EXPECT_EQ(e.status(), status) << e.what();
+  EXPECT_EQ(e.param(), param) << e.what();
+}
+
 TEST(ServeApi, ChatCompletionRejects) {
   const ServedModel m = test_model();
   auto with = [](const char* key, Json value) {
@@ -186,7 +194,7 @@ TEST(ServeApi, ChatCompletionRejects) {
       {with("messages", Json::parse(R"([{"role": "user", "content": [{"type": "image_url"}]}])")), 400,
        "messages[0].content"},
       {with("messages", Json::parse(R"([{"role": "user"}])")), 400, "messages[0].content"},
-      {with("response_format", {{"type", "json_object"}}), 400, "response_format"},
+      {with("response_format", {{"type", "xml"}}), 400, "response_format.type"},
       {with("chat_template_kwargs", "x"), 400, "chat_template_kwargs"},
       {with("model", "gpt-4o"), 404, "model"},
       {with("model", 7), 400, "model"},
@@ -321,12 +329,12 @@ TEST(ServeApi, MessagesRejects) {
               parse_messages(Json::parse(R"({"model": "tiny", "max_tokens": 5,
                   "messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]})"), m);
             }).param(),
-            "messages.0.content");
+            "messages.0.content.0.type");
 }
 
 TEST(ServeApi, OpenAIResponseObjects) {
   GenerationResult r;
-  r.text = "Hello";
+  r.text = r.output.content = "Hello";
   r.finish = FinishReason::Length;
   r.prompt_tokens = 7;
   r.completion_tokens = 3;
@@ -355,7 +363,7 @@ TEST(ServeApi, OpenAIResponseObjects) {
 
 TEST(ServeApi, AnthropicResponseObjects) {
   GenerationResult r;
-  r.text = "Hi";
+  r.text = r.output.content = "Hi";
   r.finish = FinishReason::StopSequence;
   r.stop_sequence = "END";
   r.prompt_tokens = 4;
@@ -381,10 +389,92 @@ TEST(ServeApi, AnthropicResponseObjects) {
   const std::string start = anthropic_message_start({"msg_1", "tiny"}, 4);
   EXPECT_EQ(start.rfind("event: message_start\ndata: {", 0), 0u);
   EXPECT_TRUE(start.ends_with("\n\n"));
-  const std::string delta = anthropic_text_delta("x");
-  const Json d = Json::parse(delta.substr(delta.find("data: ") + 6));
+  AnthropicContentStream blocks;
+  const std::string delta = blocks.text("x");
+  EXPECT_EQ(delta.rfind("event: content_block_start\n", 0), 0u);  // the text block opens first
+  const std::string data = delta.substr(delta.rfind("data: ") + 6);
+  const Json d = Json::parse(data);
   EXPECT_EQ(d["delta"]["type"], "text_delta");
   EXPECT_EQ(d["delta"]["text"], "x");
+  EXPECT_EQ(d["index"], 0);
+  EXPECT_EQ(blocks.text("y").find("content_block_start"), std::string::npos);
+  const std::string tool = blocks.tool_use({"get_weather", {{"city", "Paris"}}});
+  EXPECT_NE(tool.find("\"type\":\"content_block_stop\",\"index\":0"), std::string::npos) << tool;
+  EXPECT_NE(tool.find("\"partial_json\":\"{\\\"city\\\":\\\"Paris\\\"}\""), std::string::npos) << tool;
+  EXPECT_NE(tool.find("\"index\":1"), std::string::npos);
+  EXPECT_EQ(blocks.close(), "");  // the tool_use block closed itself
+  AnthropicContentStream empty;
+  EXPECT_NE(empty.close().find("content_block_stop"), std::string::npos);
+}
+
+TEST(ServeApi, ToolCallsAndReasoningInResponses) {
+  GenerationResult r;
+  r.finish = FinishReason::ToolCalls;
+  r.output.reasoning = "The user wants weather.";
+  r.output.calls.push_back({"get_weather", {{"city", "Paris"}}});
+  const Json c = chat_completion({"chatcmpl-1", "tiny", 1}, r);
+  const Json& msg = c["choices"][0]["message"];
+  EXPECT_TRUE(msg["content"].is_null());
+  EXPECT_EQ(msg["reasoning_content"], "The user wants weather.");
+  EXPECT_EQ(msg["tool_calls"][0]["type"], "function");
+  EXPECT_EQ(msg["tool_calls"][0]["function"]["name"], "get_weather");
+  EXPECT_EQ(Json::parse(msg["tool_calls"][0]["function"]["arguments"].get<std::string>())["city"], "Paris");
+  EXPECT_EQ(msg["tool_calls"][0]["id"].get<std::string>().rfind("call_", 0), 0u);
+  EXPECT_EQ(c["choices"][0]["finish_reason"], "tool_calls");
+  const std::vector<Json> deltas = tool_call_deltas(r.output.calls);
+  ASSERT_EQ(deltas.size(), 2u);
+  EXPECT_EQ(deltas[0]["tool_calls"][0]["function"]["arguments"], "");
+  EXPECT_EQ(deltas[1]["tool_calls"][0]["index"], 0);
+  const Json m = anthropic_message({"msg_1", "tiny"}, r);
+  EXPECT_EQ(m["content"][0]["type"], "thinking");
+  EXPECT_EQ(m["content"][1]["type"], "tool_use");
+  EXPECT_EQ(m["content"][1]["input"]["city"], "Paris");
+  EXPECT_EQ(m["stop_reason"], "tool_use");
+}
+
+TEST(ServeApi, ToolChoiceAndResponseFormatParsing) {
+  const Json tools = Json::parse(R"([{"type": "function", "function": {"name": "get_weather",
+      "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}])");
+  Json body = {{"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"tools", tools}};
+  GenerationRequest req = parse_chat_completion(body, test_model());
+  EXPECT_EQ(req.output_format.tool_names, std::vector<std::string>{"get_weather"});
+  EXPECT_FALSE(req.constraint);
+  body["tool_choice"] = "none";
+  EXPECT_TRUE(parse_chat_completion(body, test_model()).output_format.tool_names.empty());
+  body["tool_choice"] = "required";
+  ASSERT_TRUE(parse_chat_completion(body, test_model()).constraint);
+  body["tool_choice"] = {{"type", "function"}, {"function", {{"name", "nope"}}}};
+  expect_api_error([&] { parse_chat_completion(body, test_model()); }, 400, "tool_choice");
+  body["tool_choice"] = "sometimes";
+  expect_api_error([&] { parse_chat_completion(body, test_model()); }, 400, "tool_choice");
+  body.erase("tool_choice");
+  body["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "x"}, {"schema", {{"type", "object"}}}}}};
+  EXPECT_TRUE(parse_chat_completion(body, test_model()).constraint);
+  body["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "x"}}}};
+  expect_api_error([&] { parse_chat_completion(body, test_model()); }, 400, "response_format.json_schema.schema");
+  body["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"schema", {{"$ref", "#/$defs/missing"}}}}}};
+  expect_api_error([&] { parse_chat_completion(body, test_model()); }, 400, "response_format");
+  body["response_format"] = {{"type", "xml"}};
+  expect_api_error([&] { parse_chat_completion(body, test_model()); }, 400, "response_format.type");
+
+  // Anthropic: tool_use and tool_result blocks become OpenAI-style calls and tool messages.
+  const Json a = Json::parse(R"({"model": "tiny", "max_tokens": 20,
+    "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+    "tool_choice": {"type": "tool", "name": "get_weather"},
+    "messages": [{"role": "user", "content": "Weather in Paris?"},
+      {"role": "assistant", "content": [{"type": "text", "text": "Let me look."},
+        {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}]},
+      {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18 C"}]}]})");
+  const GenerationRequest ar = parse_messages(a, test_model());
+  ASSERT_EQ(ar.messages.size(), 3u);
+  EXPECT_EQ(ar.messages[1]["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Paris\"}");
+  EXPECT_EQ(ar.messages[2]["role"], "tool");
+  EXPECT_EQ(ar.messages[2]["tool_call_id"], "toolu_1");
+  EXPECT_EQ(ar.messages[2]["content"], "18 C");
+  EXPECT_TRUE(ar.constraint);
+  Json bad = a;
+  bad["messages"][0]["content"] = Json::parse(R"([{"type": "tool_use", "id": "x", "name": "get_weather", "input": {}}])");
+  expect_api_error([&] { parse_messages(bad, test_model()); }, 400, "messages.0.content.0.type");
 }
 
 TEST(ServeApi, StopSequencesAreCutAndHeldBack) {

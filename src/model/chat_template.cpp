@@ -191,20 +191,23 @@ ChatTemplate chat_template_from_file(const fs::path& file) {
   return t;
 }
 
-std::string render_chat(const ChatTemplate& tmpl, const ChatRequest& request) {
+const std::string& chat_template_source(const ChatTemplate& tmpl, bool tools) {
   // transformers' choice among named templates.
-  const std::string* source = nullptr;
   auto named = [&](const char* name) -> const std::string* {
     for (const auto& [n, s] : tmpl.templates)
       if (n == name) return &s;
     return nullptr;
   };
-  if (!request.tools.is_null()) source = named("tool_use");
+  const std::string* source = tools ? named("tool_use") : nullptr;
   if (!source) source = named("default");
   if (!source && tmpl.templates.size() == 1) source = &tmpl.templates[0].second;
   if (!source)
     throw InputError(tmpl.origin, std::nullopt, "several chat templates and none is named 'default'");
+  return *source;
+}
 
+std::string render_chat(const ChatTemplate& tmpl, const ChatRequest& request) {
+  const std::string* source = &chat_template_source(tmpl, !request.tools.is_null());
   using jinja::Value;
   std::vector<std::pair<std::string, Value>> vars = {
       {"messages", Value::from_json(request.messages)},

@@ -31,6 +31,10 @@ ChatTemplate load_chat_template(const std::filesystem::path& model);
 // A bare .jinja file: the template only, no special tokens.
 ChatTemplate chat_template_from_file(const std::filesystem::path& file);
 
+// The source render_chat uses: the template named "tool_use" when there are tools and it
+// exists, else "default" (or the only one), as transformers chooses. InputError when none fits.
+const std::string& chat_template_source(const ChatTemplate& tmpl, bool tools);
+
 struct ChatRequest {
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();  // OpenAI-style
   nlohmann::ordered_json tools;  // null: no tools (the template sees tools = None)

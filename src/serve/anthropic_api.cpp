@@ -1,16 +1,17 @@
 #include "serve/anthropic_api.h"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "serve/api_errors.h"
+#include "util/error.h"
 
 namespace optiq::serve {
 namespace {
 
 constexpr size_t kMaxStopSequences = 16;
 
-// Text blocks joined with newlines; other block types (images, tool_use, tool_result, ...) are
-// refused: this slice serves text only and parses no tool calls.
+// Text blocks joined with newlines (a string as it is); other block types are a 400.
 std::string text_of_blocks(const Json& content, const std::string& param) {
   if (content.is_string()) return content.get<std::string>();
   if (!content.is_array()) throw ApiError(400, param + ": must be a string or a list of content blocks", param);
@@ -19,11 +20,65 @@ std::string text_of_blocks(const Json& content, const std::string& param) {
     // find_field, not value("type", ""): value() throws json's type_error for a non-string type.
     const Json* type = block.is_object() ? find_field(block, "type") : nullptr;
     if (!type || *type != "text" || !block.contains("text") || !block["text"].is_string())
-      throw ApiError(400, param + ": only text blocks ({\"type\": \"text\", \"text\": ...}) are supported", param);
+      throw ApiError(400, param + ": only text blocks ({\"type\": \"text\", \"text\": ...}) are supported here", param);
     if (!text.empty()) text += '\n';
     text += block["text"].get<std::string>();
   }
   return text;
+}
+
+const std::string& string_in(const Json& block, const char* key, const std::string& param) {
+  const Json* v = find_field(block, key);
+  if (!v || !v->is_string()) throw ApiError(400, param + "." + key + ": Field required (a string)", param + "." + key);
+  return v->get_ref<const std::string&>();
+}
+
+// One Anthropic message as the OpenAI-style messages chat templates take: text blocks joined;
+// an assistant's tool_use blocks as tool_calls (arguments a JSON string, as OpenAI sends them);
+// a user's tool_result blocks as "tool" messages before the user's text; thinking blocks left
+// out (templates drop past reasoning).
+void add_message(const std::string& role, const Json& content, const std::string& param, Json& out) {
+  if (content.is_string()) {
+    out.push_back({{"role", role}, {"content", content}});
+    return;
+  }
+  if (!content.is_array()) throw ApiError(400, param + ": must be a string or a list of content blocks", param);
+  std::string text;
+  Json calls = Json::array();
+  for (size_t i = 0; i < content.size(); ++i) {
+    const Json& block = content[i];
+    const std::string bparam = param + "." + std::to_string(i);
+    const Json* type = block.is_object() ? find_field(block, "type") : nullptr;
+    if (!type || !type->is_string()) throw ApiError(400, bparam + ".type: Field required", bparam + ".type");
+    if (*type == "text") {
+      if (!text.empty()) text += '\n';
+      text += string_in(block, "text", bparam);
+    } else if (*type == "tool_use" && role == "assistant") {
+      const Json* input = find_field(block, "input");
+      if (!input || !input->is_object()) throw ApiError(400, bparam + ".input: must be an object", bparam + ".input");
+      calls.push_back({{"id", string_in(block, "id", bparam)},
+                       {"type", "function"},
+                       {"function", {{"name", string_in(block, "name", bparam)}, {"arguments", input->dump()}}}});
+    } else if (*type == "tool_result" && role == "user") {
+      const Json* result = find_field(block, "content");
+      std::string result_text = result ? text_of_blocks(*result, bparam + ".content") : "";
+      if (const auto err = bool_field(block, "is_error"); err && *err) result_text = "Error: " + result_text;
+      out.push_back({{"role", "tool"}, {"tool_call_id", string_in(block, "tool_use_id", bparam)}, {"content", result_text}});
+    } else if ((*type == "thinking" || *type == "redacted_thinking") && role == "assistant") {
+      continue;
+    } else {
+      throw ApiError(400, bparam + ": unsupported content block type for a " + role + " message (text" +
+                              (role == "assistant" ? ", tool_use, thinking" : ", tool_result") + " are)",
+                     bparam + ".type");
+    }
+  }
+  if (role == "assistant") {
+    Json msg = {{"role", role}, {"content", calls.empty() || !text.empty() ? Json(text) : Json(nullptr)}};
+    if (!calls.empty()) msg["tool_calls"] = calls;
+    out.push_back(std::move(msg));
+  } else if (!text.empty() || out.empty() || out.back().value("role", "") != "tool") {
+    out.push_back({{"role", role}, {"content", text}});
+  }
 }
 
 // Anthropic's tools ({name, description, input_schema}) in the OpenAI function form chat
@@ -41,6 +96,31 @@ Json template_tools(const Json& tools) {
     out.push_back({{"type", "function"}, {"function", fn}});
   }
   return out;
+}
+
+// tool_choice: {"type": "auto"} (the default), "none" (calls not parsed), "any" (one call of any
+// tool, forced by constrained decoding) or "tool" with "name" (that tool's call, forced).
+void apply_tool_choice(const Json& body, GenerationRequest& req) {
+  const Json* choice = find_field(body, "tool_choice");
+  if (!choice) return;
+  const Json* type = choice->is_object() ? find_field(*choice, "type") : nullptr;
+  if (!type || !type->is_string() || (*type != "auto" && *type != "none" && *type != "any" && *type != "tool"))
+    throw ApiError(400, "tool_choice.type: must be auto, any, tool or none", "tool_choice.type");
+  if (*type == "auto") return;
+  if (*type == "none") {
+    req.output_format.tool_names.clear();
+    return;
+  }
+  const std::string only = *type == "tool" ? string_in(*choice, "name", "tool_choice") : "";
+  const auto& names = req.output_format.tool_names;
+  if (names.empty()) throw ApiError(400, "tool_choice: forces a tool call, but the request has no tools", "tool_choice");
+  if (!only.empty() && std::find(names.begin(), names.end(), only) == names.end())
+    throw ApiError(400, "tool_choice.name: '" + only + "' is not among the request's tools", "tool_choice.name");
+  try {
+    req.constraint = forced_tool_call(req.tools, only);
+  } catch (const InputError& e) {
+    throw ApiError(400, std::string("tools: ") + e.what(), "tools");
+  }
 }
 
 GenerationRequest parse_conversation(const Json& body, const ServedModel& model) {
@@ -61,9 +141,19 @@ GenerationRequest parse_conversation(const Json& body, const ServedModel& model)
       throw ApiError(400, param + ".role: must be \"user\" or \"assistant\"", param + ".role");
     const Json* content = find_field(m, "content");
     if (!content) throw ApiError(400, param + ".content: Field required", param + ".content");
-    req.messages.push_back({{"role", *role}, {"content", text_of_blocks(*content, param + ".content")}});
+    add_message(role->get<std::string>(), *content, param + ".content", req.messages);
   }
-  if (const Json* tools = find_field(body, "tools"); tools && !tools->empty()) req.tools = template_tools(*tools);
+  if (const Json* tools = find_field(body, "tools"); tools && !tools->empty()) {
+    req.tools = template_tools(*tools);
+    for (const Json& t : req.tools) req.output_format.tool_names.push_back(t["function"]["name"].get<std::string>());
+  }
+  apply_tool_choice(body, req);
+  if (const Json* thinking = find_field(body, "thinking")) {
+    const Json* type = thinking->is_object() ? find_field(*thinking, "type") : nullptr;
+    if (!type || (*type != "enabled" && *type != "disabled"))
+      throw ApiError(400, "thinking.type: must be \"enabled\" or \"disabled\"", "thinking.type");
+    req.template_vars.emplace_back("enable_thinking", *type == "enabled");  // Qwen3's switch
+  }
   return req;
 }
 
@@ -104,6 +194,7 @@ GenerationRequest parse_count_tokens(const Json& body, const ServedModel& model)
 const char* anthropic_stop_reason(FinishReason r) {
   switch (r) {
     case FinishReason::StopSequence: return "stop_sequence";
+    case FinishReason::ToolCalls: return "tool_use";
     case FinishReason::Length: return "max_tokens";
     default: return "end_turn";
   }
@@ -111,7 +202,11 @@ const char* anthropic_stop_reason(FinishReason r) {
 
 Json anthropic_message(const AnthropicResponseHead& head, const GenerationResult& r) {
   Json content = Json::array();
-  if (!r.text.empty()) content.push_back({{"type", "text"}, {"text", r.text}});
+  const ModelOutput& out = r.output;
+  if (!out.reasoning.empty()) content.push_back({{"type", "thinking"}, {"thinking", out.reasoning}, {"signature", ""}});
+  if (!out.content.empty()) content.push_back({{"type", "text"}, {"text", out.content}});
+  for (const ToolCall& c : out.calls)
+    content.push_back({{"type", "tool_use"}, {"id", random_id("toolu_")}, {"name", c.name}, {"input", c.arguments}});
   return {{"id", head.id},
           {"type", "message"},
           {"role", "assistant"},
@@ -134,19 +229,53 @@ std::string anthropic_message_start(const AnthropicResponseHead& head, int64_t i
   return event("message_start", {{"type", "message_start"}, {"message", message}});
 }
 
-std::string anthropic_content_block_start() {
-  return event("content_block_start",
-               {{"type", "content_block_start"}, {"index", 0}, {"content_block", {{"type", "text"}, {"text", ""}}}});
-}
-
 std::string anthropic_ping() { return event("ping", {{"type", "ping"}}); }
 
-std::string anthropic_text_delta(const std::string& text) {
-  return event("content_block_delta",
-               {{"type", "content_block_delta"}, {"index", 0}, {"delta", {{"type", "text_delta"}, {"text", text}}}});
+std::string AnthropicContentStream::open(const char* type, const Json& block) {
+  std::string events = close_open();
+  ++index_;
+  open_ = type;
+  return events + event("content_block_start", {{"type", "content_block_start"}, {"index", index_}, {"content_block", block}});
 }
 
-std::string anthropic_content_block_stop() { return event("content_block_stop", {{"type", "content_block_stop"}, {"index", 0}}); }
+std::string AnthropicContentStream::close_open() {
+  if (!open_) return "";
+  open_ = nullptr;
+  return event("content_block_stop", {{"type", "content_block_stop"}, {"index", index_}});
+}
+
+std::string AnthropicContentStream::delta(const char* type, const char* delta_type, const char* field, const std::string& text) {
+  if (text.empty()) return "";
+  std::string events;
+  if (!open_ || std::string(open_) != type) {
+    Json block = {{"type", type}, {field, ""}};
+    if (std::string(type) == "thinking") block["signature"] = "";
+    events = open(type, block);
+  }
+  return events + event("content_block_delta",
+                        {{"type", "content_block_delta"}, {"index", index_}, {"delta", {{"type", delta_type}, {field, text}}}});
+}
+
+std::string AnthropicContentStream::thinking(const std::string& text) { return delta("thinking", "thinking_delta", "thinking", text); }
+
+std::string AnthropicContentStream::text(const std::string& text) { return delta("text", "text_delta", "text", text); }
+
+std::string AnthropicContentStream::tool_use(const ToolCall& call) {
+  std::string events =
+      open("tool_use", {{"type", "tool_use"}, {"id", random_id("toolu_")}, {"name", call.name}, {"input", Json::object()}});
+  events += event("content_block_delta", {{"type", "content_block_delta"},
+                                          {"index", index_},
+                                          {"delta", {{"type", "input_json_delta"}, {"partial_json", call.arguments.dump()}}}});
+  return events + close_open();
+}
+
+std::string AnthropicContentStream::close() {
+  if (index_ < 0) {  // an empty answer: one empty text block
+    std::string events = open("text", {{"type", "text"}, {"text", ""}});
+    return events + close_open();
+  }
+  return close_open();
+}
 
 std::string anthropic_message_delta(const GenerationResult& r) {
   Json delta = {{"stop_reason", anthropic_stop_reason(r.finish)},

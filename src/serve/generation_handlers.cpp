@@ -1,6 +1,7 @@
 // The three generating endpoints (/v1/chat/completions, /v1/completions, /v1/messages): parse,
 // tokenize and check against the context, take a slot, then either answer with one JSON object
 // or stream server-sent events in the endpoint's API.
+#include <algorithm>
 #include <ctime>
 
 #include "serve/anthropic_api.h"
@@ -89,33 +90,56 @@ bool HttpServer::stream_generation(httplib::DataSink& sink, SlotLease& slot, con
   const OpenAIResponseHead head{random_id(endpoint == Endpoint::ChatCompletions ? "chatcmpl-" : anthropic ? "msg_" : "cmpl-"),
                                 model_.alias, unix_now()};
   const bool usage = request.include_usage;
+  const bool chat = request.chat;
   try {
     bool ok = true;
     if (anthropic) {
       ok = write(anthropic_message_start({head.id, head.model}, static_cast<int64_t>(prompt.size()), slot.cached_tokens())) &&
-           write(anthropic_content_block_start()) && write(anthropic_ping());
+           write(anthropic_ping());
     } else if (endpoint == Endpoint::ChatCompletions) {
       ok = write(openai_sse(chat_completion_chunk(head, {{"role", "assistant"}, {"content", ""}}, nullptr, usage)));
     }
     if (!ok) return false;
 
-    const auto on_text = [&](const std::string& text, std::span<const TokenLogprob> logprobs) {
-      if (anthropic) return write(anthropic_text_delta(text));
-      if (endpoint == Endpoint::ChatCompletions) {
-        Json chunk = chat_completion_chunk(head, {{"content", text}}, nullptr, usage);
-        if (request.top_logprobs) chunk["choices"][0]["logprobs"] = openai_logprobs(logprobs);
-        return write(openai_sse(chunk));
-      }
-      return write(openai_sse(text_completion_chunk(head, text, nullptr, usage)));
+    // A chat's text is split as it grows (model_output.h): reasoning and answer text go out as
+    // far as they are decided; what may be a tool call waits for the end.
+    AnthropicContentStream blocks;
+    std::string text;                              // all the text so far
+    size_t reasoning_sent = 0, content_sent = 0;  // bytes of each already written
+    const auto send_parts = [&](const std::string& reasoning, const std::string& content,
+                                std::span<const TokenLogprob> logprobs) {
+      const std::string r = reasoning.size() > reasoning_sent ? reasoning.substr(reasoning_sent) : "";
+      const std::string c = content.size() > content_sent ? content.substr(content_sent) : "";
+      reasoning_sent = std::max(reasoning_sent, reasoning.size());
+      content_sent = std::max(content_sent, content.size());
+      if (anthropic) return write(blocks.thinking(r) + blocks.text(c));
+      if (endpoint == Endpoint::Completions) return c.empty() || write(openai_sse(text_completion_chunk(head, c, nullptr, usage)));
+      if (!r.empty() && !write(openai_sse(chat_completion_chunk(head, {{"reasoning_content", r}}, nullptr, usage)))) return false;
+      if (c.empty() && logprobs.empty()) return true;
+      Json chunk = chat_completion_chunk(head, {{"content", c}}, nullptr, usage);
+      if (request.top_logprobs) chunk["choices"][0]["logprobs"] = openai_logprobs(logprobs);
+      return write(openai_sse(chunk));
+    };
+    const auto on_text = [&](const std::string& piece, std::span<const TokenLogprob> logprobs) {
+      text += piece;
+      if (!chat) return send_parts("", text, logprobs);
+      const StreamableOutput now = streamable_output(text, request.output_format);
+      return send_parts(now.reasoning, now.content, logprobs);
     };
     const GenerationResult result = generator_.generate(slot, request, prompt, on_text);
     note_result(result);
     if (result.finish == FinishReason::Cancelled) return false;
+    if (chat && !send_parts(result.output.reasoning, result.output.content, {})) return false;
 
-    if (anthropic)
-      return write(anthropic_content_block_stop()) && write(anthropic_message_delta(result)) && write(anthropic_message_stop());
+    if (anthropic) {
+      std::string events;
+      for (const ToolCall& call : result.output.calls) events += blocks.tool_use(call);
+      return write(events + blocks.close()) && write(anthropic_message_delta(result)) && write(anthropic_message_stop());
+    }
     const char* finish = openai_finish_reason(result.finish);
     if (endpoint == Endpoint::ChatCompletions) {
+      for (const Json& delta : tool_call_deltas(result.output.calls))
+        if (!write(openai_sse(chat_completion_chunk(head, delta, nullptr, usage)))) return false;
       ok = write(openai_sse(chat_completion_chunk(head, Json::object(), finish, usage))) &&
            (!usage || write(openai_sse(chat_completion_usage_chunk(head, result))));
     } else {

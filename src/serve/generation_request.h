@@ -7,13 +7,16 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "constrain/json_constraint.h"
 #include "engine/sampling.h"
+#include "serve/model_output.h"
 
 namespace optiq::serve {
 
@@ -37,6 +40,14 @@ struct GenerationRequest {
   // OpenAI chat logprobs: set (0..20) when each generated token's log-probability is wanted,
   // with this many most likely alternatives (top_logprobs).
   std::optional<int> top_logprobs;
+  // Constrained decoding (response_format json_object / json_schema, tool_choice required or
+  // named): every token keeps the output a prefix of a document this accepts, and generation
+  // ends when it is one. Null: free text.
+  std::shared_ptr<const constrain::JsonConstraint> constraint;
+  // How the output splits into reasoning, text and tool calls (model_output.h). tool_names
+  // empty: no call parsing (no tools, or tool_choice "none"). Generator::tokenize_prompt sets
+  // reasoning_open from the rendered prompt.
+  OutputFormat output_format;
 
   static engine::SamplingParams default_sampling() {
     engine::SamplingParams p;
@@ -57,6 +68,7 @@ struct TokenLogprob {
 enum class FinishReason {
   EndOfText,     // the model ended its turn (EOS/EOT): OpenAI "stop", Anthropic "end_turn"
   StopSequence,  // a stop sequence appeared: OpenAI "stop", Anthropic "stop_sequence"
+  ToolCalls,     // the model ended its turn with tool calls: OpenAI "tool_calls", Anthropic "tool_use"
   Length,        // max_tokens reached or the context is full: "length" / "max_tokens"
   Cancelled,     // the client went away mid-stream; nothing is sent
 };
@@ -73,6 +85,8 @@ struct GenerationResult {
   std::chrono::steady_clock::time_point last_token_at;
   // [completion_tokens] when the request has top_logprobs (EOS/EOT not included), else unset.
   std::optional<std::vector<TokenLogprob>> logprobs;
+  // A chat request's text split into reasoning, answer text and tool calls (model_output.h).
+  ModelOutput output;
 };
 
 }  // namespace optiq::serve

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 
 #include "engine/sampling.h"
 #include "model/chat_prompt.h"
 #include "serve/api_errors.h"
 #include "serve/stop_scanner.h"
+#include "serve/tool_prompt.h"
 #include "util/error.h"
 
 namespace optiq::serve {
@@ -35,18 +37,24 @@ Generator::Generator(const engine::Model& model, const Tokenizer& tok, std::opti
   for (const engine::KVCache& cache : caches_)
     for (const engine::LayerKVCache& layer : cache.layers)
       if (layer.has_turbo()) can_rewind_ = false;
+  pieces_.resize(static_cast<size_t>(model_.hp.n_vocab));
+  for (int32_t id = 0; id < std::min<int64_t>(tok_.n_tokens(), model_.hp.n_vocab); ++id)
+    if (!tok_.tokens[static_cast<size_t>(id)].special) pieces_[static_cast<size_t>(id)] = tok_.token_to_piece(id);
 }
 
-std::vector<int32_t> Generator::tokenize_prompt(const GenerationRequest& req) const {
+std::vector<int32_t> Generator::tokenize_prompt(GenerationRequest& req) const {
   std::string text = req.prompt;
   if (req.chat) {
     if (!tmpl_)
       throw ApiError(400, "the model has no chat template; use /v1/completions, or start the server with --chat-template-file");
     try {
-      text = chat_prompt(*tmpl_, tok_, req.messages, req.tools, req.template_vars);
+      const TemplatedChat chat = prepare_for_template(chat_template_source(*tmpl_, !req.tools.is_null()), req.messages, req.tools);
+      text = chat_prompt(*tmpl_, tok_, chat.messages, chat.tools, req.template_vars);
     } catch (const InputError& e) {
       throw ApiError(400, std::string("the chat template failed on these messages: ") + e.what(), "messages");
     }
+    const std::string_view ending(text.data(), text.find_last_not_of(" \n") + 1);
+    req.output_format.reasoning_open = ending.size() >= 7 && ending.substr(ending.size() - 7) == "<think>";
   }
   std::lock_guard lock(tokenizer_mutex_);
   return tok_.encode(text, /*add_special=*/true, /*parse_special=*/true);
@@ -119,6 +127,26 @@ SlotGauges Generator::slot_gauges() const {
 std::string Generator::decode(const std::vector<int32_t>& ids) const {
   std::lock_guard lock(tokenizer_mutex_);
   return tok_.decode(ids, /*skip_special=*/true);
+}
+
+int32_t Generator::sample_constrained(engine::Sampler& sampler, const float* logits,
+                                      const constrain::JsonConstraint& constraint, const std::string& text) const {
+  using State = constrain::JsonConstraint::State;
+  const auto allowed = [&](int32_t id) {
+    if (id == tok_.eos || id == tok_.eot) return constraint.check(text) == State::Complete;
+    const std::string& piece = pieces_[static_cast<size_t>(id)];
+    return !piece.empty() && constraint.check(text + piece) != State::Invalid;
+  };
+  const int32_t first = sampler.sample(logits);
+  if (allowed(first)) return first;
+  const auto n_vocab = static_cast<size_t>(model_.hp.n_vocab);
+  std::vector<float> masked(logits, logits + n_vocab);
+  bool any = false;
+  for (size_t id = 0; id < n_vocab; ++id) {
+    if (allowed(static_cast<int32_t>(id))) any = true;
+    else masked[id] = -std::numeric_limits<float>::infinity();
+  }
+  return any ? sampler.sample(masked.data()) : -1;
 }
 
 TokenLogprob Generator::token_logprob(const float* logits, int32_t id, int top) const {
@@ -267,13 +295,17 @@ GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& r
     return on_text(piece, logprobs);
   };
 
+  const constrain::JsonConstraint* constraint = req.constraint.get();
+  std::string constrained_text;  // the generated tokens' pieces, what the constraint reads
   result.finish = FinishReason::Length;
   for (int64_t i = 0; i < max_tokens; ++i) {
-    const int32_t next = sampler.sample(logits.data());
-    if (next == tok_.eos || next == tok_.eot) {
+    const int32_t next = constraint ? sample_constrained(sampler, logits.data(), *constraint, constrained_text)
+                                    : sampler.sample(logits.data());
+    if (next < 0 || next == tok_.eos || next == tok_.eot) {
       result.finish = FinishReason::EndOfText;
       break;
     }
+    if (constraint) constrained_text += pieces_[static_cast<size_t>(next)];
     if (result.logprobs) result.logprobs->push_back(token_logprob(logits.data(), next, *req.top_logprobs));
     ids.push_back(next);
     result.last_token_at = std::chrono::steady_clock::now();
@@ -290,12 +322,21 @@ GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& r
       result.finish = FinishReason::StopSequence;
       result.stop_sequence = scanner.matched();
       if (!send("", /*last=*/true)) result.finish = FinishReason::Cancelled;
-      return result;
+      break;
+    }
+    if (constraint && constraint->finished(constrained_text)) {
+      result.finish = FinishReason::EndOfText;
+      break;
     }
     if (i + 1 == max_tokens || cache.n_past >= cache.n_ctx) break;
     decode_step(index, next, logits.data());
   }
-  if (!send(scanner.finish(continuation), /*last=*/true)) result.finish = FinishReason::Cancelled;
+  const bool flushed = result.finish == FinishReason::StopSequence || result.finish == FinishReason::Cancelled;
+  if (!flushed && !send(scanner.finish(continuation), /*last=*/true)) result.finish = FinishReason::Cancelled;
+  if (req.chat) {
+    result.output = parse_model_output(result.text, req.output_format);
+    if (!result.output.calls.empty() && result.finish == FinishReason::EndOfText) result.finish = FinishReason::ToolCalls;
+  }
   return result;
 }
 

@@ -76,9 +76,11 @@ class Generator {
   Generator(const engine::Model& model, const Tokenizer& tok, std::optional<ChatTemplate> tmpl, const Options& options);
 
   // The prompt's tokens: a chat request rendered through the chat template (opened assistant
-  // turn), a completion's text as it is; BOS as the vocabulary asks, special tokens parsed, as
-  // `optiq generate` does. ApiError 400 when there is no template or the template raises.
-  std::vector<int32_t> tokenize_prompt(const GenerationRequest& req) const;
+  // turn; tools, calls and results reshaped for it by prepare_for_template), a completion's
+  // text as it is; BOS as the vocabulary asks, special tokens parsed, as `optiq generate` does.
+  // Sets req.output_format.reasoning_open when the rendered prompt ends inside <think>.
+  // ApiError 400 when there is no template or the template raises.
+  std::vector<int32_t> tokenize_prompt(GenerationRequest& req) const;
   // ApiError 400 when the prompt has no tokens, or (code "context_length_exceeded") when the
   // prompt, or the prompt plus max_tokens, does not fit in a slot's context. `prompt_param`: the field that holds the
   // prompt ("messages" or "prompt"), for the error's param.
@@ -117,6 +119,11 @@ class Generator {
   friend class SlotLease;
   void release(size_t index);
   std::string decode(const std::vector<int32_t>& ids) const;
+  // The next token under req.constraint: the sampler's choice when the constraint allows it,
+  // else the sampler's choice among the tokens it allows (every token checked); -1 when it
+  // allows none. `text`: the generated tokens' pieces so far.
+  int32_t sample_constrained(engine::Sampler& sampler, const float* logits, const constrain::JsonConstraint& constraint,
+                             const std::string& text) const;
   // Token `id`'s log-probability under `logits` [n_vocab], and the `top` most likely tokens'.
   TokenLogprob token_logprob(const float* logits, int32_t id, int top) const;
   // Prefills `tokens` into slot `slot` after its cached tokens, in chunks of kPrefillChunk, and
@@ -180,6 +187,9 @@ class Generator {
   // slot's holder, read by acquire_slot under slots_mutex_ for free slots only.
   std::vector<std::vector<int32_t>> tokens_;
   bool can_rewind_ = true;  // Options::prompt_cache, and the caches can be cut back (constructor)
+  // [n_vocab] each token's text (token_to_piece), what constrained decoding appends to check it;
+  // empty for special tokens and ids past the tokenizer's, which a constraint never allows.
+  std::vector<std::string> pieces_;
 };
 
 }  // namespace optiq::serve

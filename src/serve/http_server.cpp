@@ -175,7 +175,7 @@ void HttpServer::install_routes() {
 
 void HttpServer::handle_count_tokens(const httplib::Request& req, httplib::Response& res) {
   guarded(req, res, [&] {
-    const GenerationRequest request = parse_count_tokens(parse_body(req.body), model_);
+    GenerationRequest request = parse_count_tokens(parse_body(req.body), model_);
     const int64_t n = static_cast<int64_t>(generator_.tokenize_prompt(request).size());
     res.set_content(Json{{"input_tokens", n}}.dump(), "application/json");
   });

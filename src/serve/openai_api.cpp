@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 
 #include "serve/api_errors.h"
+#include "util/error.h"
 
 namespace optiq::serve {
 namespace {
@@ -57,6 +59,69 @@ Json chat_messages(const Json& body) {
   return out;
 }
 
+// response_format: text (null), json_object (any object, or llama.cpp's "schema" beside it) or
+// json_schema ({"json_schema": {"name", "schema", "strict"}}).
+std::shared_ptr<const constrain::JsonConstraint> response_format_constraint(const Json& body) {
+  const Json* rf = find_field(body, "response_format");
+  if (!rf) return nullptr;
+  const Json* type = rf->is_object() ? find_field(*rf, "type") : nullptr;
+  if (!type || !type->is_string())
+    throw ApiError(400, "'response_format' must be an object with a 'type'", "response_format");
+  Json schema;
+  if (*type == "text") return nullptr;
+  if (*type == "json_object") {
+    const Json* s = find_field(*rf, "schema");
+    schema = s ? *s : Json{{"type", "object"}};
+  } else if (*type == "json_schema") {
+    const Json* js = find_field(*rf, "json_schema");
+    const Json* s = js && js->is_object() ? find_field(*js, "schema") : nullptr;
+    if (!s) throw ApiError(400, "'response_format.json_schema.schema' is required", "response_format.json_schema.schema");
+    schema = *s;
+  } else {
+    throw ApiError(400, "'response_format.type' must be text, json_object or json_schema", "response_format.type");
+  }
+  try {
+    return std::make_shared<const constrain::JsonConstraint>(schema);
+  } catch (const InputError& e) {
+    throw ApiError(400, std::string("'response_format': ") + e.what(), "response_format");
+  }
+}
+
+// tool_choice: "auto" (the default: calls are parsed when the model writes them), "none" (not
+// parsed), "required" (one call of any tool, forced by constrained decoding) or
+// {"type": "function", "function": {"name": ...}} (that tool's call, forced).
+void apply_tool_choice(const Json& body, GenerationRequest& req) {
+  const Json* choice = find_field(body, "tool_choice");
+  if (!choice || *choice == "auto") return;
+  if (*choice == "none") {
+    req.output_format.tool_names.clear();
+    return;
+  }
+  std::string only;
+  if (choice->is_object()) {
+    const Json* fn = find_field(*choice, "function");
+    const Json* name = fn && fn->is_object() ? find_field(*fn, "name") : nullptr;
+    if (!name || !name->is_string())
+      throw ApiError(400, "'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}",
+                     "tool_choice");
+    only = name->get<std::string>();
+  } else if (*choice != "required") {
+    throw ApiError(400, "'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}",
+                   "tool_choice");
+  }
+  const auto& names = req.output_format.tool_names;
+  if (names.empty()) throw ApiError(400, "'tool_choice' forces a tool call, but the request has no 'tools'", "tool_choice");
+  if (!only.empty() && std::find(names.begin(), names.end(), only) == names.end())
+    throw ApiError(400, "'tool_choice' names '" + only + "', which is not among the request's tools", "tool_choice");
+  if (req.constraint)
+    throw ApiError(400, "'response_format' and a forced 'tool_choice' cannot both constrain the output", "tool_choice");
+  try {
+    req.constraint = forced_tool_call(req.tools, only);
+  } catch (const InputError& e) {
+    throw ApiError(400, std::string("'tools': ") + e.what(), "tools");
+  }
+}
+
 // The fields chat and text completions share.
 void parse_common(const Json& body, const ServedModel& model, GenerationRequest& req) {
   check_model_name(body, model, /*required=*/false);
@@ -90,10 +155,23 @@ GenerationRequest parse_chat_completion(const Json& body, const ServedModel& mod
   if (!req.max_tokens) req.max_tokens = integer_field(body, "max_tokens", 1, INT32_MAX);
   if (const Json* tools = find_field(body, "tools")) {
     if (!tools->is_array()) throw ApiError(400, "'tools' must be a list of tool definitions", "tools");
+    for (size_t i = 0; i < tools->size(); ++i) {
+      const Json& t = (*tools)[i];
+      const Json* fn = t.is_object() ? find_field(t, "function") : nullptr;
+      const Json* name = fn && fn->is_object() ? find_field(*fn, "name") : nullptr;
+      const std::string param = "tools[" + std::to_string(i) + "]";
+      if (!name || !name->is_string() || name->get<std::string>().empty())
+        throw ApiError(400, "'" + param + "' must be {\"type\": \"function\", \"function\": {\"name\": ...}}", param);
+      if (const Json* params = find_field(*fn, "parameters"); params && !params->is_object())
+        throw ApiError(400, "'" + param + ".function.parameters' must be a JSON Schema object", param + ".function.parameters");
+      req.output_format.tool_names.push_back(name->get<std::string>());
+    }
     if (!tools->empty()) req.tools = *tools;
   }
-  if (const Json* rf = find_field(body, "response_format"); rf && !(rf->is_object() && find_field(*rf, "type") && *find_field(*rf, "type") == "text"))
-    unsupported("response_format", "other than {\"type\": \"text\"} needs constrained decoding, which optiq serve does not do yet");
+  if (const Json* fmt = find_field(body, "reasoning_format"))  // llama.cpp's: "none" keeps <think> in the text
+    req.output_format.split_reasoning = !(fmt->is_string() && *fmt == "none");
+  req.constraint = response_format_constraint(body);
+  apply_tool_choice(body, req);
   const auto top_logprobs = integer_field(body, "top_logprobs", 0, 20);
   if (bool_field(body, "logprobs").value_or(false)) req.top_logprobs = static_cast<int>(top_logprobs.value_or(0));
   else if (top_logprobs) throw ApiError(400, "'top_logprobs' needs 'logprobs': true", "top_logprobs");
@@ -118,6 +196,7 @@ GenerationRequest parse_completion(const Json& body, const ServedModel& model) {
                    "prompt");
   }
   if (req.prompt.empty()) throw ApiError(400, "'prompt' is empty", "prompt");
+  req.output_format.split_reasoning = false;  // a completion's text is returned as written
   if (const Json* lp = find_field(body, "logprobs"); lp && !lp->is_null() && *lp != 0)
     unsupported("logprobs", "(the legacy completions form) is not implemented; chat completions have 'logprobs': true");
   if (bool_field(body, "echo").value_or(false)) unsupported("echo", "is not implemented");
@@ -127,7 +206,9 @@ GenerationRequest parse_completion(const Json& body, const ServedModel& model) {
   return req;
 }
 
-const char* openai_finish_reason(FinishReason r) { return r == FinishReason::Length ? "length" : "stop"; }
+const char* openai_finish_reason(FinishReason r) {
+  return r == FinishReason::Length ? "length" : r == FinishReason::ToolCalls ? "tool_calls" : "stop";
+}
 
 Json openai_usage(const GenerationResult& r) {
   // OpenAI counts cached tokens inside prompt_tokens and says how many in the details.
@@ -161,7 +242,16 @@ Json openai_logprobs(std::span<const TokenLogprob> logprobs) {
 Json chat_completion(const OpenAIResponseHead& head, const GenerationResult& r) {
   Json choice;
   choice["index"] = 0;
-  choice["message"] = {{"role", "assistant"}, {"content", r.text}};
+  const ModelOutput& out = r.output;
+  Json message = {{"role", "assistant"}, {"content", out.calls.empty() || !out.content.empty() ? Json(out.content) : Json(nullptr)}};
+  if (!out.reasoning.empty()) message["reasoning_content"] = out.reasoning;
+  if (!out.calls.empty()) {
+    Json calls = Json::array();
+    for (const ToolCall& c : out.calls)
+      calls.push_back({{"id", random_id("call_")}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments.dump()}}}});
+    message["tool_calls"] = calls;
+  }
+  choice["message"] = message;
   choice["logprobs"] = r.logprobs ? openai_logprobs(*r.logprobs) : Json(nullptr);
   choice["finish_reason"] = openai_finish_reason(r.finish);
   return {{"id", head.id},          {"object", "chat.completion"},     {"created", head.created},
@@ -179,6 +269,16 @@ Json chat_completion_chunk(const OpenAIResponseHead& head, const Json& delta, co
             {"model", head.model}, {"choices", Json::array({choice})}};
   if (include_usage) j["usage"] = nullptr;
   return j;
+}
+
+std::vector<Json> tool_call_deltas(const std::vector<ToolCall>& calls) {
+  std::vector<Json> deltas;
+  for (size_t i = 0; i < calls.size(); ++i) {
+    deltas.push_back({{"tool_calls", Json::array({{{"index", i}, {"id", random_id("call_")}, {"type", "function"},
+                                                   {"function", {{"name", calls[i].name}, {"arguments", ""}}}}})}});
+    deltas.push_back({{"tool_calls", Json::array({{{"index", i}, {"function", {{"arguments", calls[i].arguments.dump()}}}}})}});
+  }
+  return deltas;
 }
 
 Json chat_completion_usage_chunk(const OpenAIResponseHead& head, const GenerationResult& r) {

@@ -6,6 +6,7 @@
 
 #include <span>
 #include <string>
+#include <vector>
 
 #include "serve/api_common.h"
 #include "serve/generation_request.h"
@@ -33,6 +34,9 @@ Json openai_logprobs(std::span<const TokenLogprob> logprobs);
 // A "chat.completion.chunk": `delta` ({"role": ...} or {"content": ...} or {}), and
 // finish_reason (nullptr: none yet). include_usage adds "usage": null, as OpenAI does.
 Json chat_completion_chunk(const OpenAIResponseHead& head, const Json& delta, const char* finish_reason, bool include_usage);
+// The deltas that stream tool calls, two per call as OpenAI sends them: {index, id, type,
+// function: {name, arguments: ""}}, then {index, function: {arguments}}.
+std::vector<Json> tool_call_deltas(const std::vector<ToolCall>& calls);
 // The usage chunk that ends a stream with include_usage: no choices.
 Json chat_completion_usage_chunk(const OpenAIResponseHead& head, const GenerationResult& r);
 

@@ -38,7 +38,8 @@ from pathlib import Path
 import anthropic
 import openai
 
-from oracle_util import OPTIQ, STORIES, Failures, run_optiq, work_dir
+from oracle_util import STORIES, Failures, run_optiq, work_dir
+from serve_util import start_serve
 
 KEY = "sk-optiq-test"
 N = 24            # tokens per greedy request
@@ -61,28 +62,8 @@ template.write_text(TEMPLATE)
 
 
 def start_server() -> tuple[subprocess.Popen, int, list[str]]:
-    proc = subprocess.Popen([OPTIQ, "serve", STORIES, "--port", "0", "--alias", "stories", "--api-key", KEY,
-                             "--chat-template-file", template, "-c", str(CTX), "--parallel", "2", "-t", "1", *KV],
-                            stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    port = None
-    deadline = time.time() + 60
-    while port is None and time.time() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        if m := re.search(r"listening on http://127\.0\.0\.1:(\d+)", line):
-            port = int(m.group(1))
-    if port is None:
-        proc.kill()
-        raise SystemExit("check_serve_sdks: the server did not start:\n" + "".join(lines))
-
-    def drain() -> None:
-        for line in proc.stderr:
-            lines.append(line)
-    threading.Thread(target=drain, daemon=True).start()
-    return proc, port, lines
+    return start_serve(STORIES, "--alias", "stories", "--api-key", KEY, "--chat-template-file", template,
+                       "-c", CTX, "--parallel", 2, "-t", 1, *KV)
 
 
 def generate(*args: str) -> str:
@@ -381,15 +362,8 @@ if SMOLLM2.exists():
     # --no-prompt-cache: these requests repeat one prompt, whose last token the prompt cache would
     # run as a batch of one, and SmolLM2's greedy text parts from generate's by float roundoff
     # there (Generator::Options::prompt_cache); prefilled whole it is exact.
-    smol = subprocess.Popen([OPTIQ, "serve", SMOLLM2, "--port", "0", "-c", "512", "-t", "1", "--parallel", "1",
-                             "--no-prompt-cache"],
-                            stderr=subprocess.PIPE, text=True)
+    smol, smol_port, _ = start_serve(SMOLLM2, "-c", 512, "-t", 1, "--parallel", 1, "--no-prompt-cache")
     threads: list[threading.Thread] = []
-    smol_port = None
-    for line in smol.stderr:
-        if m := re.search(r"listening on http://127\.0\.0\.1:(\d+)", line):
-            smol_port = int(m.group(1))
-            break
     try:
         oa2 = openai.OpenAI(base_url=f"http://127.0.0.1:{smol_port}/v1", api_key="none", max_retries=0, timeout=120)
         c2 = oa2.chat.completions.create(model=SMOLLM2.name, max_tokens=16, temperature=0, messages=[
