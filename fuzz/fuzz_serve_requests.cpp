@@ -3,7 +3,10 @@
 // chat and text completions, Anthropic messages and count_tokens). A rejected body must end in
 // ApiError with a 4xx status (the server answers anything else with a 500); any other
 // exception, a crash or a sanitizer report is a bug. An accepted body must keep the promises
-// the generator relies on.
+// the generator relies on, and what the generator then does with it must not throw either: the
+// output constraint reads the input itself as if the model had written it, the output reader
+// splits it into reasoning, text and calls of the request's tools, and the conversation is
+// reshaped for templates with and without tool support.
 #include <cstdint>
 #include <string>
 
@@ -11,6 +14,7 @@
 #include "serve/anthropic_api.h"
 #include "serve/api_errors.h"
 #include "serve/openai_api.h"
+#include "serve/tool_prompt.h"
 
 namespace optiq::serve {
 namespace {
@@ -47,10 +51,26 @@ void check_request(const GenerationRequest& r) {
   (void)r.messages.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// What the generator does with an accepted request, on `text` as the model's output.
+void use_request(const GenerationRequest& r, std::string_view text) {
+  if (r.constraint) {
+    for (size_t n : {text.size() / 2, text.size()}) (void)r.constraint->check(text.substr(0, n));
+    (void)r.constraint->finished(text);
+  }
+  const ModelOutput out = parse_model_output(text, r.output_format);
+  for (const ToolCall& c : out.calls) fuzz::require(c.arguments.is_object(), "a call whose arguments are not an object");
+  (void)streamable_output(text, r.output_format);
+  if (r.chat)
+    for (const char* source : {"{{ messages }}", "{{ tools }} tool_calls 'tool' arguments | tojson", "message['tools']"})
+      (void)prepare_for_template(source, r.messages, r.tools);
+}
+
 template <class Parse>
-void run(Parse&& parse, const Json& body) {
+void run(Parse&& parse, const Json& body, std::string_view text) {
   try {
-    check_request(parse(body, model()));
+    const GenerationRequest r = parse(body, model());
+    check_request(r);
+    use_request(r, text);
   } catch (const ApiError& e) {
     check_error(e);
   }
@@ -68,9 +88,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check_error(e);
     return 0;
   }
-  run(parse_chat_completion, body);
-  run(parse_completion, body);
-  run(parse_messages, body);
-  run(parse_count_tokens, body);
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  run(parse_chat_completion, body, text);
+  run(parse_completion, body, text);
+  run(parse_messages, body, text);
+  run(parse_count_tokens, body, text);
   return 0;
 }

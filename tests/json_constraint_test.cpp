@@ -59,6 +59,14 @@ TEST(JsonConstraint, EnumsConstAnyOfRefsAndLimits) {
   EXPECT_EQ(c.check(R"({"v": [])"), State::Invalid);      // minItems 1
   EXPECT_EQ(c.check(R"({"v": [1, 2, 3)"), State::Invalid);  // maxItems 2
   EXPECT_THROW(JsonConstraint(Json::parse(R"({"$ref": "#/$defs/none"})")), InputError);
+  EXPECT_THROW(JsonConstraint(Json::parse(R"({"properties": {"a": {"items": {"$ref": "#/definitions/x"}}}})")), InputError);
+  EXPECT_THROW(JsonConstraint(Json::parse(R"({"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"})")), InputError);
+  // Recursion through the schema alone reads nothing and must end: it fails, it does not hang.
+  const JsonConstraint loop(Json::parse(R"({"anyOf": [{"$ref": "#"}]})"));
+  EXPECT_EQ(loop.check("1"), State::Invalid);
+  const JsonConstraint tree(Json::parse(R"({"type": "array", "items": {"$ref": "#"}})"));  // arrays of arrays
+  EXPECT_EQ(tree.check("[[], [[]]]"), State::Complete);
+  EXPECT_EQ(tree.check("[1]"), State::Invalid);
   EXPECT_THROW(JsonConstraint(Json::array()), InputError);
 }
 

@@ -83,7 +83,18 @@ struct Reader {
     return *cur;
   }
 
+  // Schema-level recursion that reads nothing ({"anyOf": [{"$ref": "#"}]}) ends here.
+  static constexpr int kMaxNesting = 8 * JsonConstraint::kMaxDepth;
+  int nesting = 0;
+
   R value(const Json& schema_in, int depth) {
+    if (++nesting > kMaxNesting) return R::Fail;
+    const R r = value_unguarded(schema_in, depth);
+    --nesting;
+    return r;
+  }
+
+  R value_unguarded(const Json& schema_in, int depth) {
     const Json& schema = resolve(schema_in);
     if (schema.is_boolean()) {
       if (!schema.get<bool>()) return R::Fail;
@@ -124,6 +135,7 @@ struct Reader {
     bool partial = false;
     for (const Json& alt : alts) {
       Reader r{s, pos, root};
+      r.nesting = nesting;
       const R got = r.value(alt, depth);
       if (got == R::Ok) {
         pos = r.pos;
@@ -315,6 +327,17 @@ struct Reader {
   }
 };
 
+// Every $ref inside `node` resolves (Reader::resolve throws otherwise), so that a bad one is an
+// error when the request arrives, not in the middle of its generation.
+void check_refs(const Reader& reader, const Json& node) {
+  if (node.is_object()) {
+    if (node.contains("$ref")) reader.resolve(node);
+    for (const auto& [_, child] : node.items()) check_refs(reader, child);
+  } else if (node.is_array()) {
+    for (const Json& child : node) check_refs(reader, child);
+  }
+}
+
 // `text` without its leading whitespace.
 std::string_view trim_front(std::string_view text) {
   while (!text.empty() && is_ws(text.front())) text.remove_prefix(1);
@@ -326,8 +349,7 @@ std::string_view trim_front(std::string_view text) {
 JsonConstraint::JsonConstraint(nlohmann::ordered_json schema, std::string prefix, std::string suffix)
     : schema_(std::move(schema)), prefix_(std::move(prefix)), suffix_(std::move(suffix)) {
   if (!schema_.is_object()) throw InputError("schema", std::nullopt, "a JSON Schema must be an object");
-  Reader probe{"", 0, schema_};
-  probe.resolve(schema_);  // a broken top-level $ref fails here, not at the first token
+  check_refs(Reader{"", 0, schema_}, schema_);
 }
 
 JsonConstraint::State JsonConstraint::check(std::string_view text) const {
