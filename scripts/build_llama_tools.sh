@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The llama.cpp command-line tools the oracle tests and benchmarks run — llama-perplexity,
-# llama-imatrix, llama-quantize, llama-bench — compiled from the llama.cpp source node-llama-cpp
+# llama-imatrix, llama-quantize, llama-bench, and optiq's bridge llama-chat-tokens — compiled from the llama.cpp source node-llama-cpp
 # pins (.cache/llama.cpp-src, cloned from the npm package's bundle) and linked against that
 # package's own prebuilt CPU libraries (libllama, libllama-common, libggml*), into
 # .cache/llama-tools/. Only each tool's own one or two source files are compiled, so this takes
@@ -28,19 +28,22 @@ if [[ ! -d $src/.git ]]; then
 fi
 for lib in "$bins"/libggml-cpu-*.so; do ln -sf "$lib" "$out/"; done
 
-# tool name -> its sources under tools/
+# tool name -> its sources under tools/ (llama.cpp's), or under tests/tools/ of this repository
+# for optiq's own bridges to libllama-common
 declare -A sources=(
   [llama-perplexity]="perplexity/perplexity.cpp perplexity/main.cpp"
   [llama-imatrix]="imatrix/imatrix.cpp"
   [llama-quantize]="quantize/quantize.cpp quantize/main.cpp"
   [llama-bench]="llama-bench/llama-bench.cpp llama-bench/main.cpp"
+  [llama-chat-tokens]="$PWD/tests/tools/llama_chat_tokens.cpp"
 )
-stamp="$(git -C "$src" rev-parse HEAD) $(sha256sum "$bins/libllama.v0.5.0.so" | cut -c1-16)"
+base_stamp="$(git -C "$src" rev-parse HEAD) $(sha256sum "$bins/libllama.v0.5.0.so" | cut -c1-16)"
 pids=()
 for tool in "${!sources[@]}"; do
-  [[ -x $out/$tool && $(cat "$out/$tool.stamp" 2>/dev/null) == "$stamp" ]] && continue
   files=()
-  for f in ${sources[$tool]}; do files+=("$src/tools/$f"); done
+  for f in ${sources[$tool]}; do [[ $f == /* ]] && files+=("$f") || files+=("$src/tools/$f"); done
+  stamp="$base_stamp $(cat "${files[@]}" | sha256sum | cut -c1-16)"
+  [[ -x $out/$tool && $(cat "$out/$tool.stamp" 2>/dev/null) == "$stamp" ]] && continue
   dir=$(dirname "${files[0]}")
   (
     g++ -std=c++17 -O2 -w -I"$src/include" -I"$src/common" -I"$src/ggml/include" -I"$src/vendor" -I"$dir" \

@@ -151,6 +151,11 @@ TEST(ToolPrompt, TemplatesWithoutToolsGetThemInTheSystemMessage) {
   EXPECT_EQ(n.tools, tools);
   EXPECT_EQ(n.messages[1]["tool_calls"][0]["function"]["arguments"], Json({{"a", 1}}));
   EXPECT_EQ(n.messages[2]["role"], "tool");
+  // A template without a system role gets the system text before the next message's.
+  const TemplatedChat merged = prepare_for_template(chatml, Json::parse(R"([{"role": "system", "content": "Be brief."},
+      {"role": "user", "content": "Hi"}])"), nullptr, /*system_role=*/false);
+  ASSERT_EQ(merged.messages.size(), 1u);
+  EXPECT_EQ(merged.messages[0]["content"], "Be brief.\nHi");
   // One that concatenates them (DeepSeek R1's) keeps the string.
   const TemplatedChat d = prepare_for_template("{{ tools }}{{ tool['function']['arguments'] }} tool_calls 'tool'", messages, tools);
   EXPECT_EQ(d.messages[1]["tool_calls"][0]["function"]["arguments"], "{\"a\": 1}");

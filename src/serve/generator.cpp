@@ -37,18 +37,52 @@ Generator::Generator(const engine::Model& model, const Tokenizer& tok, std::opti
   for (const engine::KVCache& cache : caches_)
     for (const engine::LayerKVCache& layer : cache.layers)
       if (layer.has_turbo()) can_rewind_ = false;
+  if (tmpl_) {
+    for (const bool tools : {false, true}) {
+      const std::string probe = "optiq-probe-system-text";
+      ChatRequest request;
+      request.messages = {{{"role", "system"}, {"content", probe}}, {{"role", "user"}, {"content", "hi"}}};
+      if (tools) request.tools = nlohmann::ordered_json::array();
+      request.add_generation_prompt = true;
+      try {
+        system_role_[tools] = render_chat(*tmpl_, request).find(probe) != std::string::npos;
+      } catch (const InputError&) {
+        system_role_[tools] = false;
+      }
+    }
+  }
   pieces_.resize(static_cast<size_t>(model_.hp.n_vocab));
   for (int32_t id = 0; id < std::min<int64_t>(tok_.n_tokens(), model_.hp.n_vocab); ++id)
     if (!tok_.tokens[static_cast<size_t>(id)].special) pieces_[static_cast<size_t>(id)] = tok_.token_to_piece(id);
 }
 
 std::vector<int32_t> Generator::tokenize_prompt(GenerationRequest& req) const {
+  return tokenize(render_prompt(req), /*add_special=*/true, /*parse_special=*/true);
+}
+
+std::vector<int32_t> Generator::tokenize(const std::string& text, bool add_special, bool parse_special) const {
+  std::lock_guard lock(tokenizer_mutex_);
+  return tok_.encode(text, add_special, parse_special);
+}
+
+std::string Generator::detokenize(const std::vector<int32_t>& ids) const {
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || ids[i] >= tok_.n_tokens())
+      throw ApiError(400, "tokens[" + std::to_string(i) + "] = " + std::to_string(ids[i]) + " is outside the vocabulary of " +
+                              std::to_string(tok_.n_tokens()) + " tokens",
+                     "tokens");
+  std::lock_guard lock(tokenizer_mutex_);
+  return tok_.decode(ids, /*skip_special=*/false);
+}
+
+std::string Generator::render_prompt(GenerationRequest& req) const {
   std::string text = req.prompt;
   if (req.chat) {
     if (!tmpl_)
       throw ApiError(400, "the model has no chat template; use /v1/completions, or start the server with --chat-template-file");
     try {
-      const TemplatedChat chat = prepare_for_template(chat_template_source(*tmpl_, !req.tools.is_null()), req.messages, req.tools);
+      const bool tools = !req.tools.is_null();
+      const TemplatedChat chat = prepare_for_template(chat_template_source(*tmpl_, tools), req.messages, req.tools, system_role_[tools]);
       text = chat_prompt(*tmpl_, tok_, chat.messages, chat.tools, req.template_vars);
     } catch (const InputError& e) {
       throw ApiError(400, std::string("the chat template failed on these messages: ") + e.what(), "messages");
@@ -56,8 +90,7 @@ std::vector<int32_t> Generator::tokenize_prompt(GenerationRequest& req) const {
     const std::string_view ending(text.data(), text.find_last_not_of(" \n") + 1);
     req.output_format.reasoning_open = ending.size() >= 7 && ending.substr(ending.size() - 7) == "<think>";
   }
-  std::lock_guard lock(tokenizer_mutex_);
-  return tok_.encode(text, /*add_special=*/true, /*parse_special=*/true);
+  return text;
 }
 
 void Generator::check_context(int64_t n_prompt, std::optional<int64_t> max_tokens, const char* prompt_param) const {

@@ -81,6 +81,14 @@ class Generator {
   // Sets req.output_format.reasoning_open when the rendered prompt ends inside <think>.
   // ApiError 400 when there is no template or the template raises.
   std::vector<int32_t> tokenize_prompt(GenerationRequest& req) const;
+  // tokenize_prompt's two halves: the prompt's text (what llama-server's /apply-template
+  // returns), and text to ids (add_special: BOS/EOS as the vocabulary asks; parse_special:
+  // special tokens written in the text become their ids).
+  std::string render_prompt(GenerationRequest& req) const;
+  std::vector<int32_t> tokenize(const std::string& text, bool add_special, bool parse_special) const;
+  // The text of `ids` (special tokens written out), or ApiError 400 naming the first id outside
+  // the vocabulary.
+  std::string detokenize(const std::vector<int32_t>& ids) const;
   // ApiError 400 when the prompt has no tokens, or (code "context_length_exceeded") when the
   // prompt, or the prompt plus max_tokens, does not fit in a slot's context. `prompt_param`: the field that holds the
   // prompt ("messages" or "prompt"), for the error's param.
@@ -190,6 +198,10 @@ class Generator {
   // [n_vocab] each token's text (token_to_piece), what constrained decoding appends to check it;
   // empty for special tokens and ids past the tokenizer's, which a constraint never allows.
   std::vector<std::string> pieces_;
+  // Whether the chat template (without tools, with tools) renders a system message: tried once
+  // on a probe conversation; false when it leaves the text out or raises (prepare_for_template
+  // then merges the system text into the next message).
+  bool system_role_[2] = {true, true};
 };
 
 }  // namespace optiq::serve

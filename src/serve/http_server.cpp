@@ -26,7 +26,8 @@ struct RequestTrace {
 thread_local RequestTrace t_trace;
 
 const char* const kRoutes[] = {"/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/messages",
-                               "/v1/messages/count_tokens", "/health", "/metrics"};
+                               "/v1/messages/count_tokens", "/health", "/metrics", "/apply-template", "/tokenize",
+                               "/detokenize"};
 
 std::string route_label(const std::string& path) {
   for (const char* r : kRoutes)
@@ -170,6 +171,44 @@ void HttpServer::install_routes() {
   });
   s.Post("/v1/messages/count_tokens", [this](const httplib::Request& req, httplib::Response& res) {
     handle_count_tokens(req, res);
+  });
+  // llama-server's utility endpoints, with its request and response shapes.
+  s.Post("/apply-template", [this](const httplib::Request& req, httplib::Response& res) {
+    guarded(req, res, [&] {
+      GenerationRequest request = parse_chat_completion(parse_body(req.body), model_);
+      res.set_content(Json{{"prompt", generator_.render_prompt(request)}}.dump(-1, ' ', false, Json::error_handler_t::replace),
+                      "application/json");
+    });
+  });
+  s.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    guarded(req, res, [&] {
+      const Json body = parse_body(req.body);
+      const Json& content = required_field(body, "content");
+      if (!content.is_string()) throw ApiError(400, "'content' must be a string", "content");
+      const std::vector<int32_t> ids = generator_.tokenize(content.get<std::string>(), bool_field(body, "add_special").value_or(false),
+                                                           bool_field(body, "parse_special").value_or(true));
+      Json tokens = Json::array();
+      if (bool_field(body, "with_pieces").value_or(false)) {
+        for (const int32_t id : ids) tokens.push_back({{"id", id}, {"piece", generator_.detokenize({id})}});
+      } else {
+        tokens = ids;
+      }
+      res.set_content(Json{{"tokens", tokens}}.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+    });
+  });
+  s.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
+    guarded(req, res, [&] {
+      const Json body = parse_body(req.body);
+      const Json& tokens = required_field(body, "tokens");
+      std::vector<int32_t> ids;
+      if (tokens.is_array())
+        for (const Json& t : tokens)
+          if (t.is_number_integer() && t.get<int64_t>() >= INT32_MIN && t.get<int64_t>() <= INT32_MAX) ids.push_back(t.get<int32_t>());
+      if (!tokens.is_array() || ids.size() != tokens.size())
+        throw ApiError(400, "'tokens' must be a list of token ids", "tokens");
+      res.set_content(Json{{"content", generator_.detokenize(ids)}}.dump(-1, ' ', false, Json::error_handler_t::replace),
+                      "application/json");
+    });
   });
 }
 

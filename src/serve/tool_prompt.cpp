@@ -35,7 +35,13 @@ std::string call_text(const Json& call) {
 
 }  // namespace
 
-TemplatedChat prepare_for_template(const std::string& source, Json messages, Json tools) {
+TemplatedChat prepare_for_template(const std::string& source, Json messages, Json tools, bool system_role) {
+  if (!system_role && !messages.empty() && messages[0].value("role", "") == "system") {
+    const std::string system = messages[0]["content"].is_string() ? messages[0]["content"].get<std::string>() : "";
+    messages.erase(messages.begin());
+    if (!messages.empty() && messages[0]["content"].is_string())
+      messages[0]["content"] = system + "\n" + messages[0]["content"].get<std::string>();
+  }
   const bool has_tools = tools.is_array() && !tools.empty();
   const bool native_tools = mentions(source, "tools");
   const bool native_calls = mentions(source, "tool_calls");

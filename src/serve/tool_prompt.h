@@ -6,7 +6,9 @@
 //    the tools described in the system message, in the <tool_call> syntax model_output.h reads,
 //    and past calls written into the assistant's text the same way;
 //  - templates that render no tool role get tool results as user turns in <tool_response> tags;
-//  - Phi-4-mini's reads the tools as a JSON string from the system message's `tools` field.
+//  - Phi-4-mini's reads the tools as a JSON string from the system message's `tools` field;
+//  - templates without a system role (Mistral v0.3's first raises on one) get the system text
+//    at the start of the next message, separated by a newline, as llama.cpp's server does.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -22,8 +24,9 @@ struct TemplatedChat {
 
 // `messages`: OpenAI-style (role, content, tool_calls with function.arguments a JSON string,
 // tool_call_id); `tools`: OpenAI-style tool list or null; `template_source`: the Jinja source
-// that will render them.
+// that will render them; `system_role`: whether it renders a system message (found by trying,
+// see Generator).
 TemplatedChat prepare_for_template(const std::string& template_source, nlohmann::ordered_json messages,
-                                   nlohmann::ordered_json tools);
+                                   nlohmann::ordered_json tools, bool system_role = true);
 
 }  // namespace optiq::serve
