@@ -8,25 +8,26 @@ usage: python3 bench/serve_bench.py [MODEL.gguf] [--concurrency 1,4,16] [--threa
 
 For each concurrency N, each server is started on a free loopback port with the same GGUF, the
 same threads (-t) and N slots (--parallel N); optiq gets -c CTX (tokens per slot) and
-llama-server -c CTX*N (its -c is the total, split over the slots, since a given --parallel
-turns its unified KV cache off). The two servers run alternately (the order flips every level
-and every repetition), one at a time. After one warm-up request, N client threads each send
+llama-server -c CTX*N with --no-kv-unified (its -c is the total, split evenly over the slots).
+Otherwise each server keeps its defaults (KV cache: optiq f32, llama-server f16 with flash
+attention "auto"). The two servers run alternately (the order flips every level and every
+repetition), one at a time. After one warm-up request, N client threads each send
 --requests-per-stream streamed chat requests one after another (POST /v1/chat/completions,
 "stream": true, "stream_options": {"include_usage": true}, "temperature": 0, "max_tokens"
-fixed), every request with its own prompt, so that no prompt reuses another's beyond the chat
-template's shared system prefix. Generated tokens are the final usage's completion_tokens;
-time to first token (TTFT) runs from sending the request to the first SSE chunk whose delta
-has non-empty content. Aggregate tokens/s = all generated tokens / wall time from the first
-request sent to the last stream ended. With --reps R the run with the most tokens/s counts
-(the least disturbed by other load).
+fixed), every request of a run with its own prompt, so that no prompt reuses another's beyond
+the chat template's shared system prefix; both servers get the same prompts. Generated tokens
+are the final usage's completion_tokens; time to first token (TTFT) runs from sending the
+request to the first SSE chunk whose delta has non-empty content. Aggregate tokens/s = all
+generated tokens / wall time from the first request sent to the last stream ended. With
+--reps R the run with the most tokens/s counts (the least disturbed by other load).
 
-Prompt cache: in the first level's servers, --cache-convs two-turn chats: turn 1 a ~400-token
+Prompt cache: in the first level's servers, --cache-convs two-turn chats: turn 1 a ~500-token
 user message, turn 2 that message, turn 1's reply (as the server streamed it) and a new user
 message. Prints the median of TTFT(turn 2) / TTFT(turn 1) and the cached prompt tokens each
 server reports (usage.prompt_tokens_details.cached_tokens).
 
 Standard library only. llama-server comes from scripts/build_llama_server.sh (built if missing:
-15-25 minutes on 2 cores). Server logs go to .cache/serve-bench/.
+about 7 minutes on 2 cores). Server logs go to .cache/serve-bench/.
 """
 from __future__ import annotations
 
@@ -65,23 +66,18 @@ ANIMALS = ["fox", "owl", "whale", "horse", "cat", "dog", "rabbit", "eagle", "ott
 CITIES = ["Paris", "Lima", "Oslo", "Cairo", "Tokyo", "Quito", "Rome", "Delhi", "Accra", "Perth", "Riga"]
 
 
-class Prompts:
-    """Distinct single-turn prompts, handed out once each."""
+PROMPTS = [s.format(t=t) for s in STYLES for t in TOPICS]
 
-    def __init__(self) -> None:
-        self.items = [s.format(t=t) for s in STYLES for t in TOPICS]
-        self.next = 0
-        self.lock = threading.Lock()
 
-    def take(self) -> str:
-        with self.lock:
-            p = self.items[self.next % len(self.items)]
-            self.next += 1
-            return p
+def stream_prompts(n: int, per_stream: int) -> list[list[str]]:
+    """N streams' prompts, all different; the same for both servers and every repetition."""
+    if n * per_stream > len(PROMPTS):
+        raise SystemExit(f"{n} streams x {per_stream} requests: only {len(PROMPTS)} distinct prompts")
+    return [[PROMPTS[s * per_stream + k] for k in range(per_stream)] for s in range(n)]
 
 
 def long_document(seed: int) -> str:
-    """A ~400-token first turn for the prompt-cache chats, different for every seed."""
+    """A ~500-token first turn for the prompt-cache chats, different for every seed."""
     lines = []
     for i in range(24):
         k = seed * 31 + i * 7
@@ -199,10 +195,10 @@ def chat(port: int, messages: list[dict], max_tokens: int) -> dict:
     return {"start": start, "end": end, "ttft": ttft, "usage": usage, "text": "".join(text), "chunks": chunks}
 
 
-def throughput(server: Server, n: int, args: argparse.Namespace, prompts: Prompts) -> dict:
+def throughput(server: Server, n: int, args: argparse.Namespace) -> dict:
     """N streams, each sending its requests one after another."""
     chat(server.port, [{"role": "user", "content": "Say hello."}], 8)  # warm-up
-    per_stream = [[prompts.take() for _ in range(args.requests_per_stream)] for _ in range(n)]
+    per_stream = stream_prompts(n, args.requests_per_stream)
     results: list[dict] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -282,7 +278,6 @@ def main() -> None:
         args.llama_server = subprocess.run([ROOT / "scripts/build_llama_server.sh"], check=True,
                                            stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
     levels = [int(c) for c in args.concurrency.split(",")]
-    prompts = Prompts()
     starters = {"optiq": start_optiq, "llama-server": start_llama}
     best: dict[tuple[str, int], dict] = {}
     cache: dict[str, dict] = {}
@@ -295,7 +290,7 @@ def main() -> None:
             for name in order:
                 server = starters[name](args, n)
                 try:
-                    r = throughput(server, n, args, prompts)
+                    r = throughput(server, n, args)
                     if rep == 0 and i == 0 and args.cache_convs > 0:
                         cache[name] = prompt_cache(server, args)
                 finally:

@@ -12,14 +12,16 @@
 # sha256), the vendored cpp-httplib, and the web UI's ui.h/ui.cpp. The UI is not built: ui.h
 # and ui.cpp are the "no assets" variant scripts/ui-assets.cmake writes when it has none
 # (tools/ui/ui.{h,cpp}.in with N_ASSETS 0), generated here into the scratch folder
-# .cache/llama-server-build, never into the source tree. build-info (llama_build_info() etc.)
-# and httplib's client side come from libllama-common, which exports them.
+# .cache/llama-server-build, never into the source tree. build-info (llama_build_info(), which
+# --version prints) comes from libllama-common, which exports it: it names the prebuilt
+# libraries' build (0.5.0-dev, commit 0ad4a86), not the source checkout's squashed commit.
 #
 # Objects are compiled one at a time under `nice -n 19` (the machine has 2 cores, shared with
-# other builds) and kept in .cache/llama-server-build/obj-<stamp>/, so a rerun after a failure
-# compiles only what is missing; a clean build takes about 15-25 minutes at nice 19 on 2 shared
-# cores. libggml finds its CPU backend (libggml-cpu-<isa>.so) next to the executable, so the
-# output goes into .cache/llama-tools/ beside the symlinks build_llama_tools.sh makes there.
+# other builds) and kept in .cache/llama-server-build/obj-<hash of the stamp>/, so a rerun after
+# a failure compiles only what is missing; a clean build (69 objects) took 7 minutes at nice 19
+# on 2 cores shared with another build. libggml finds its CPU backend (libggml-cpu-<isa>.so)
+# next to the executable, so the output goes into .cache/llama-tools/ beside the symlinks
+# build_llama_tools.sh makes there.
 # Idempotent (a stamp of the source commit and libllama's hash), safe to run concurrently (flock).
 # Usage: scripts/build_llama_server.sh   (prints the path of llama-server)
 set -euo pipefail

@@ -2,10 +2,13 @@
 // Generator running concurrent requests as batched decode steps.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
+#include <latch>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "engine/model.h"
@@ -98,7 +101,9 @@ TEST(ForwardBatch, RejectsABadBatch) {
 }
 
 // The server's generator on stories260K (F32 weights: batches of up to 3 decode steps are exact),
-// four slots, greedy.
+// three slots, greedy. The three requests line up after their first token (a latch in the text
+// sink), and the gather window is long, so that the batching does not depend on how the threads
+// happen to be scheduled on a loaded machine.
 TEST(ServeBatching, ConcurrentRequestsShareDecodePassesAndKeepTheirText) {
   const std::string path = test::stories260k().string();
   const engine::Model model = engine::load_model(open_model_source(path));
@@ -107,6 +112,7 @@ TEST(ServeBatching, ConcurrentRequestsShareDecodePassesAndKeepTheirText) {
   options.n_ctx = 256;
   options.n_slots = 3;
   options.prompt_cache = false;
+  options.gather_window = std::chrono::seconds(5);
   serve::Generator gen(model, tok, std::nullopt, options);
   const std::vector<std::string> prompts = {"Once upon a time", "The little dog", "Lily and Tom went to the park"};
   const auto request = [&](const std::string& prompt) {
@@ -117,20 +123,25 @@ TEST(ServeBatching, ConcurrentRequestsShareDecodePassesAndKeepTheirText) {
     req.sampling.temperature = 0.0f;
     return req;
   };
-  const auto run = [&](const std::string& prompt) {
+  const auto run = [&](const std::string& prompt, std::latch* line_up) {
     serve::GenerationRequest req = request(prompt);
     std::vector<int32_t> ids = gen.tokenize_prompt(req);
     auto slot = gen.acquire_slot(ids);
-    return gen.generate(*slot, req, ids, [](const std::string&, std::span<const serve::TokenLogprob>) { return true; }).text;
+    bool first = true;
+    return gen.generate(*slot, req, ids, [&](const std::string&, std::span<const serve::TokenLogprob>) {
+      if (line_up && std::exchange(first, false)) line_up->arrive_and_wait();
+      return true;
+    }).text;
   };
   std::vector<std::string> alone;
-  for (const std::string& p : prompts) alone.push_back(run(p));
+  for (const std::string& p : prompts) alone.push_back(run(p, nullptr));
   const serve::SlotGauges before = gen.slot_gauges();
   EXPECT_EQ(before.decode_batch_rows, before.decode_batches);  // one request at a time: batches of one
 
   std::vector<std::string> together(prompts.size());
+  std::latch line_up(static_cast<ptrdiff_t>(prompts.size()));
   std::vector<std::thread> threads;
-  for (size_t i = 0; i < prompts.size(); ++i) threads.emplace_back([&, i] { together[i] = run(prompts[i]); });
+  for (size_t i = 0; i < prompts.size(); ++i) threads.emplace_back([&, i] { together[i] = run(prompts[i], &line_up); });
   for (std::thread& t : threads) t.join();
   for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(together[i], alone[i]) << prompts[i];
   const serve::SlotGauges after = gen.slot_gauges();

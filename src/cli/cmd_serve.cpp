@@ -69,6 +69,9 @@ Command register_serve(CLI::App& app) {
   sub->add_flag("--no-prompt-cache", args->no_prompt_cache,
                 "prefill every prompt whole instead of reusing the prefix its slot holds (exactly optiq generate's "
                 "greedy tokens, at the cost of time to first token)");
+  sub->add_flag("--python-tool", args->server.python_tool,
+                "offer a built-in 'python' tool that the server runs itself in optiq eval's sandbox (no network, "
+                "no kept files, 10 s), feeding the output back until the model answers");
   add_kv_cache_options(sub, args->kv);
   return {sub, [args] {
             if (pipe2(g_stop_pipe, O_CLOEXEC) != 0) throw RuntimeError("optiq serve: pipe2 failed");
@@ -118,6 +121,9 @@ Command register_serve(CLI::App& app) {
             server.bind();
             std::fprintf(stderr, "optiq serve: %s, %d slot(s) of %lld tokens; %s\n", served.alias.c_str(), args->parallel,
                          static_cast<long long>(gen_options.n_ctx), kv_cache_summary(generator.cache(0)).c_str());
+            if (args->server.python_tool)
+              std::fprintf(stderr, "optiq serve: the python tool is on (calls run in the sandbox, for at most %d replies a request)\n",
+                           serve::kMaxPythonRounds);
             std::fprintf(stderr, "optiq serve: listening on http://%s:%d\n", args->server.host.c_str(), server.port());
 
             std::atomic<bool> done{false};

@@ -48,6 +48,8 @@ struct GenerationRequest {
   // empty: no call parsing (no tools, or tool_choice "none"). Generator::tokenize_prompt sets
   // reasoning_open from the rendered prompt.
   OutputFormat output_format;
+  // --python-tool added the "python" tool to this request: the server runs its calls itself.
+  bool server_python = false;
 
   static engine::SamplingParams default_sampling() {
     engine::SamplingParams p;

@@ -135,6 +135,11 @@ std::unique_ptr<SlotLease> Generator::acquire_slot(std::span<const int32_t> prom
   return std::make_unique<SlotLease>(*this, best, std::max<int64_t>(best_cached, 0));
 }
 
+void Generator::reuse_prefix(SlotLease& slot, std::span<const int32_t> prompt) {
+  std::lock_guard lock(slots_mutex_);
+  slot.cached_ = std::max<int64_t>(reusable_prefix(slot.index(), prompt), 0);
+}
+
 void Generator::release(size_t index) {
   {
     std::lock_guard lock(slots_mutex_);
@@ -237,7 +242,7 @@ void Generator::decode_step(size_t slot, int32_t token, float* logits) {
   std::unique_lock lock(batch_mutex_);
   pending_.push_back(&mine);
   batch_changed_.notify_all();
-  const auto deadline = std::chrono::steady_clock::now() + kGatherWindow;
+  const auto deadline = std::chrono::steady_clock::now() + options_.gather_window;
   while (!mine.done) {
     const bool everyone_in = static_cast<int>(pending_.size()) >= decoding_;
     if (!batch_running_ && !pending_.empty() && (everyone_in || std::chrono::steady_clock::now() >= deadline)) {

@@ -9,7 +9,7 @@
 //
 // Continuous batching: each request runs on its own thread, but its decode steps are not its
 // own forward passes. A step submits (slot, token) and waits; once every request that is
-// decoding has submitted (or kGatherWindow after the first did), one of the waiting threads runs
+// decoding has submitted (or Options::gather_window after the first did), one of the waiting threads runs
 // them all as one engine::forward_batch, each weight read once for all slots, and hands each its
 // logits. Prefills take the engine between steps in chunks of kPrefillChunk tokens, so a long
 // prompt arriving holds running streams up by one chunk at a time. One mutex around the engine
@@ -53,6 +53,7 @@ class SlotLease {
   int64_t cached_tokens() const { return cached_; }
 
  private:
+  friend class Generator;
   Generator* gen_;
   size_t index_;
   int64_t cached_;
@@ -71,6 +72,9 @@ class Generator {
     // greedy generation can part from a fresh one at a near tie, as llama.cpp says of its
     // cache_prompt. false: every prompt is prefilled whole.
     bool prompt_cache = true;
+    // How long the first decode step of a round waits for the other decoding requests' steps.
+    // Short: a request whose client reads slowly must not hold the others up for long.
+    std::chrono::microseconds gather_window{2000};
   };
   // `tmpl` empty: the model has no chat template, and chat requests get a 400.
   Generator(const engine::Model& model, const Tokenizer& tok, std::optional<ChatTemplate> tmpl, const Options& options);
@@ -99,6 +103,10 @@ class Generator {
   // index on ties).
   std::unique_ptr<SlotLease> acquire_slot(std::span<const int32_t> prompt);
 
+  // The slot's reusable prefix for a next prompt in the same lease (a tool round: the previous
+  // prompt and reply are its start), as acquire_slot finds it for a new one.
+  void reuse_prefix(SlotLease& slot, std::span<const int32_t> prompt);
+
   // Called with each new piece of visible text and the log-probabilities of the tokens generated
   // since the previous call (empty unless requested; the last call may have text "" to flush
   // them); returning false cancels the generation.
@@ -113,9 +121,6 @@ class Generator {
   // Prompt tokens per prefill pass (llama.cpp's server uses micro-batches of 512 too). A prompt
   // longer than this is prefilled in several passes, whose roundoff differs from one pass's.
   static constexpr int64_t kPrefillChunk = 512;
-  // How long the first decode step of a round waits for the other decoding requests' steps.
-  static constexpr std::chrono::microseconds kGatherWindow{2000};
-
   int64_t n_ctx() const { return options_.n_ctx; }
   int n_slots() const { return options_.n_slots; }
   // Busy, configured and awaited slots, and the bytes of K/V rows the caches hold (a free slot's

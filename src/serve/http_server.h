@@ -17,6 +17,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,7 @@
 #include "serve/api_common.h"
 #include "serve/generator.h"
 #include "serve/metrics.h"
+#include "serve/python_tool.h"
 
 namespace optiq::serve {
 
@@ -38,6 +40,8 @@ struct ServerOptions {
   // Silence while reading a request (its line, headers or body) ends the connection. Short, so
   // that a client holding an idle connection open cannot delay a shutdown for long.
   std::chrono::seconds read_timeout{10};
+  bool python_tool = false;            // --python-tool (python_tool.h)
+  eval::SandboxLimits python_limits;   // what each of its runs may use
 };
 
 // True when `given` equals `expected`, in time that depends on neither (both are hashed first,
@@ -68,6 +72,15 @@ class HttpServer {
   // Streams a started generation as server-sent events; false when the client went away.
   bool stream_generation(httplib::DataSink& sink, SlotLease& slot, const GenerationRequest& request,
                          const std::vector<int32_t>& prompt, Endpoint endpoint);
+  // Called after each round of run_rounds with that round's result (a stream flushes it there).
+  using RoundEnd = std::function<bool(const GenerationResult& round)>;
+  // The request's generation in its slot; with the server's python tool, repeated while the
+  // model calls it (python_tool.h): each call runs in the sandbox and goes back as a tool
+  // result. The result adds up the rounds (tokens; reasoning and text joined by blank lines;
+  // the last round's calls and finish); `runs` receives the python runs. A round that no longer
+  // fits in the context ends it (finish Length).
+  GenerationResult run_rounds(SlotLease& slot, GenerationRequest request, std::vector<int32_t> prompt,
+                              const Generator::TextSink& on_text, const RoundEnd& on_round_end, std::vector<PythonRun>& runs);
   // Records a request's token counts and latencies for its log line and the metrics.
   static void note_result(const GenerationResult& result);
 

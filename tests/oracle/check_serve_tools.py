@@ -12,6 +12,9 @@ the system message and reads <tool_call> blocks back):
 - Anthropic: tool_choice "any" gives a tool_use block whose input validates, stop_reason
   "tool_use", streamed too (the SDK assembles input_json_delta); the tool_result round trip is
   answered.
+With --python-tool on SmolLM2: a forced python call is run by the server (its output equals
+what python3 prints for the same code) and the model answers after it, plain, streamed and
+through /v1/messages.
 On stories260K with a template whose generation prompt opens <think> (as DeepSeek R1's does):
 the greedy text of `optiq generate` comes back as OpenAI reasoning_content and as an Anthropic
 thinking block, not as answer text, plain and streamed.
@@ -166,6 +169,41 @@ else:
                 return u.input_tokens + u.cache_read_input_tokens
             f.check(prompt_size(back.usage) > prompt_size(m.usage) and back.stop_reason in ("end_turn", "max_tokens"),
                     f"anthropic round trip answered: {back}")
+        oa.close()
+        an.close()
+    finally:
+        stop(proc)
+
+# --python-tool: the server runs the model's python calls itself and answers after them. The
+# forced first call's code, run by the system's python3 directly, prints what the server fed
+# back to the model (the sandbox changes where it runs, not what it computes).
+if SMOLLM2.exists():
+    proc, port, log = start_serve(SMOLLM2, "--alias", MODEL, "-c", 2048, "-t", 1, "--python-tool")
+    try:
+        oa = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=300)
+        ask = [{"role": "user", "content": "Use python to print the value of 2 + 3."}]
+        force = {"type": "function", "function": {"name": "python"}}
+        c = oa.chat.completions.create(model=MODEL, messages=ask, tool_choice=force, max_tokens=120, temperature=0)
+        runs = (c.model_extra or {}).get("optiq_python_runs") or []
+        f.check(len(runs) >= 1 and c.choices[0].finish_reason in ("stop", "length") and not c.choices[0].message.tool_calls,
+                f"python tool: runs {runs}, answer {c.choices[0]}")
+        for run in runs:
+            direct = subprocess.run(["python3", "-c", run["code"]], capture_output=True, text=True, timeout=30,
+                                    cwd=work)
+            expected = direct.stdout + direct.stderr
+            f.check(run["output"].startswith(expected) and run["exit_code"] == direct.returncode,
+                    f"python run of {run['code']!r}: server fed back {run['output']!r} (exit {run['exit_code']}), "
+                    f"python3 prints {expected!r} (exit {direct.returncode})")
+        print(f"python tool: ran {[r['code'] for r in runs]}, answered {c.choices[0].message.content!r}")
+        with oa.chat.completions.stream(model=MODEL, messages=ask, tool_choice=force, max_tokens=120, temperature=0) as s:
+            final = s.get_final_completion()
+        f.check(final.choices[0].message.content == c.choices[0].message.content,
+                f"streamed python-tool answer {final.choices[0].message.content!r} != {c.choices[0].message.content!r}")
+        an = anthropic.Anthropic(base_url=f"http://127.0.0.1:{port}", api_key="none", max_retries=0, timeout=300)
+        m = an.messages.create(model=MODEL, max_tokens=120, tool_choice={"type": "tool", "name": "python"},
+                               messages=ask, extra_body={"temperature": 0})
+        f.check(m.stop_reason in ("end_turn", "max_tokens") and (m.model_extra or {}).get("optiq_python_runs"),
+                f"anthropic python tool: {m}")
         oa.close()
         an.close()
     finally:
