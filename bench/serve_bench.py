@@ -4,7 +4,7 @@ and the prompt cache, both servers in one invocation.
 usage: python3 bench/serve_bench.py [MODEL.gguf] [--concurrency 1,4,16] [--threads 2] [--max-tokens 64]
                                     [--ctx 1024] [--requests-per-stream 3] [--reps 2] [--cache-convs 3]
                                     [--optiq build/optiq] [--llama-server .cache/llama-tools/llama-server]
-                                    [--optiq-arg ARG ...] [--llama-arg ARG ...]
+                                    [--idle-below 0.3] [--idle-wait 600] [--optiq-arg ARG ...] [--llama-arg ARG ...]
 
 For each concurrency N, each server is started on a free loopback port with the same GGUF, the
 same threads (-t) and N slots (--parallel N); optiq gets -c CTX (tokens per slot) and
@@ -19,7 +19,11 @@ the chat template's shared system prefix; both servers get the same prompts. Gen
 are the final usage's completion_tokens; time to first token (TTFT) runs from sending the
 request to the first SSE chunk whose delta has non-empty content. Aggregate tokens/s = all
 generated tokens / wall time from the first request sent to the last stream ended. With
---reps R the run with the most tokens/s counts (the least disturbed by other load).
+--reps R the run with the most tokens/s counts (the least disturbed by other load). Each run's
+line also shows the CPU cores the server, the client and all other processes used during it
+(/proc), since on a small machine a concurrent job distorts the numbers, and before each run
+the script waits (--idle-wait, 600 s at most) until the CPUs are busy with less than
+--idle-below cores (0.3).
 
 Prompt cache: in the first level's servers, --cache-convs two-turn chats: turn 1 a ~500-token
 user message, turn 2 that message, turn 1's reply (as the server streamed it) and a new user
@@ -195,6 +199,34 @@ def chat(port: int, messages: list[dict], max_tokens: int) -> dict:
     return {"start": start, "end": end, "ttft": ttft, "usage": usage, "text": "".join(text), "chunks": chunks}
 
 
+def cpu_ticks(pid: int | str = "self") -> int:
+    """utime + stime of a process (all its threads), in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def machine_busy_ticks() -> int:
+    """Busy clock ticks of all CPUs together (user, nice, system, irq, softirq, steal)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+
+
+def wait_idle(below: float, limit: float) -> float:
+    """Waits (at most `limit` seconds) until the machine's CPUs are busy with less than `below`
+    cores over 3 s (between runs, when no server of ours runs); returns the last reading."""
+    deadline = time.time() + limit
+    hz = os.sysconf("SC_CLK_TCK")
+    while True:
+        a = machine_busy_ticks()
+        time.sleep(3)
+        busy = (machine_busy_ticks() - a) / hz / 3
+        if busy < below or time.time() >= deadline:
+            return busy
+        print(f"  (waiting: other processes use {busy:.2f} cores)", file=sys.stderr, flush=True)
+
+
 def throughput(server: Server, n: int, args: argparse.Namespace) -> dict:
     """N streams, each sending its requests one after another."""
     chat(server.port, [{"role": "user", "content": "Say hello."}], 8)  # warm-up
@@ -219,16 +251,23 @@ def throughput(server: Server, n: int, args: argparse.Namespace) -> dict:
     threads = [threading.Thread(target=stream, args=(mine,)) for mine in per_stream]
     for t in threads:
         t.start()
+    ticks0 = (machine_busy_ticks(), cpu_ticks(server.proc.pid), cpu_ticks())
     barrier.wait()
     for t in threads:
         t.join()
+    ticks1 = (machine_busy_ticks(), cpu_ticks(server.proc.pid), cpu_ticks())
     if errors:
         raise SystemExit(f"{server.name} --parallel {n}: {len(errors)} failed requests, e.g. {errors[0]}\n"
                          f"(log: {server.log_path})")
     wall = max(r["end"] for r in results) - min(r["start"] for r in results)
     gen = sum(r["usage"]["completion_tokens"] for r in results)
     ttfts = [r["ttft"] for r in results if r["ttft"] is not None]
-    return {"tps": gen / wall, "wall": wall, "generated": gen, "requests": len(results),
+    # CPU time the server, this client and everything else used during the run, in cores: other
+    # processes' share says how much a concurrent job may have disturbed the numbers
+    hz = os.sysconf("SC_CLK_TCK")
+    used = [(b - a) / hz / wall for a, b in zip(ticks0, ticks1)]
+    return {"tps": gen / wall, "server_cores": used[1], "client_cores": used[2],
+            "other_cores": max(0.0, used[0] - used[1] - used[2]), "wall": wall, "generated": gen, "requests": len(results),
             "ttft_p50": statistics.median(ttfts) if ttfts else float("nan"),
             "short": sum(r["usage"]["completion_tokens"] < args.max_tokens for r in results),
             "prompt_tokens": statistics.mean(r["usage"]["prompt_tokens"] for r in results),
@@ -267,6 +306,9 @@ def main() -> None:
     ap.add_argument("--requests-per-stream", type=int, default=3)
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--cache-convs", type=int, default=3, help="two-turn chats for the prompt cache (0: skip)")
+    ap.add_argument("--idle-below", type=float, default=0.3,
+                    help="before each run wait until other processes use fewer CPU cores than this (0: don't)")
+    ap.add_argument("--idle-wait", type=float, default=600, help="longest wait for that, seconds")
     ap.add_argument("--optiq", default=str(ROOT / "build/optiq"))
     ap.add_argument("--llama-server", default=str(ROOT / ".cache/llama-tools/llama-server"))
     ap.add_argument("--optiq-arg", action="append", default=[], help="extra optiq serve argument (repeatable)")
@@ -288,6 +330,11 @@ def main() -> None:
         for i, n in enumerate(levels):
             order = ["optiq", "llama-server"] if (rep + i) % 2 == 0 else ["llama-server", "optiq"]
             for name in order:
+                if args.idle_below > 0:
+                    busy = wait_idle(args.idle_below, args.idle_wait)
+                    if busy >= args.idle_below:
+                        print(f"  (not idle after {args.idle_wait:.0f} s: other processes use {busy:.2f} cores)",
+                              flush=True)
                 server = starters[name](args, n)
                 try:
                     r = throughput(server, n, args)
@@ -297,7 +344,9 @@ def main() -> None:
                     server.stop()
                 print(f"  rep {rep + 1} N={n} {name}: {r['tps']:.1f} tok/s ({r['generated']} tokens, {r['requests']} "
                       f"requests, {r['wall']:.2f} s), TTFT p50 {r['ttft_p50'] * 1000:.0f} ms, "
-                      f"mean prompt {r['prompt_tokens']:.1f} tokens, {r['short']} requests under max_tokens",
+                      f"mean prompt {r['prompt_tokens']:.1f} tokens, {r['short']} requests under max_tokens; CPU cores "
+                      f"used: server {r['server_cores']:.2f}, client {r['client_cores']:.2f}, "
+                      f"other processes {r['other_cores']:.2f}",
                       flush=True)
                 if (name, n) not in best or r["tps"] > best[(name, n)]["tps"]:
                     best[(name, n)] = r

@@ -44,7 +44,7 @@ Command register_serve(CLI::App& app) {
     std::string model, alias, chat_template_file;
     serve::ServerOptions server;
     int64_t n_ctx = 0;
-    int parallel = 1, threads = 0, timeout_s = 600;
+    int parallel = 1, threads = 0, timeout_s = 600, max_queue = 256;
     bool no_prompt_cache = false;
     KVCacheArgs kv;
   };
@@ -66,6 +66,9 @@ Command register_serve(CLI::App& app) {
   sub->add_option("--timeout", args->timeout_s,
                   "seconds a write to a client may block, and a request may wait for a free slot (default 600)")
       ->check(CLI::PositiveNumber);
+  sub->add_option("--max-queue", args->max_queue,
+                  "requests that may wait for a slot at once; more get a 503 at once (default 256)")
+      ->check(CLI::Range(0, 1 << 20));
   sub->add_flag("--no-prompt-cache", args->no_prompt_cache,
                 "prefill every prompt whole instead of reusing the prefix its slot holds (exactly optiq generate's "
                 "greedy tokens, at the cost of time to first token)");
@@ -103,6 +106,7 @@ Command register_serve(CLI::App& app) {
             gen_options.n_slots = args->parallel;
             gen_options.kv = kv_cache_config(args->kv, model);
             gen_options.slot_wait = std::chrono::seconds(args->timeout_s);
+            gen_options.max_waiting = args->max_queue;
             gen_options.prompt_cache = !args->no_prompt_cache;
             serve::Generator generator(model, tok, std::move(tmpl), gen_options);
 

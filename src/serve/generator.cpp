@@ -118,6 +118,9 @@ int64_t Generator::reusable_prefix(size_t slot, std::span<const int32_t> prompt)
 std::unique_ptr<SlotLease> Generator::acquire_slot(std::span<const int32_t> prompt) {
   std::unique_lock lock(slots_mutex_);
   const auto any_free = [&] { return std::find(busy_.begin(), busy_.end(), false) != busy_.end(); };
+  if (!any_free() && waiting_ >= options_.max_waiting)
+    throw ApiError(503, "the server is busy: all " + std::to_string(busy_.size()) + " slots are taken and " +
+                            std::to_string(waiting_) + " requests are waiting; try again later");
   ++waiting_;
   const bool got_one = slot_freed_.wait_for(lock, options_.slot_wait, any_free);
   --waiting_;

@@ -66,6 +66,9 @@ class Generator {
     int n_slots = 1;
     engine::KVCacheConfig kv;
     std::chrono::seconds slot_wait{600};
+    // Requests that may wait for a slot at once; one more gets an ApiError 503 at once (the
+    // queue is full) instead of waiting.
+    int max_waiting = 256;
     // Reuse the prefix a slot holds (the file comment). A prefix's last token then runs in a
     // smaller batch than in a whole prefill, whose attention takes other kernels (ops.h: sgemm
     // for a batch, dot products for one token), so logits differ by float roundoff and a long
@@ -99,6 +102,7 @@ class Generator {
   void check_context(int64_t n_prompt, std::optional<int64_t> max_tokens, const char* prompt_param) const;
 
   // A free slot for `prompt`, waiting up to Options::slot_wait for one (ApiError 503 after
+  // that, or at once when Options::max_waiting requests wait already
   // that): of the free slots, the one that holds the longest prefix of the prompt (the lowest
   // index on ties).
   std::unique_ptr<SlotLease> acquire_slot(std::span<const int32_t> prompt);

@@ -18,6 +18,8 @@ clients people point at such servers), on stories260K with a small chat template
 - concurrent requests on two slots give the greedy text; /health still answers after all the
   bad requests; /metrics counts requests and tokens; a client that drops a stream does not hurt;
 - SIGTERM stops the server with exit code 0;
+- with one slot busy and --max-queue 0 the next request is a 503 at once, and the server answers
+  again once the slot is free;
 - with SmolLM2-135M-Instruct fetched (scripts/fetch_models.sh): its own template, greedy chat and
   a streamed Anthropic message with a system prompt equal `optiq generate --chat --system`; two
   streams in flight at SIGTERM (one waiting for the only slot) both finish."""
@@ -350,6 +352,33 @@ finally:
         proc.kill()
         rc = None
     f.check(rc == 0, f"exit code after SIGTERM: {rc}")
+
+# A full queue: one slot busy with a stream and --max-queue 0, so the next request gets a 503 at
+# once (the SDK's InternalServerError) in the API's error shape, and the server carries on.
+qproc, qport, _ = start_serve(STORIES, "--chat-template-file", template, "-c", CTX, "--parallel", 1, "-t", 1,
+                              "--max-queue", 0)
+try:
+    qa = openai.OpenAI(base_url=f"http://127.0.0.1:{qport}/v1", api_key="none", max_retries=0, timeout=60)
+    held = qa.chat.completions.create(model="stories260K.gguf", messages=user, max_tokens=CTX - 16, stream=True)
+    next(iter(held))  # the slot is taken once the stream has begun
+    err = expect_error("a full queue", openai.InternalServerError,
+                       lambda: qa.chat.completions.create(model="stories260K.gguf", messages=user, max_tokens=4))
+    f.check(err is not None and err.status_code == 503 and "busy" in str(err.body.get("message", "")),
+            f"queue-full error: {err and err.body}")
+    held.close()  # the server notices at its next write and frees the slot
+    after = None
+    for _ in range(100):
+        try:
+            after = qa.chat.completions.create(model="stories260K.gguf", messages=user, max_tokens=4)
+            break
+        except openai.InternalServerError:
+            time.sleep(0.1)
+    f.check(after is not None and after.choices[0].finish_reason in ("length", "stop"),
+            "the server answers again once the slot is free")
+    qa.close()
+finally:
+    qproc.send_signal(signal.SIGTERM)
+    qproc.wait(timeout=30)
 
 # A real chat model with its own template (special tokens, byte-level BPE), when
 # scripts/fetch_models.sh has fetched it: greedy chat with a system message equals generate --chat.
