@@ -27,12 +27,11 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import subprocess
 from pathlib import Path
 
 from oracle_util import SHARED, STORIES, Failures, work_dir
-from serve_util import start_serve
+from serve_util import start_serve, stop_serve
 
 CACHE = Path(os.environ["OPTIQ_CACHE"])
 BRIDGE = CACHE / "llama-tools" / "llama-chat-tokens"
@@ -122,8 +121,7 @@ def compare(label: str, model: Path, template: Path | None, source: str) -> tupl
                 else:
                     f.check(True, case)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        stop_serve(proc)
     return n, refused
 
 

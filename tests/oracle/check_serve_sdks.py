@@ -29,7 +29,6 @@ import http.client
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -41,7 +40,7 @@ import anthropic
 import openai
 
 from oracle_util import STORIES, Failures, run_optiq, work_dir
-from serve_util import start_serve
+from serve_util import start_serve, stop_serve
 
 KEY = "sk-optiq-test"
 N = 24            # tokens per greedy request
@@ -308,8 +307,7 @@ try:
         with openai.OpenAI(base_url=f"http://127.0.0.1:{fresh_port}/v1", api_key=KEY, max_retries=0, timeout=60) as oa_fresh:
             fresh_text, fresh_ttft, fresh_usage = timed_stream(oa_fresh, turn2)
     finally:
-        fresh.send_signal(signal.SIGTERM)
-        fresh.wait(timeout=30)
+        stop_serve(fresh)
     f.check(fresh_usage is not None and fresh_usage.prompt_tokens_details.cached_tokens == 0, f"fresh usage {fresh_usage}")
     f.check(text2 == fresh_text and "".join(b.text for b in m2.content if b.type == "text") == fresh_text,
             f"second turn with the prompt cache {text2!r} != a fresh server's {fresh_text!r}")
@@ -345,12 +343,7 @@ finally:
     for client in ("oa", "an", "bad_oa", "bad_an"):
         if client in globals():
             globals()[client].close()
-    proc.send_signal(signal.SIGTERM)
-    try:
-        rc = proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        rc = None
+    rc = stop_serve(proc)
     f.check(rc == 0, f"exit code after SIGTERM: {rc}")
 
 # A full queue: one slot busy with a stream and --max-queue 0, so the next request gets a 503 at
@@ -377,8 +370,7 @@ try:
             "the server answers again once the slot is free")
     qa.close()
 finally:
-    qproc.send_signal(signal.SIGTERM)
-    qproc.wait(timeout=30)
+    stop_serve(qproc)
 
 # A real chat model with its own template (special tokens, byte-level BPE), when
 # scripts/fetch_models.sh has fetched it: greedy chat with a system message equals generate --chat.
@@ -421,12 +413,8 @@ if SMOLLM2.exists():
             t.start()
         time.sleep(0.3)
     finally:
-        smol.send_signal(signal.SIGTERM)
-        try:
-            f.check(smol.wait(timeout=30) == 0, "SmolLM2 server exit code")
-        except subprocess.TimeoutExpired:
-            smol.kill()
-            f.check(False, "SmolLM2 server did not stop")
+        rc = stop_serve(smol)
+        f.check(rc == 0, f"SmolLM2 server exit code {rc} (None: it did not stop)")
     for t in threads:
         t.join(timeout=60)
     f.check(len(in_flight) == 2 and all(st == 200 and body.rstrip().endswith("data: [DONE]") for st, body in in_flight),

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 from pathlib import Path
 
@@ -32,7 +31,7 @@ import jsonschema
 import openai
 
 from oracle_util import STORIES, Failures, run_optiq, work_dir
-from serve_util import start_serve
+from serve_util import start_serve, stop_serve
 
 SMOLLM2 = Path(os.environ["OPTIQ_CACHE"]) / "models" / "smollm2-135m-instruct-q4_1.gguf"
 WEATHER = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 40},
@@ -64,12 +63,8 @@ def validates(what: str, instance, schema) -> None:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        f.check(proc.wait(timeout=30) == 0, "server exit code")
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        f.check(False, "server did not stop")
+    rc = stop_serve(proc)
+    f.check(rc == 0, f"server exit code {rc} (None: it did not stop)")
 
 
 if not SMOLLM2.exists():

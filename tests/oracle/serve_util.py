@@ -1,8 +1,9 @@
 """Starting `optiq serve` for the oracles: on a free port (--port 0), its stderr drained into a
-list that the caller can search (request log lines, the stop message)."""
+list that the caller can search (request log lines, the stop message); and stopping it."""
 from __future__ import annotations
 
 import re
+import signal
 import subprocess
 import threading
 import time
@@ -32,3 +33,13 @@ def start_serve(*args: str, timeout: float = 60) -> tuple[subprocess.Popen, int,
             lines.append(line)
     threading.Thread(target=drain, daemon=True).start()
     return proc, port, lines
+
+
+def stop_serve(proc: subprocess.Popen) -> int | None:
+    """SIGTERM, as a user's Ctrl-C; the exit code, or None when it had to be killed after 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return None
