@@ -359,7 +359,7 @@ def main() -> None:
               f"| {l['ttft_p50'] * 1000:.0f} ms |")
     if cache:
         print()
-        print(f"prompt cache (--parallel {levels[0]}, {args.cache_convs} two-turn chats, medians): ")
+        print(f"prompt cache (--parallel {levels[0]}, {args.cache_convs} two-turn chats, medians):")
         for name in ("optiq", "llama-server"):
             c = cache[name]
             print(f"  {name}: turn-2 TTFT = {c['ratio']:.2f} x turn-1 TTFT ({c['ttft2'] * 1000:.0f} ms vs "

@@ -17,15 +17,16 @@
 # libraries' build (0.5.0-dev, commit 0ad4a86), not the source checkout's squashed commit.
 #
 # Objects are compiled one at a time under `nice -n 19` (the machine has 2 cores, shared with
-# other builds) and kept in .cache/llama-server-build/obj-<hash of the stamp>/, so a rerun after
-# a failure compiles only what is missing; a clean build (69 objects) took 7 minutes at nice 19
-# on 2 cores shared with another build. libggml finds its CPU backend (libggml-cpu-<isa>.so)
-# next to the executable, so the output goes into .cache/llama-tools/ beside the symlinks
-# build_llama_tools.sh makes there.
+# other builds) and kept in .cache/llama-server-build/obj-<hash of the stamp and this script>/,
+# so a rerun after a failure compiles only what is missing; a clean build (69 objects) took
+# 7 minutes at nice 19 on 2 cores shared with another build. libggml finds its CPU backend
+# (libggml-cpu-<isa>.so) next to the executable, so the output goes into .cache/llama-tools/
+# beside the symlinks build_llama_tools.sh makes there.
 # Idempotent (a stamp of the source commit and libllama's hash), safe to run concurrently (flock).
 # Usage: scripts/build_llama_server.sh   (prints the path of llama-server)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+self=$(realpath "$0")
+cd "$(dirname "$self")/.."
 cache=$PWD/.cache
 src=$cache/llama.cpp-src
 bins=$cache/node/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
@@ -48,7 +49,8 @@ if [[ -x $exe && $(cat "$exe.stamp" 2>/dev/null) == "$stamp" ]]; then
   echo "$exe"
   exit 0
 fi
-obj=$scratch/obj-$(echo "$stamp" | sha256sum | cut -c1-12)
+# objects are kept per stamp and per version of this script (its compile flags)
+obj=$scratch/obj-$( (echo "$stamp"; cat "$self") | sha256sum | cut -c1-12)
 gen=$scratch/gen
 mkdir -p "$obj" "$gen"
 

@@ -88,6 +88,12 @@ std::string request_api_key(const httplib::Request& req) {
 HttpServer::HttpServer(Generator& generator, ServedModel model, ServerOptions options)
     : generator_(generator), model_(std::move(model)), options_(std::move(options)),
       server_(std::make_unique<httplib::Server>()) {
+  // A request holds its worker thread from its first byte to its last, waiting for a slot and
+  // streaming included. httplib's default pool (max(8, cores - 1) threads) would let no more
+  // than 8 requests reach the slots, however many there are; each slot gets a thread, and 8
+  // more take requests that wait for one, answer /health, /metrics and bad requests meanwhile.
+  const size_t workers = static_cast<size_t>(generator_.n_slots()) + 8;
+  server_->new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
   install_routes();
 }
 
