@@ -27,21 +27,12 @@
 set -euo pipefail
 self=$(realpath "$0")
 cd "$(dirname "$self")/.."
-cache=$PWD/.cache
-src=$cache/llama.cpp-src
-bins=$cache/node/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
-bundle=$cache/node/node_modules/node-llama-cpp/llama/gitRelease.bundle
-out=$cache/llama-tools
+source scripts/llama_common.sh
 scratch=$cache/llama-server-build
 mkdir -p "$out" "$scratch"
 exec 9>"$scratch.lock"
 flock 9
-
-[[ -d $bins ]] || { echo "build_llama_server: $bins is missing; run scripts/test.sh first" >&2; exit 1; }
-if [[ ! -d $src/.git ]]; then
-  git -c advice.detachedHead=false clone -q "$bundle" "$src"
-fi
-for lib in "$bins"/libggml-cpu-*.so; do ln -sf "$lib" "$out/"; done
+prepare_llama_build build_llama_server
 
 stamp="$(git -C "$src" rev-parse HEAD) $(sha256sum "$bins/libllama.v0.5.0.so" | cut -c1-16)"
 exe=$out/llama-server

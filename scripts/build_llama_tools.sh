@@ -13,20 +13,11 @@
 # Usage: scripts/build_llama_tools.sh   (prints the tools folder)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cache=$PWD/.cache
-src=$cache/llama.cpp-src
-bins=$cache/node/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64
-bundle=$cache/node/node_modules/node-llama-cpp/llama/gitRelease.bundle
-out=$cache/llama-tools
+source scripts/llama_common.sh
 mkdir -p "$out"
 exec 9>"$out.lock"
 flock 9
-
-[[ -d $bins ]] || { echo "build_llama_tools: $bins is missing; run scripts/test.sh first" >&2; exit 1; }
-if [[ ! -d $src/.git ]]; then
-  git -c advice.detachedHead=false clone -q "$bundle" "$src"
-fi
-for lib in "$bins"/libggml-cpu-*.so; do ln -sf "$lib" "$out/"; done
+prepare_llama_build build_llama_tools
 
 # tool name -> its sources under tools/ (llama.cpp's), or under tests/tools/ of this repository
 # for optiq's own bridges to libllama-common
