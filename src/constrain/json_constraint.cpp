@@ -6,6 +6,7 @@
 #include <set>
 
 #include "util/error.h"
+#include "util/trim.h"
 
 namespace optiq::constrain {
 namespace {
@@ -21,8 +22,6 @@ const Json& any_value() {
   return empty;
 }
 
-bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
 // A recursive-descent reader of one JSON value against a schema, over text that may stop
 // anywhere.
 struct Reader {
@@ -35,7 +34,7 @@ struct Reader {
   // Skips whitespace; Fail past kMaxWhitespace characters in a row.
   R skip_ws() {
     size_t n = 0;
-    while (!at_end() && is_ws(s[pos])) {
+    while (!at_end() && is_ascii_space(s[pos])) {
       if (++n > JsonConstraint::kMaxWhitespace) return R::Fail;
       ++pos;
     }
@@ -338,12 +337,6 @@ void check_refs(const Reader& reader, const Json& node) {
   }
 }
 
-// `text` without its leading whitespace.
-std::string_view trim_front(std::string_view text) {
-  while (!text.empty() && is_ws(text.front())) text.remove_prefix(1);
-  return text;
-}
-
 }  // namespace
 
 JsonConstraint::JsonConstraint(nlohmann::ordered_json schema, std::string prefix, std::string suffix)
@@ -361,9 +354,9 @@ JsonConstraint::State JsonConstraint::check(std::string_view text) const {
   if (got == R::Fail) return State::Invalid;
   if (got == R::Partial) return State::Partial;
   const std::string_view tail = rest.substr(r.pos);
-  if (tail.size() - trim_front(tail).size() > kMaxWhitespace) return State::Invalid;
-  if (suffix_.empty()) return trim_front(tail).empty() ? State::Complete : State::Invalid;
-  const std::string_view written = trim_front(tail), needed = trim_front(suffix_);
+  if (tail.size() - trim_left(tail).size() > kMaxWhitespace) return State::Invalid;
+  if (suffix_.empty()) return trim_left(tail).empty() ? State::Complete : State::Invalid;
+  const std::string_view written = trim_left(tail), needed = trim_left(suffix_);
   if (written == needed) return State::Complete;
   return needed.substr(0, std::min(written.size(), needed.size())) == written ? State::Partial : State::Invalid;
 }

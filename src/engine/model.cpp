@@ -309,35 +309,13 @@ void run_head(const Model& model, const float* x, int64_t n, const Matmul& mm, f
       logits[i] = std::tanh(logits[i] / hp.logit_softcap) * hp.logit_softcap;
 }
 
-}  // namespace
-
-void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens,
-             bool all_logits, float* logits, const MatmulObserver& observer) {
-  const HParams& hp = model.hp;
-  const int64_t n = static_cast<int64_t>(tokens.size());
-  const int64_t pos0 = cache.n_past;
-  check_tokens(hp, tokens);
-  if (pos0 + n > cache.n_ctx)
-    throw InputError("forward", std::nullopt,
-                     std::to_string(pos0 + n) + " tokens do not fit in the context of " +
-                         std::to_string(cache.n_ctx));
-
-  const Matmul mm{&observer, {}};
-  Scratch s(hp, n);
-  std::vector<float> x(static_cast<size_t>(n * hp.n_embd));  // [n, n_embd] residual stream
-  embed(hp, model.token_embd, tokens, x.data());
-  for (int64_t il = 0; il < hp.n_layer; ++il) {
-    const SequenceRows seq{&cache.layers[static_cast<size_t>(il)], pos0, n};
-    run_block(model, il, x.data(), n, std::span(&seq, 1), mm, s);
-  }
-  cache.n_past = pos0 + n;
-
-  const int64_t first = all_logits ? 0 : n - 1;  // rows whose logits are wanted
-  run_head(model, x.data() + first * hp.n_embd, n - first, mm, s.cur.data(), logits);
-}
-
-void forward_batch(const Model& model, std::span<KVCache* const> caches, std::span<const std::span<const int32_t>> tokens,
-                   float* logits) {
+// Sequences in one pass: tokens[i] at positions caches[i]->n_past onwards, laid end to end in
+// the batch. Checks them (InputError for a token outside the vocabulary or a sequence that does
+// not fit its cache; std::invalid_argument for mismatched spans or a cache given twice), runs
+// every block and advances each cache's n_past; returns the residual stream [n, n_embd] after
+// the last block, n being all sequences' tokens. `s` is sized for n.
+std::vector<float> run_sequences(const Model& model, std::span<KVCache* const> caches,
+                                 std::span<const std::span<const int32_t>> tokens, const Matmul& mm, Scratch& s) {
   const HParams& hp = model.hp;
   if (caches.empty() || caches.size() != tokens.size())
     throw std::invalid_argument("forward_batch: one token list per cache expected");
@@ -353,8 +331,6 @@ void forward_batch(const Model& model, std::span<KVCache* const> caches, std::sp
     all.insert(all.end(), tokens[i].begin(), tokens[i].end());
   }
   const auto n = static_cast<int64_t>(all.size());
-  const Matmul mm{};
-  Scratch s(hp, n);
   std::vector<float> x(static_cast<size_t>(n * hp.n_embd));  // [n, n_embd] residual stream
   embed(hp, model.token_embd, all, x.data());
   std::vector<SequenceRows> seqs(caches.size());
@@ -363,14 +339,40 @@ void forward_batch(const Model& model, std::span<KVCache* const> caches, std::sp
       seqs[i] = {&caches[i]->layers[static_cast<size_t>(il)], caches[i]->n_past, static_cast<int64_t>(tokens[i].size())};
     run_block(model, il, x.data(), n, seqs, mm, s);
   }
+  for (size_t i = 0; i < caches.size(); ++i) caches[i]->n_past += static_cast<int64_t>(tokens[i].size());
+  return x;
+}
+
+}  // namespace
+
+void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens,
+             bool all_logits, float* logits, const MatmulObserver& observer) {
+  const HParams& hp = model.hp;
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  const Matmul mm{&observer, {}};
+  Scratch s(hp, n);
+  KVCache* const one_cache[1] = {&cache};
+  const std::span<const int32_t> one_sequence[1] = {tokens};
+  const std::vector<float> x = run_sequences(model, one_cache, one_sequence, mm, s);
+  const int64_t first = all_logits ? 0 : n - 1;  // rows whose logits are wanted
+  run_head(model, x.data() + first * hp.n_embd, n - first, mm, s.cur.data(), logits);
+}
+
+void forward_batch(const Model& model, std::span<KVCache* const> caches, std::span<const std::span<const int32_t>> tokens,
+                   float* logits) {
+  const HParams& hp = model.hp;
+  int64_t n = 0;
+  for (const std::span<const int32_t> t : tokens) n += static_cast<int64_t>(t.size());
+  const Matmul mm{};
+  Scratch s(hp, n);
+  const std::vector<float> x = run_sequences(model, caches, tokens, mm, s);
   // Each sequence's last row, gathered for one head product: [n_seq, n_embd].
   const auto n_seq = static_cast<int64_t>(caches.size());
   std::vector<float> last(static_cast<size_t>(n_seq * hp.n_embd));
   int64_t row = -1;
-  for (size_t i = 0; i < caches.size(); ++i) {
+  for (size_t i = 0; i < tokens.size(); ++i) {
     row += static_cast<int64_t>(tokens[i].size());
     std::copy_n(x.data() + row * hp.n_embd, hp.n_embd, last.data() + static_cast<int64_t>(i) * hp.n_embd);
-    caches[i]->n_past += static_cast<int64_t>(tokens[i].size());
   }
   run_head(model, last.data(), n_seq, mm, s.cur.data(), logits);
 }

@@ -7,6 +7,8 @@
 #include <exception>
 #include <mutex>
 
+#include "util/trim.h"
+
 namespace optiq::http {
 namespace {
 
@@ -20,13 +22,6 @@ std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   return s;
-}
-
-std::string trim(std::string_view s) {
-  const auto space = [](char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; };
-  while (!s.empty() && space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && space(s.back())) s.remove_suffix(1);
-  return std::string(s);
 }
 
 struct Transfer {
@@ -43,7 +38,7 @@ size_t on_header(char* data, size_t size, size_t count, void* user) {
   if (line.starts_with("HTTP/")) {
     t->response.headers.clear();
   } else if (const size_t colon = line.find(':'); colon != std::string_view::npos) {
-    t->response.headers[lower(trim(line.substr(0, colon)))] = trim(line.substr(colon + 1));
+    t->response.headers[lower(std::string(trim(line.substr(0, colon))))] = std::string(trim(line.substr(colon + 1)));
   }
   return size * count;
 }

@@ -1,10 +1,8 @@
 #include "serve/anthropic_api.h"
 
-#include <algorithm>
 #include <cstdint>
 
 #include "serve/api_errors.h"
-#include "util/error.h"
 
 namespace optiq::serve {
 namespace {
@@ -111,16 +109,7 @@ void apply_tool_choice(const Json& body, GenerationRequest& req) {
     req.output_format.tool_names.clear();
     return;
   }
-  const std::string only = *type == "tool" ? string_in(*choice, "name", "tool_choice") : "";
-  const auto& names = req.output_format.tool_names;
-  if (names.empty()) throw ApiError(400, "tool_choice: forces a tool call, but the request has no tools", "tool_choice");
-  if (!only.empty() && std::find(names.begin(), names.end(), only) == names.end())
-    throw ApiError(400, "tool_choice.name: '" + only + "' is not among the request's tools", "tool_choice.name");
-  try {
-    req.constraint = forced_tool_call(req.tools, only);
-  } catch (const InputError& e) {
-    throw ApiError(400, std::string("tools: ") + e.what(), "tools");
-  }
+  force_tool_call(req, *type == "tool" ? string_in(*choice, "name", "tool_choice") : "", "tool_choice", "tool_choice.name");
 }
 
 GenerationRequest parse_conversation(const Json& body, const ServedModel& model) {

@@ -1,8 +1,10 @@
 #include "serve/api_common.h"
 
+#include <algorithm>
 #include <random>
 
 #include "serve/api_errors.h"
+#include "util/error.h"
 
 namespace optiq::serve {
 
@@ -21,6 +23,18 @@ std::string random_id(const char* prefix) {
   std::string id = prefix;
   for (int i = 0; i < 24; ++i) id += kHex[rng() & 15];
   return id;
+}
+
+void force_tool_call(GenerationRequest& req, const std::string& only, const char* param, const char* name_param) {
+  const auto& names = req.output_format.tool_names;
+  if (names.empty()) throw ApiError(400, std::string(param) + " forces a tool call, but the request has no tools", param);
+  if (!only.empty() && std::find(names.begin(), names.end(), only) == names.end())
+    throw ApiError(400, std::string(param) + " names '" + only + "', which is not among the request's tools", name_param);
+  try {
+    req.constraint = forced_tool_call(req.tools, only);
+  } catch (const InputError& e) {
+    throw ApiError(400, std::string("tools: ") + e.what(), "tools");
+  }
 }
 
 }  // namespace optiq::serve

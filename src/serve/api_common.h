@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "serve/generation_request.h"
 #include "serve/request_fields.h"
 
 namespace optiq::serve {
@@ -27,5 +28,11 @@ void check_model_name(const Json& body, const ServedModel& model, bool required)
 
 // "<prefix><24 random hex digits>", e.g. "chatcmpl-3f9c...".
 std::string random_id(const char* prefix);
+
+// tool_choice's forced forms in both APIs: the output must be one call of `only` (of any of the
+// request's tools when `only` is empty), enforced by constrained decoding (forced_tool_call).
+// ApiError 400 when the request has no tools (param `param`), when `only` is not among them
+// (param `name_param`), or when a tool's schema cannot be enforced (param "tools").
+void force_tool_call(GenerationRequest& req, const std::string& only, const char* param, const char* name_param);
 
 }  // namespace optiq::serve

@@ -173,10 +173,13 @@ std::string Generator::decode(const std::vector<int32_t>& ids) const {
 int32_t Generator::sample_constrained(engine::Sampler& sampler, const float* logits,
                                       const constrain::JsonConstraint& constraint, const std::string& text) const {
   using State = constrain::JsonConstraint::State;
+  std::string candidate;  // text + a token's piece; one buffer for the whole vocabulary
   const auto allowed = [&](int32_t id) {
     if (id == tok_.eos || id == tok_.eot) return constraint.check(text) == State::Complete;
     const std::string& piece = pieces_[static_cast<size_t>(id)];
-    return !piece.empty() && constraint.check(text + piece) != State::Invalid;
+    if (piece.empty()) return false;
+    candidate.assign(text).append(piece);
+    return constraint.check(candidate) != State::Invalid;
   };
   const int32_t first = sampler.sample(logits);
   if (allowed(first)) return first;
@@ -279,8 +282,8 @@ void Generator::run_decode_batch(std::unique_lock<std::mutex>& lock) {
   } catch (...) {
     error = std::current_exception();
   }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (!error) {
+  if (!error) {
+    for (size_t i = 0; i < batch.size(); ++i) {
       std::copy_n(logits.data() + i * n_vocab, n_vocab, batch[i]->logits);
       record_tokens(batch[i]->slot, tokens[i]);
     }

@@ -102,9 +102,8 @@ class Generator {
   void check_context(int64_t n_prompt, std::optional<int64_t> max_tokens, const char* prompt_param) const;
 
   // A free slot for `prompt`, waiting up to Options::slot_wait for one (ApiError 503 after
-  // that, or at once when Options::max_waiting requests wait already
-  // that): of the free slots, the one that holds the longest prefix of the prompt (the lowest
-  // index on ties).
+  // that, or at once when Options::max_waiting requests wait already): of the free slots, the
+  // one that holds the longest prefix of the prompt (the lowest index on ties).
   std::unique_ptr<SlotLease> acquire_slot(std::span<const int32_t> prompt);
 
   // The slot's reusable prefix for a next prompt in the same lease (a tool round: the previous
@@ -183,7 +182,7 @@ class Generator {
   Options options_;
 
   std::mutex engine_mutex_;             // one forward pass at a time (see the file comment)
-  mutable std::mutex batch_mutex_;      // guards the five members below
+  mutable std::mutex batch_mutex_;      // guards the six members below
   std::condition_variable batch_changed_;  // a step was submitted or finished, or a request stopped decoding
   std::vector<DecodeStep*> pending_;    // steps submitted for the next batch
   int decoding_ = 0;                    // requests past their prefill (Decoding)

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <optional>
 
+#include "util/trim.h"
+
 namespace optiq::serve {
 namespace {
 
@@ -15,20 +17,6 @@ constexpr std::string_view kMistral = "[TOOL_CALLS]";
 constexpr std::string_view kDeepSeekCalls = "<｜tool▁calls▁begin｜>", kDeepSeekCall = "<｜tool▁call▁begin｜>",
                            kDeepSeekSep = "<｜tool▁sep｜>", kDeepSeekCallEnd = "<｜tool▁call▁end｜>";
 constexpr std::string_view kMarkers[] = {kHermesOpen, kPhiOpen, kMistral, kDeepSeekCalls};
-
-bool is_space(char c) { return c == ' ' || c == '\n' || c == '\t' || c == '\r'; }
-
-std::string_view trim_left(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  return s;
-}
-
-std::string_view trim_right(std::string_view s) {
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-std::string_view trim(std::string_view s) { return trim_right(trim_left(s)); }
 
 bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
 

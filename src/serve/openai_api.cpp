@@ -109,17 +109,9 @@ void apply_tool_choice(const Json& body, GenerationRequest& req) {
     throw ApiError(400, "'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}",
                    "tool_choice");
   }
-  const auto& names = req.output_format.tool_names;
-  if (names.empty()) throw ApiError(400, "'tool_choice' forces a tool call, but the request has no 'tools'", "tool_choice");
-  if (!only.empty() && std::find(names.begin(), names.end(), only) == names.end())
-    throw ApiError(400, "'tool_choice' names '" + only + "', which is not among the request's tools", "tool_choice");
   if (req.constraint)
     throw ApiError(400, "'response_format' and a forced 'tool_choice' cannot both constrain the output", "tool_choice");
-  try {
-    req.constraint = forced_tool_call(req.tools, only);
-  } catch (const InputError& e) {
-    throw ApiError(400, std::string("'tools': ") + e.what(), "tools");
-  }
+  force_tool_call(req, only, "tool_choice", "tool_choice");
 }
 
 // The fields chat and text completions share.
