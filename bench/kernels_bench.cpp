@@ -1,6 +1,6 @@
 // Kernel micro-benchmarks: one dot product over a 4096-wide row per weight type, scalar vs
 // AVX2, and the engine's matmul of a 4096 x 4096 weight for 1 token (decode) and 64 tokens
-// (prefill; and 8 tokens) per type. Results:
+// (prefill; and 8, 16 and 32 tokens, the batched decode of a server) per type. Results:
 // docs/benchmarks.md.
 //   optiq_kernels_bench [--benchmark_filter=REGEX] [google benchmark flags]
 // OPTIQ_THREADS sets the matmul threads (default: the number of cores).
@@ -82,8 +82,10 @@ void register_all() {
     const std::string name(optiq::ggml_type_name(type));
     benchmark::RegisterBenchmark(("matmul_4096/" + name + "/decode_1").c_str(), BM_Matmul, type, 1)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
-    benchmark::RegisterBenchmark(("matmul_4096/" + name + "/prefill_8").c_str(), BM_Matmul, type, 8)
-        ->Unit(benchmark::kMillisecond)->UseRealTime();
+    for (const int tokens : {8, 16, 32})
+      benchmark::RegisterBenchmark(("matmul_4096/" + name + "/prefill_" + std::to_string(tokens)).c_str(), BM_Matmul,
+                                   type, tokens)
+          ->Unit(benchmark::kMillisecond)->UseRealTime();
     benchmark::RegisterBenchmark(("matmul_4096/" + name + "/prefill_64").c_str(), BM_Matmul, type, 64)
         ->Unit(benchmark::kMillisecond)->UseRealTime();
   }

@@ -62,6 +62,40 @@ TEST(ForwardBatch, DecodeStepsEqualOnePassPerSequenceBitForBit) {
   }
 }
 
+// Block weights: nine sequences go through the legacy blocks' many-rows kernels (two groups of
+// four rows and one single row) and still equal a pass per sequence bit for bit.
+TEST(ForwardBatch, ManyRowsKernelsKeepDecodeStepsBitForBit) {
+  for (const GgmlType weight_type : {GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_1}) {
+    SCOPED_TRACE(std::string(ggml_type_name(weight_type)));
+    const engine::Model m = test::tiny_llama({.weight_type = weight_type});
+    const auto n_vocab = static_cast<size_t>(m.hp.n_vocab);
+    constexpr size_t kSeqs = 9;
+    std::vector<KVCache> batched, alone;
+    std::vector<float> logits(n_vocab);
+    for (size_t i = 0; i < kSeqs; ++i) {
+      batched.push_back(engine::make_kv_cache(m, 64));
+      alone.push_back(engine::make_kv_cache(m, 64));
+      engine::forward(m, batched.back(), prompt_of(i % 4), false, logits.data());
+      engine::forward(m, alone.back(), prompt_of(i % 4), false, logits.data());
+    }
+    std::vector<KVCache*> caches;
+    std::vector<int32_t> next(kSeqs);
+    std::vector<std::span<const int32_t>> tokens;
+    for (size_t i = 0; i < kSeqs; ++i) {
+      caches.push_back(&batched[i]);
+      next[i] = static_cast<int32_t>((3 * i + 1) % 40);
+      tokens.emplace_back(&next[i], 1);
+    }
+    std::vector<float> together(kSeqs * n_vocab);
+    engine::forward_batch(m, caches, tokens, together.data());
+    for (size_t i = 0; i < kSeqs; ++i) {
+      engine::forward(m, alone[i], tokens[i], false, logits.data());
+      EXPECT_EQ(std::memcmp(together.data() + i * n_vocab, logits.data(), n_vocab * sizeof(float)), 0)
+          << "sequence " << i;
+    }
+  }
+}
+
 TEST(ForwardBatch, PrefillChunkBesideDecodeStepsMatchesWithinRoundoff) {
   // Six rows take the sgemm path, whose f32 summation order differs from the dot kernels'.
   const engine::Model m = test::tiny_llama({.seed = 3});

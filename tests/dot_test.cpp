@@ -14,6 +14,7 @@
 #include "model/model_source.h"
 #include "quant/blocks.h"
 #include "quant/dot.h"
+#include "quant/dot_impl.h"
 #include "quant/float16.h"
 #include "quant/quantize.h"
 #include "util/error.h"
@@ -191,6 +192,71 @@ TEST(VecDot, Avx2MatchesScalarOnRandomBytes) {
       EXPECT_LE(std::fabs(avx2 - scalar), 2e-6 * ref.magnitude + 1e-30) << ggml_type_name(t) << " trial " << trial;
       EXPECT_LE(std::fabs(scalar - ref.dot), 1e-5 * ref.magnitude + 1e-30) << ggml_type_name(t) << " trial " << trial;
     }
+  }
+}
+
+// The many-rows kernels against n_act calls of the one-row kernel: the same bits, for every
+// group size and remainder, on random rows and the adversarial activations.
+TEST(VecDotRows, EqualOneRowKernelBitForBit) {
+  if (!dot_isa_available(DotIsa::Avx2)) GTEST_SKIP() << "no AVX2 on this CPU";
+  const int64_t n = 512;
+  std::vector<std::vector<float>> acts = adversarial_activations(n);
+  for (uint32_t seed = 0; acts.size() < 11; ++seed) acts.push_back(normal_floats(n, 90 + seed));
+  int with_rows_kernel = 0;
+  for (GgmlType t : kWeightTypes) {
+    const VecDotRowsFn rows = vec_dot_rows_kernel(t, DotIsa::Avx2);
+    if (!rows) continue;
+    ++with_rows_kernel;
+    const VecDotFn one = vec_dot_kernel(t, DotIsa::Avx2);
+    const size_t act_bytes = row_bytes(*vec_dot_type(t), n);
+    std::vector<std::byte> packed;  // [acts.size()][act_bytes]
+    for (const auto& x : acts) {
+      const std::vector<std::byte> a = activation_row(t, x);
+      packed.insert(packed.end(), a.begin(), a.end());
+    }
+    const std::vector<float> wf = normal_floats(static_cast<size_t>(n), 95, 0.05f);
+    const std::vector<std::byte> w = store_row(t, wf.data(), n);
+    for (int64_t n_act = 1; n_act <= static_cast<int64_t>(acts.size()); ++n_act) {
+      const int64_t out_stride = 3;  // outputs interleaved as matmul's [token][row] layout makes them
+      std::vector<float> got(static_cast<size_t>(n_act * out_stride), -1.0f);
+      rows(n, w.data(), packed.data(), act_bytes, n_act, got.data(), out_stride);
+      for (int64_t j = 0; j < n_act; ++j) {
+        const float want = one(n, w.data(), packed.data() + j * act_bytes);
+        EXPECT_EQ(std::memcmp(&got[static_cast<size_t>(j * out_stride)], &want, sizeof(float)), 0)
+            << ggml_type_name(t) << ", " << n_act << " rows, row " << j;
+        EXPECT_EQ(got[static_cast<size_t>(j * out_stride + 1)], -1.0f) << "wrote between outputs";
+      }
+    }
+  }
+  EXPECT_EQ(with_rows_kernel, 6);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL
+  EXPECT_EQ(vec_dot_rows_kernel(GgmlType::Q4_K, DotIsa::Avx2), nullptr);
+  EXPECT_EQ(vec_dot_rows_kernel(GgmlType::Q4_0, DotIsa::Scalar), nullptr);
+}
+
+// The AVX2 Q8_0/Q8_1 quantizers write the scalar ones' bytes: random rows, the adversarial
+// ones, and rows with NaN, infinities and values past int32.
+TEST(ActivationQuant, Avx2WritesTheScalarBytes) {
+  if (!dot_isa_available(DotIsa::Avx2)) GTEST_SKIP() << "no AVX2 on this CPU";
+  const int64_t n = 256;
+  std::vector<std::vector<float>> rows = adversarial_activations(n);
+  for (uint32_t seed = 0; seed < 20; ++seed) rows.push_back(normal_floats(n, 300 + seed, seed % 2 ? 1e-3f : 30.0f));
+  std::vector<float> special = normal_floats(n, 320);
+  special[3] = NAN;
+  special[40] = INFINITY;
+  special[70] = -INFINITY;
+  special[100] = 3e38f;
+  for (int j = 128; j < 160; ++j) special[j] = NAN;  // a block of NaN only
+  special[200] = -0.0f;
+  rows.push_back(special);
+  for (const auto& x : rows) {
+    std::vector<BlockQ8_0> a0(n / 32), b0(n / 32);
+    dot_detail::quantize_act_q8_0(x.data(), a0.data(), n);
+    dot_detail::quantize_act_q8_0_avx2(x.data(), b0.data(), n);
+    EXPECT_EQ(std::memcmp(a0.data(), b0.data(), a0.size() * sizeof(BlockQ8_0)), 0);
+    std::vector<BlockQ8_1> a1(n / 32), b1(n / 32);
+    dot_detail::quantize_act_q8_1(x.data(), a1.data(), n);
+    dot_detail::quantize_act_q8_1_avx2(x.data(), b1.data(), n);
+    EXPECT_EQ(std::memcmp(a1.data(), b1.data(), a1.size() * sizeof(BlockQ8_1)), 0);
   }
 }
 

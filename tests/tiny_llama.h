@@ -8,10 +8,12 @@
 #include <cstdint>
 #include <random>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "engine/kv_cache.h"
 #include "engine/model.h"
+#include "quant/quantize.h"
 
 namespace optiq::test {
 
@@ -31,6 +33,7 @@ struct TinyLlamaShape {
   int64_t n_head = 4;
   int64_t n_head_kv = 2;
   uint32_t seed = 10;  // of the first weight; each next weight takes the next seed
+  GgmlType weight_type = GgmlType::F32;  // of every weight matrix (token_embd, the tied head, too)
 };
 
 // Weights N(0, 1/n_in), unit norms, no sliding window; head_dim 64.
@@ -43,24 +46,31 @@ inline engine::Model tiny_llama(const TinyLlamaShape& shape) {
   hp.attn_scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
   hp.swa_layers.assign(3, false);
   uint32_t seed = shape.seed;
-  auto weight = [&](const char* name, int64_t n_in, int64_t n_out) {
+  // GGUF names, as load_model gives them (adapters find their targets by name).
+  auto blk = [](int64_t i, const char* name) { return "blk." + std::to_string(i) + "." + name + ".weight"; };
+  auto weight = [&](const std::string& name, int64_t n_in, int64_t n_out) {
     const auto w = random_values(static_cast<size_t>(n_in * n_out), seed++, 1.0f / std::sqrt(static_cast<float>(n_in)));
-    return engine::make_weight_f32(name, n_in, n_out, w);
+    if (shape.weight_type == GgmlType::F32) return engine::make_weight_f32(name, n_in, n_out, w);
+    const size_t row_bytes = *ggml_row_bytes(shape.weight_type, static_cast<uint64_t>(n_in));
+    std::vector<std::byte> raw(row_bytes * static_cast<size_t>(n_out));
+    for (int64_t o = 0; o < n_out; ++o)
+      quantize_row(shape.weight_type, w.data() + o * n_in, raw.data() + o * row_bytes, n_in, nullptr);
+    return engine::make_weight(name, shape.weight_type, n_in, n_out, raw);
   };
-  m.token_embd = weight("token_embd", hp.n_embd, hp.n_vocab);
+  m.token_embd = weight("token_embd.weight", hp.n_embd, hp.n_vocab);
   m.output_norm.assign(static_cast<size_t>(hp.n_embd), 1.0f);
   const int64_t n_q = hp.n_head * hp.head_dim, n_kv = hp.n_head_kv * hp.head_dim;
   for (int64_t i = 0; i < hp.n_layer; ++i) {
     engine::Layer L;
     L.attn_norm.assign(static_cast<size_t>(hp.n_embd), 1.0f);
     L.ffn_norm = L.attn_norm;
-    L.wq = weight("wq", hp.n_embd, n_q);
-    L.wk = weight("wk", hp.n_embd, n_kv);
-    L.wv = weight("wv", hp.n_embd, n_kv);
-    L.wo = weight("wo", n_q, hp.n_embd);
-    L.ffn_gate = weight("gate", hp.n_embd, hp.n_ff);
-    L.ffn_up = weight("up", hp.n_embd, hp.n_ff);
-    L.ffn_down = weight("down", hp.n_ff, hp.n_embd);
+    L.wq = weight(blk(i, "attn_q"), hp.n_embd, n_q);
+    L.wk = weight(blk(i, "attn_k"), hp.n_embd, n_kv);
+    L.wv = weight(blk(i, "attn_v"), hp.n_embd, n_kv);
+    L.wo = weight(blk(i, "attn_output"), n_q, hp.n_embd);
+    L.ffn_gate = weight(blk(i, "ffn_gate"), hp.n_embd, hp.n_ff);
+    L.ffn_up = weight(blk(i, "ffn_up"), hp.n_embd, hp.n_ff);
+    L.ffn_down = weight(blk(i, "ffn_down"), hp.n_ff, hp.n_embd);
     m.layers.push_back(std::move(L));
   }
   return m;

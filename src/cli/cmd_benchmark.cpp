@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "cli/kv_cache_options.h"
+#include "cli/lora_options.h"
 #include "engine/model.h"
 #include "engine/threads.h"
 #include "eval/perplexity.h"
@@ -32,6 +33,7 @@ struct BenchmarkArgs {
   bool json = false;
   int threads = 0;
   KVCacheArgs kv;  // --cache-type-k/-v, --kv-config
+  std::vector<std::string> lora;  // --lora PATH[:SCALE], for MODEL (not the baseline)
 };
 
 // Perplexity of the text as `optiq perplexity -f FILE -c CTX` computes it.
@@ -54,12 +56,14 @@ double text_perplexity(const std::string& path, const engine::Model& model, cons
 }
 
 // Every measurement of one model, in this process.
-nlohmann::ordered_json measure(const std::string& path, const BenchmarkArgs& args) {
+nlohmann::ordered_json measure(const std::string& path, const BenchmarkArgs& args, const std::vector<std::string>& lora_specs) {
   const ModelSource src = open_model_source(path);
   uint64_t bytes = 0, params = 0;
   for (const auto& t : src.tensors) bytes += t.data.size(), params += t.n_elements();
   const auto t0 = std::chrono::steady_clock::now();
-  const engine::Model model = engine::load_model(src);
+  engine::Model model = engine::load_model(src);
+  const LoadedAdapters adapters = load_adapters(model, lora_specs);
+  model.deltas = adapters.deltas;
   const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   eval::SpeedOptions speed = args.speed;
   speed.kv = kv_cache_config(args.kv, model);
@@ -97,7 +101,8 @@ nlohmann::ordered_json measure(const std::string& path, const BenchmarkArgs& arg
 
 // measure() in a child process, so that each model's peak RSS is its own. The child sends its
 // JSON (or its error) through a pipe.
-nlohmann::ordered_json measure_in_child(const std::string& path, const BenchmarkArgs& args) {
+nlohmann::ordered_json measure_in_child(const std::string& path, const BenchmarkArgs& args,
+                                        const std::vector<std::string>& lora_specs) {
   int fds[2];
   if (pipe(fds) != 0) throw RuntimeError("benchmark: pipe failed");
   std::fflush(stdout);
@@ -107,7 +112,7 @@ nlohmann::ordered_json measure_in_child(const std::string& path, const Benchmark
     close(fds[0]);
     nlohmann::ordered_json out;
     try {
-      out = measure(path, args);
+      out = measure(path, args, lora_specs);
     } catch (const InputError& e) {
       out = {{"error", e.what()}, {"input_error", true}};
     } catch (const std::exception& e) {
@@ -194,18 +199,19 @@ Command register_benchmark(CLI::App& app) {
   sub->add_option("--chunks", args->ppl_chunks, "with -f: at most N chunks (default: all)")->check(CLI::PositiveNumber);
   sub->add_flag("--json", args->json, "print one JSON object instead of the table");
   add_kv_cache_options(sub, args->kv);
+  add_lora_option(sub, args->lora);
   return {sub, [args] {
             engine::set_num_threads(args->threads);
             const std::string path = resolve_model_argument(args->model);
             if (args->baseline.empty()) {
-              const nlohmann::ordered_json j = measure(path, *args);
+              const nlohmann::ordered_json j = measure(path, *args, args->lora);
               if (args->json) std::printf("%s\n", j.dump().c_str());
               else print_one(j);
               return 0;
             }
             const std::string base_path = resolve_model_argument(args->baseline);
-            const nlohmann::ordered_json m = measure_in_child(path, *args);
-            const nlohmann::ordered_json b = measure_in_child(base_path, *args);
+            const nlohmann::ordered_json m = measure_in_child(path, *args, args->lora);
+            const nlohmann::ordered_json b = measure_in_child(base_path, *args, {});
             if (args->json) std::printf("%s\n", nlohmann::ordered_json{{"model", m}, {"baseline", b}}.dump().c_str());
             else print_comparison(m, b);
             return 0;

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/kv_cache_options.h"
+#include "cli/lora_options.h"
 #include "engine/threads.h"
 #include "eval/eval_model.h"
 #include "eval/heatmap_svg.h"
@@ -29,6 +30,7 @@ struct EvalArgs {
   int threads = 0;
   int64_t n_ctx = 0;
   KVCacheArgs kv;  // the evaluated model's KV cache (the baseline keeps F32)
+  std::vector<std::string> lora;  // --lora PATH[:SCALE] on the evaluated model (not the baseline)
 };
 
 const std::vector<std::string>& known_tasks() {
@@ -216,6 +218,7 @@ Command register_eval(CLI::App& app) {
   sub->add_option("--hops", (*lists)[1], "hashhop hop counts, comma-separated (default 1,2)");
   sub->add_option("--depths", (*lists)[2], "needle depths in [0,1], comma-separated (default 0,0.25,0.5,0.75,1)");
   add_kv_cache_options(sub, args->kv);
+  add_lora_option(sub, args->lora);
   return {sub, [args, lists] {
             const auto& tasks = known_tasks();
             if (std::find(tasks.begin(), tasks.end(), args->task) == tasks.end())
@@ -239,6 +242,8 @@ Command register_eval(CLI::App& app) {
             const auto start = std::chrono::steady_clock::now();
             eval::EvalModel model(resolve_model_argument(args->model), chunked ? 0 : args->n_ctx);
             model.set_kv_config(kv_cache_config(args->kv, model.model()));
+            const LoadedAdapters adapters = load_adapters(model.model(), args->lora);
+            model.set_deltas(adapters.deltas);
             std::fprintf(stderr, "%s\n",
                          kv_cache_summary(engine::make_kv_cache(model.model(), model.n_ctx(), model.kv_config())).c_str());
             std::unique_ptr<eval::EvalModel> baseline;

@@ -29,6 +29,7 @@ Command register_generate(CLI::App& app) {
     std::optional<uint32_t> seed;  // unset: a random seed, printed
     int threads = 0;
     KVCacheArgs kv;
+    std::vector<std::string> lora;  // --lora PATH[:SCALE]
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("generate", "Continue a prompt, or answer it as a chat, with optiq's engine");
@@ -61,11 +62,12 @@ Command register_generate(CLI::App& app) {
                   "debugging aid: write JSON {tokens, n_prompt, logprobs} to FILE, logprobs[i] being "
                   "the log-softmax over the vocabulary after tokens[0..i]");
   add_kv_cache_options(sub, args->kv);
+  add_lora_option(sub, args->lora);
   return {sub, [args] {
             if (args->prompt.empty())
               throw InputError("optiq generate", std::nullopt, "the prompt is empty (-p TEXT)");
             engine::set_num_threads(args->threads);
-            const RunnableModel runnable = load_runnable_model(args->model);
+            const RunnableModel runnable = load_runnable_model(args->model, args->lora);
             const std::string& path = runnable.path;
             const engine::Model& model = runnable.model;
             const Tokenizer& tok = runnable.tok;

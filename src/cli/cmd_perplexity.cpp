@@ -25,6 +25,7 @@ struct PerplexityArgs {
   int64_t n_chunks = -1;  // < 0: all
   bool kl_divergence = false;
   int threads = 0;        // matmul threads, 0: the number of cores
+  std::vector<std::string> lora;  // --lora PATH[:SCALE]
   KVCacheArgs kv;
 };
 
@@ -138,9 +139,10 @@ Command register_perplexity(CLI::App& app) {
   sub->add_option("-t,--threads", args->threads, "matmul threads (default: the number of cores)")
       ->check(CLI::PositiveNumber);
   add_kv_cache_options(sub, args->kv);
+  add_lora_option(sub, args->lora);
   return {sub, [args] {
             engine::set_num_threads(args->threads);
-            const RunnableModel runnable = load_runnable_model(args->model);
+            const RunnableModel runnable = load_runnable_model(args->model, args->lora);
             const std::string& path = runnable.path;
             const engine::Model& model = runnable.model;
             const Tokenizer& tok = runnable.tok;

@@ -20,6 +20,9 @@
 #include "model/chat_prompt.h"
 #include "model/chat_template.h"
 #include "model/tokenizer.h"
+#include "lora/adapter.h"
+#include "serve/adapter_registry.h"
+#include "serve/api_errors.h"
 #include "serve/generator.h"
 #include "serve/http_server.h"
 #include "util/error.h"
@@ -47,6 +50,7 @@ Command register_serve(CLI::App& app) {
     int parallel = 1, threads = 0, timeout_s = 600, max_queue = 256;
     bool no_prompt_cache = false;
     KVCacheArgs kv;
+    std::vector<std::string> lora;  // NAME=PATH[:SCALE]
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("serve", "Serve a model over OpenAI- and Anthropic-compatible HTTP APIs");
@@ -76,6 +80,11 @@ Command register_serve(CLI::App& app) {
                 "offer a built-in 'python' tool that the server runs itself in optiq eval's sandbox (no network, "
                 "no kept files, 10 s), feeding the output back until the model answers");
   add_kv_cache_options(sub, args->kv);
+  sub->add_option("--lora", args->lora,
+                  "mount a LoRA adapter NAME=PATH[:SCALE] (PEFT folder or GGUF-LoRA file; NAME defaults to the file's "
+                  "name); requests pick adapters with \"lora\": [{\"id\", \"scale\"}] or \"model\": \"BASE+NAME\"; repeatable")
+      ->expected(1)
+      ->take_all();
   return {sub, [args] {
             if (pipe2(g_stop_pipe, O_CLOEXEC) != 0) throw RuntimeError("optiq serve: pipe2 failed");
             struct sigaction stop_action {};
@@ -110,6 +119,20 @@ Command register_serve(CLI::App& app) {
             gen_options.prompt_cache = !args->no_prompt_cache;
             serve::Generator generator(model, tok, std::move(tmpl), gen_options);
 
+            serve::AdapterRegistry adapters(model);
+            for (const std::string& spec : args->lora) {
+              const size_t eq = spec.find('=');
+              const lora::AdapterSpec s = lora::parse_adapter_spec(eq == std::string::npos ? spec : spec.substr(eq + 1));
+              const std::string name = eq == std::string::npos ? std::filesystem::path(s.path).stem().string() : spec.substr(0, eq);
+              try {
+                const auto a = adapters.load(name, s.path, s.scale);
+                std::fprintf(stderr, "optiq serve: LoRA adapter %s (id %d): %s, %zu matrices, scale %g\n", a->name.c_str(), a->id,
+                             a->path.c_str(), a->adapter.matrices.size(), static_cast<double>(a->scale));
+              } catch (const serve::ApiError& e) {
+                throw InputError("--lora " + spec, std::nullopt, e.what());
+              }
+            }
+
             serve::ServedModel served;
             served.path = args->model;
             served.file_name = std::filesystem::path(path).filename().string();
@@ -121,7 +144,7 @@ Command register_serve(CLI::App& app) {
             served.created = static_cast<int64_t>(std::time(nullptr));
 
             args->server.write_timeout = std::chrono::seconds(args->timeout_s);
-            serve::HttpServer server(generator, served, args->server);
+            serve::HttpServer server(generator, adapters, served, args->server);
             server.bind();
             std::fprintf(stderr, "optiq serve: %s, %d slot(s) of %lld tokens; %s\n", served.alias.c_str(), args->parallel,
                          static_cast<long long>(gen_options.n_ctx), kv_cache_summary(generator.cache(0)).c_str());

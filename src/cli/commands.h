@@ -28,6 +28,7 @@ Command register_pareto(CLI::App& app);
 Command register_latency(CLI::App& app);
 Command register_kv_cache(CLI::App& app);
 Command register_serve(CLI::App& app);
+Command register_lora(CLI::App& app);
 
 // A model argument as users give it (folder, .gguf, or hub id org/name[@rev]) -> local path.
 std::string resolve_model_argument(const std::string& arg);

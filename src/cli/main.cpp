@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
                                              cli::register_pareto(app),
                                              cli::register_latency(app),
                                              cli::register_kv_cache(app),
-                                             cli::register_serve(app)};
+                                             cli::register_serve(app),
+                                             cli::register_lora(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -5,22 +5,13 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/threads.h"
+#include "engine/ops.h"
 #include "quant/dot.h"
 #include "quant/float16.h"
 #include "quant/quantize.h"
 
 namespace optiq::engine {
 namespace {
-
-// y += x * a over n floats with fused multiply-adds (ggml_vec_mad_f32 on an FMA machine).
-[[gnu::target("avx2,fma")]] void mad_fma(float* y, const float* x, float a, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = __builtin_fmaf(x[i], a, y[i]);
-}
-// The same results where the CPU has no FMA instruction (a library call per element).
-void mad_portable(float* y, const float* x, float a, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = std::fma(x[i], a, y[i]);
-}
 
 // One stored head row [head_dim] of `type` as floats; returns x itself for F32 storage.
 const float* to_float(GgmlType type, const uint8_t* row, float* buf, int64_t n) {
@@ -39,12 +30,10 @@ void causal_attention_cached(const float* q, const LayerKVCache& kv, int64_t n_t
   const GgmlType k_type = kv_ggml_type(kv.k_type()), v_type = kv_ggml_type(kv.v_type());
   const GgmlType q_type = *vec_dot_type(k_type);
   const VecDotFn dot = vec_dot_kernel(k_type);
-  const auto mad = dot_isa_available(DotIsa::Avx2) ? mad_fma : mad_portable;
   const auto d = static_cast<uint64_t>(D);
   const size_t k_head_bytes = *ggml_row_bytes(k_type, d), v_head_bytes = *ggml_row_bytes(v_type, d);
   const size_t q_bytes = *ggml_row_bytes(q_type, d);
-  const int64_t work = n_tokens * n_head * (pos0 + n_tokens) * D;
-  const int threads = work < 100'000 ? 1 : num_threads();
+  const int threads = attention_threads(n_tokens * n_head * (pos0 + n_tokens) * D);
   // One item is a token and a K/V head with the query heads that share it, so each stored value
   // row is dequantized once per token for the whole group.
   const int64_t group = n_head / n_head_kv, n_items = n_tokens * n_head_kv;

@@ -8,7 +8,6 @@
 #include <cblas.h>
 
 #include "engine/ops.h"
-#include "engine/threads.h"
 #include "quant/dot.h"
 #include "quant/float16.h"
 #include "quant/quantize.h"
@@ -114,8 +113,7 @@ void attention_decoded(const float* q, const LayerKVCache& kv, const CacheSide& 
     qs = q_rot.data();
   }
   const VecDotFn dot = vec_dot_kernel(GgmlType::F32);
-  const int64_t work = n_tokens * n_head * n_ctx * D;
-  const int threads = work < 100'000 ? 1 : num_threads();
+  const int threads = attention_threads(n_tokens * n_head * n_ctx * D);
   const int64_t max_f16 = kv.max_f16_positions();
 #pragma omp parallel num_threads(threads)
   {
@@ -166,14 +164,6 @@ void attention_decoded(const float* q, const LayerKVCache& kv, const CacheSide& 
   }
 }
 
-// y += x * a over n floats with fused multiply-adds, vectorized where the CPU has AVX2.
-[[gnu::target("avx2,fma")]] void mad_fma(float* y, const float* x, float a, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = __builtin_fmaf(x[i], a, y[i]);
-}
-void mad_portable(float* y, const float* x, float a, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += x[i] * a;
-}
-
 // Decode: scores from codes, values summed from codes, per (token, KV head) with the query
 // heads that share it: each TurboQuant row is decoded once for the whole group
 // (TurboQuantizer::score_rows / accumulate_rows). Positions outside kv.codes_span read their f16
@@ -185,9 +175,7 @@ void attention_from_codes(const float* q, const LayerKVCache& kv, const CacheSid
   const int64_t group = n_head / n_head_kv, n_items = n_tokens * n_head_kv;
   const int64_t q_floats = ks.turbo ? ks.turbo->query_floats() : D;  // per prepared query head
   const VecDotFn dot = vec_dot_kernel(GgmlType::F32);
-  const auto mad = dot_isa_available(DotIsa::Avx2) ? mad_fma : mad_portable;
-  const int64_t work = n_tokens * n_head * (pos0 + n_tokens) * D;
-  const int threads = work < 100'000 ? 1 : num_threads();
+  const int threads = attention_threads(n_tokens * n_head * (pos0 + n_tokens) * D);
 #pragma omp parallel num_threads(threads)
   {
     std::vector<float> prepared(static_cast<size_t>(group * q_floats));         // [group, q_floats]

@@ -1,10 +1,12 @@
 #include "engine/model.h"
 
 #include <cmath>
+#include <exception>
 
 #include "engine/attention_blocks.h"
 #include "engine/attention_turbo.h"
 #include "engine/ops.h"
+#include "engine/threads.h"
 #include "util/error.h"
 
 namespace optiq::engine {
@@ -167,16 +169,25 @@ KVCache make_kv_cache(const Model& model, int64_t n_ctx, std::span<const KVType>
 
 namespace {
 
-// Every weight product of a pass goes through here: the observer sees the input, and a swapped
-// weight is multiplied in place of the model's.
+// Every weight product of a pass goes through here: the observer sees the input, a swapped
+// weight is multiplied in place of the model's, and each sequence's low-rank deltas of the
+// weight are added on that sequence's rows.
 struct Matmul {
   const MatmulObserver* observer = nullptr;
   WeightSwap swap;
+  std::vector<LowRankDeltas> deltas;  // [sequences] each one's adapters, or empty: none at all
+  std::vector<int64_t> rows;          // [sequences] rows each sequence has in the next products
 
   void operator()(const Weight& w, const float* x, int64_t n_tokens, float* y) const {
     const Weight& use = &w == swap.original ? *swap.replacement : w;
     if (observer && *observer) (*observer)(use, x, n_tokens);
     matmul(use, x, n_tokens, y);
+    int64_t r0 = 0;  // the sequence's first row
+    for (size_t i = 0; i < deltas.size(); ++i) {
+      for (const LowRankDelta& d : deltas[i])
+        if (d.target == &w) add_low_rank(d, x + r0 * w.n_in, rows[i], y + r0 * w.n_out);
+      r0 += rows[i];
+    }
   }
 };
 
@@ -225,6 +236,18 @@ struct SequenceRows {
   int64_t len = 0;
 };
 
+// True for two or more sequences of fewer than kAttentionGemmTokens rows each, every one in a
+// cache of its own: their attention can run one sequence per thread.
+bool decode_steps_only(std::span<const SequenceRows> seqs) {
+  if (seqs.size() < 2) return false;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    if (seqs[i].len >= kAttentionGemmTokens) return false;
+    for (size_t j = 0; j < i; ++j)
+      if (seqs[j].kv == seqs[i].kv) return false;
+  }
+  return true;
+}
+
 // Block il on the residual stream x [n, n_embd], in place. x holds the sequences of `seqs` one
 // after another (their len add up to n): the matmuls see them as one batch (each weight row read
 // once for all of them), positions, caches and attention are each sequence's own. Sequences
@@ -262,8 +285,9 @@ void run_block(const Model& model, int64_t il, float* x, int64_t n, std::span<co
   }
   if (const int64_t w = kv0.v_rotation()) hadamard_transform(s.v.data(), n * n_kv, w);
   const int64_t window = swa ? hp.n_swa : 0;
-  int64_t t0 = 0;  // the sequence's first row in the batch
-  for (const SequenceRows& seq : seqs) {
+  std::vector<int64_t> first_row(seqs.size());  // each sequence's first row in the batch
+  for (size_t i = 1; i < seqs.size(); ++i) first_row[i] = first_row[i - 1] + seqs[i - 1].len;
+  const auto attend = [&](const SequenceRows& seq, int64_t t0) {
     LayerKVCache& kv = *seq.kv;
     const int64_t pos0 = seq.pos0, len = seq.len;
     float* q = s.q.data() + t0 * n_q;
@@ -276,7 +300,24 @@ void run_block(const Model& model, int64_t il, float* x, int64_t n, std::span<co
     else
       causal_attention(q, kv.keys(pos0 + len), kv.values(pos0 + len), len, pos0, hp.n_head, hp.n_head_kv, D,
                        hp.attn_scale, window, out);
-    t0 += len;
+  };
+  // Decode steps of several sequences: one sequence per thread (each one's attention alone is
+  // too small to split, and would run on one thread while the others wait). The attention
+  // functions' own parallel regions are nested inside and run on their caller's thread.
+  if (decode_steps_only(seqs)) {
+    std::exception_ptr error;  // an exception may not leave a parallel region
+#pragma omp parallel for num_threads(num_threads()) schedule(dynamic)
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      try {
+        attend(seqs[i], first_row[i]);
+      } catch (...) {
+#pragma omp critical(optiq_attention_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+  } else {
+    for (size_t i = 0; i < seqs.size(); ++i) attend(seqs[i], first_row[i]);
   }
   if (const int64_t w = kv0.v_rotation()) hadamard_transform(s.attn.data(), n * n_q, w);
   mm(L.wo, s.attn.data(), n, s.proj.data());
@@ -349,7 +390,8 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
              bool all_logits, float* logits, const MatmulObserver& observer) {
   const HParams& hp = model.hp;
   const int64_t n = static_cast<int64_t>(tokens.size());
-  const Matmul mm{&observer, {}};
+  Matmul mm{&observer, {}, {}, {}};
+  if (!model.deltas.empty()) mm.deltas = {model.deltas}, mm.rows = {n};
   Scratch s(hp, n);
   KVCache* const one_cache[1] = {&cache};
   const std::span<const int32_t> one_sequence[1] = {tokens};
@@ -359,11 +401,20 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
 }
 
 void forward_batch(const Model& model, std::span<KVCache* const> caches, std::span<const std::span<const int32_t>> tokens,
-                   float* logits) {
+                   float* logits, std::span<const LowRankDeltas> deltas) {
   const HParams& hp = model.hp;
+  if (!deltas.empty() && deltas.size() != caches.size())
+    throw std::invalid_argument("forward_batch: one adapter set per sequence expected");
+  Matmul mm;
   int64_t n = 0;
-  for (const std::span<const int32_t> t : tokens) n += static_cast<int64_t>(t.size());
-  const Matmul mm{};
+  for (const std::span<const int32_t> t : tokens) {
+    n += static_cast<int64_t>(t.size());
+    mm.rows.push_back(static_cast<int64_t>(t.size()));
+  }
+  if (!deltas.empty())
+    mm.deltas.assign(deltas.begin(), deltas.end());
+  else if (!model.deltas.empty())
+    mm.deltas.assign(caches.size(), model.deltas);
   Scratch s(hp, n);
   const std::vector<float> x = run_sequences(model, caches, tokens, mm, s);
   // Each sequence's last row, gathered for one head product: [n_seq, n_embd].
@@ -374,6 +425,7 @@ void forward_batch(const Model& model, std::span<KVCache* const> caches, std::sp
     row += static_cast<int64_t>(tokens[i].size());
     std::copy_n(x.data() + row * hp.n_embd, hp.n_embd, last.data() + static_cast<int64_t>(i) * hp.n_embd);
   }
+  mm.rows.assign(caches.size(), 1);  // deltas target block weights only; the head sees one row each
   run_head(model, last.data(), n_seq, mm, s.cur.data(), logits);
 }
 
@@ -421,7 +473,7 @@ void forward_from_block(const Model& model, const BlockInputCache& cache, int64_
                         swap.replacement->n_out != swap.original->n_out))
     throw std::invalid_argument("forward_from_block: the replacement's shape differs from " + swap.original->name);
   const int64_t n = cache.n_tokens;
-  const Matmul mm{nullptr, swap};
+  const Matmul mm{nullptr, swap, {}, {}};
   Scratch s(hp, n);
   std::vector<float> x = cache.inputs[static_cast<size_t>(first_block)];
   if (first_block == 0 && swap.original == &model.token_embd) embed(hp, *swap.replacement, cache.tokens, x.data());

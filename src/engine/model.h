@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "engine/kv_cache.h"
+#include "engine/low_rank.h"
 #include "engine/ops.h"
 #include "engine/weight.h"
 #include "model/arch.h"
@@ -74,6 +75,10 @@ struct Model {
   std::vector<float> output_norm;  // [n_embd]
   Weight output;                   // [n_vocab, n_embd], or empty (n_out 0) when tied to token_embd
   std::vector<float> rope_freqs;   // [n_rot / 2] per-frequency divisors (Llama 3), or empty
+  // Adapters every pass applies unless forward_batch is given a set per sequence (optiq's
+  // commands' --lora); each targets a weight in `layers` and points into memory the caller
+  // keeps alive. Empty: the base model.
+  std::vector<LowRankDelta> deltas;
 
   // The vocabulary projection: output, or token_embd itself for a model that ties them (one
   // copy in memory, and swapping token_embd changes both ends, as quantizing it does).
@@ -108,13 +113,15 @@ void forward(const Model& model, KVCache& cache, std::span<const int32_t> tokens
 // Several sequences in one pass, each in its own cache (continuous batching: the decode steps of
 // all of a server's active requests): tokens[i] runs at positions caches[i]->n_past onwards and
 // is appended there. The matmuls see all rows as one batch, so each weight row is read once per
-// pass. While the batch is small enough for matmul's few-token path (weight.h: under 16 rows
-// for the legacy blocks, 64 for K-quants, 4 for float weights) every row goes through the dot
+// pass. While the batch is small enough for matmul's few-token path (weight.h: under 64 rows
+// for block types, 4 for float weights) every row goes through the dot
 // kernels of a pass of its own, and the logits equal forward()'s bit for bit. Writes logits
-// [caches.size(), n_vocab]: each sequence's last token. Throws InputError as forward() does,
-// std::invalid_argument for mismatched spans or a cache given twice.
+// [caches.size(), n_vocab]: each sequence's last token. `deltas`, when not empty, holds each
+// sequence's adapters ([caches.size()], used instead of model.deltas): the base product is
+// computed once for the whole batch, each delta only on its sequence's rows. Throws InputError
+// as forward() does, std::invalid_argument for mismatched spans or a cache given twice.
 void forward_batch(const Model& model, std::span<KVCache* const> caches, std::span<const std::span<const int32_t>> tokens,
-                   float* logits);
+                   float* logits, std::span<const LowRankDeltas> deltas = {});
 
 // --- Re-running part of the model with one weight replaced (sensitivity measurement) ---------
 

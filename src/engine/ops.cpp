@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/threads.h"
+#include "quant/dot.h"
 #include "quant/float16.h"
 
 namespace optiq::engine {
@@ -58,6 +59,22 @@ void hadamard_transform(float* x, int64_t n, int64_t width) {
           c[j + span] = u - v;
         }
   }
+}
+
+namespace {
+
+[[gnu::target("avx2,fma")]] void mad_fma(float* y, const float* x, float a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = __builtin_fmaf(x[i], a, y[i]);
+}
+void mad_portable(float* y, const float* x, float a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = std::fma(x[i], a, y[i]);
+}
+
+}  // namespace
+
+void mad(float* y, const float* x, float a, int64_t n) {
+  static const auto kernel = dot_isa_available(DotIsa::Avx2) ? mad_fma : mad_portable;
+  kernel(y, x, a, n);
 }
 
 void softmax(float* x, int64_t n) {
@@ -126,6 +143,7 @@ void attention_by_pair(const float* q, const float* k, const float* v, int64_t n
                        int threads, float* out) {
   const int64_t kv_stride = n_head_kv * head_dim;  // floats per cached position
   const int64_t n_items = n_tokens * n_head;
+  const VecDotFn dot = vec_dot_kernel(GgmlType::F32);
 #pragma omp parallel num_threads(threads)
   {
     std::vector<float> scores(static_cast<size_t>(pos0 + n_tokens));  // [positions visible]
@@ -136,20 +154,13 @@ void attention_by_pair(const float* q, const float* k, const float* v, int64_t n
       const int64_t n_visible = last - first + 1;
       const int64_t g = kv_head_of(h, n_head, n_head_kv);
       const float* qh = q + (t * n_head + h) * head_dim;
-      for (int64_t j = 0; j < n_visible; ++j) {
-        const float* kj = k + (first + j) * kv_stride + g * head_dim;
-        float dot = 0.0f;
-        for (int64_t d = 0; d < head_dim; ++d) dot += qh[d] * kj[d];
-        scores[static_cast<size_t>(j)] = dot * scale;
-      }
+      for (int64_t j = 0; j < n_visible; ++j)
+        scores[static_cast<size_t>(j)] = dot(head_dim, k + (first + j) * kv_stride + g * head_dim, qh) * scale;
       softmax(scores.data(), n_visible);
       float* oh = out + (t * n_head + h) * head_dim;
-      for (int64_t d = 0; d < head_dim; ++d) oh[d] = 0.0f;
-      for (int64_t j = 0; j < n_visible; ++j) {
-        const float* vj = v + (first + j) * kv_stride + g * head_dim;
-        const float wj = scores[static_cast<size_t>(j)];
-        for (int64_t d = 0; d < head_dim; ++d) oh[d] += wj * vj[d];
-      }
+      std::fill(oh, oh + head_dim, 0.0f);
+      for (int64_t j = 0; j < n_visible; ++j)
+        mad(oh, v + (first + j) * kv_stride + g * head_dim, scores[static_cast<size_t>(j)], head_dim);
     }
   }
 }
@@ -187,12 +198,12 @@ void attention_by_head(const float* q, const float* k, const float* v, int64_t n
 
 }  // namespace
 
+int attention_threads(int64_t work) { return work < 32'768 ? 1 : num_threads(); }
+
 void causal_attention(const float* q, const float* k, const float* v, int64_t n_tokens,
                       int64_t pos0, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
                       float scale, int64_t window, float* out) {
-  // Threads only pay off past ~100K multiply-adds; decode of a short context stays serial.
-  const int64_t work = n_tokens * n_head * (pos0 + n_tokens) * head_dim;
-  const int threads = work < 100'000 ? 1 : num_threads();
+  const int threads = attention_threads(n_tokens * n_head * (pos0 + n_tokens) * head_dim);
   if (n_tokens >= kAttentionGemmTokens)
     attention_by_head(q, k, v, n_tokens, pos0, n_head, n_head_kv, head_dim, scale, window, threads, out);
   else

@@ -32,6 +32,10 @@ void rope(RopeType type, float* x, int64_t n_heads, int64_t head_dim, int64_t n_
 // span 1, 2, 4, ... . The transform is its own inverse.
 void hadamard_transform(float* x, int64_t n, int64_t width);
 
+// y[i] += x[i] * a over [n] floats as fused multiply-adds (ggml_vec_mad_f32 on an FMA machine):
+// AVX2+FMA code where the CPU has it, std::fma otherwise, the same results either way.
+void mad(float* y, const float* x, float a, int64_t n);
+
 // In-place softmax over x[0, n): max-subtracted, like ggml_soft_max.
 void softmax(float* x, int64_t n);
 
@@ -68,6 +72,10 @@ inline int64_t kv_head_of(int64_t head, int64_t n_head, int64_t n_head_kv) {
 // and output); smaller ones (decode) loop over (token, head) pairs. Either way the work is
 // spread over the engine's threads when it is large enough.
 inline constexpr int64_t kAttentionGemmTokens = 8;
+// Threads for an attention of `work` multiply-adds (tokens × query heads × visible positions ×
+// head width), shared by every cache layout: one below ~32K, where starting a parallel region
+// costs about what the second thread saves.
+int attention_threads(int64_t work);
 void causal_attention(const float* q, const float* k, const float* v, int64_t n_tokens,
                       int64_t pos0, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
                       float scale, int64_t window, float* out);

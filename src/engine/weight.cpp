@@ -16,16 +16,15 @@ namespace optiq::engine {
 namespace {
 
 // From this many tokens on, matmul dequantizes tiles of rows and calls sgemm (prefill);
-// below it every output is a vec_dot on quantized activations (decode). The crossover is where
-// sgemm's gain pays for dequantizing the whole weight once per call, measured with
-// optiq_kernels_bench on 4096 x 4096 (docs/benchmarks.md): float types from a few tokens on,
-// the legacy blocks from ~16, the K-quants (slower scalar dequantization) from ~64.
+// below it every output is a vec_dot on quantized activations (decode, and a server's batched
+// decode). The crossover is where sgemm's gain pays for dequantizing the whole weight once per
+// call, measured with optiq_kernels_bench on 4096 x 4096 (docs/benchmarks.md): float types from
+// a few tokens on; the block types from 64 (the legacy blocks' many-rows kernels, which unpack
+// a weight block once for four tokens, run 32 tokens at ~40 GFLOP/s on one core, sgemm of
+// dequantized tiles 64 tokens at 30-43).
 int64_t sgemm_min_tokens(GgmlType type) {
   switch (type) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: return 4;
-    case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q8_0:
-    case GgmlType::IQ4_NL:
-      return 16;
     default: return 64;
   }
 }
@@ -67,10 +66,15 @@ void matmul_vec_dot(const Weight& w, const float* x, int64_t n_tokens, float* y)
     for (int64_t t = 0; t < n_tokens; ++t) quantize_activation(act_type, x + t * n_in, act.data() + t * act_bytes, n_in);
     acts = act.data();
   }
+  const VecDotRowsFn dot_rows = n_tokens > 1 ? vec_dot_rows_kernel(w.type) : nullptr;
+  const size_t row_bytes = w.row_bytes();
 #pragma omp parallel for num_threads(threads_for(n_in * n_out * n_tokens)) schedule(static)
   for (int64_t o = 0; o < n_out; ++o) {
-    const std::byte* row = w.row(o);
-    for (int64_t t = 0; t < n_tokens; ++t) y[t * n_out + o] = dot(n_in, row, acts + t * act_bytes);
+    const std::byte* row = w.data.data() + static_cast<size_t>(o) * row_bytes;
+    if (dot_rows)
+      dot_rows(n_in, row, acts, act_bytes, n_tokens, y + o, n_out);
+    else
+      for (int64_t t = 0; t < n_tokens; ++t) y[t * n_out + o] = dot(n_in, row, acts + t * act_bytes);
   }
 }
 

@@ -32,6 +32,8 @@ class EvalModel {
   // How every KV cache this model makes is stored (default: F32 in every layer).
   const engine::KVCacheConfig& kv_config() const { return kv_; }
   void set_kv_config(engine::KVCacheConfig kv) { kv_ = std::move(kv); }
+  // Adapters applied to every pass (engine::Model::deltas); the caller keeps their factors alive.
+  void set_deltas(std::vector<engine::LowRankDelta> deltas) { model_.deltas = std::move(deltas); }
   const engine::Model& model() const { return model_; }
   const Tokenizer& tokenizer() const { return tok_; }
   int64_t n_ctx() const { return n_ctx_; }

@@ -61,13 +61,18 @@ std::optional<GgmlType> vec_dot_type(GgmlType weight_type) {
 
 void quantize_activation(GgmlType act_type, const float* x, void* dst, int64_t n) {
   check_activation_row(act_type, n, "quantize_activation");
+  static const bool avx2 = dot_isa_available(DotIsa::Avx2);
   const auto count = static_cast<size_t>(n);
   switch (act_type) {
     case GgmlType::F32: std::copy(x, x + n, static_cast<float*>(dst)); break;
     case GgmlType::F16: f32_to_f16_n(x, static_cast<uint16_t*>(dst), count); break;
     case GgmlType::BF16: f32_to_bf16_n(x, static_cast<uint16_t*>(dst), count); break;
-    case GgmlType::Q8_0: dot_detail::quantize_act_q8_0(x, static_cast<BlockQ8_0*>(dst), n); break;
-    case GgmlType::Q8_1: dot_detail::quantize_act_q8_1(x, static_cast<BlockQ8_1*>(dst), n); break;
+    case GgmlType::Q8_0:
+      (avx2 ? dot_detail::quantize_act_q8_0_avx2 : dot_detail::quantize_act_q8_0)(x, static_cast<BlockQ8_0*>(dst), n);
+      break;
+    case GgmlType::Q8_1:
+      (avx2 ? dot_detail::quantize_act_q8_1_avx2 : dot_detail::quantize_act_q8_1)(x, static_cast<BlockQ8_1*>(dst), n);
+      break;
     default: dot_detail::quantize_act_q8_k(x, static_cast<BlockQ8_K*>(dst), n); break;
   }
 }
@@ -104,6 +109,11 @@ const char* dot_isa_name(DotIsa isa) { return isa == DotIsa::Avx2 ? "avx2" : "sc
 VecDotFn vec_dot_kernel(GgmlType weight_type, DotIsa isa) {
   if (!dot_isa_available(isa)) return nullptr;
   return isa == DotIsa::Avx2 ? dot_detail::avx2_kernel(weight_type) : dot_detail::scalar_kernel(weight_type);
+}
+
+VecDotRowsFn vec_dot_rows_kernel(GgmlType weight_type, DotIsa isa) {
+  if (isa != DotIsa::Avx2 || !dot_isa_available(isa)) return nullptr;
+  return dot_detail::avx2_rows_kernel(weight_type);
 }
 
 float vec_dot(GgmlType weight_type, int64_t n, const void* w_row, const void* act_row) {

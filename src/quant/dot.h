@@ -6,6 +6,7 @@
 // so the portable build uses them on CPUs that have them. There is no AVX-512 code.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 
@@ -33,6 +34,12 @@ void dequantize_activation(GgmlType act_type, const void* src, float* x, int64_t
 // validated the type and n (a multiple of the block size).
 using VecDotFn = float (*)(int64_t n, const void* w_row, const void* act_row);
 
+// One stored row against n_act activation rows that lie act_stride bytes apart:
+// out[j * out_stride] = the VecDotFn's dot with row j, bit for bit, but each weight block is
+// unpacked once for several activation rows (batched decode, where the row sits in L1 anyway).
+using VecDotRowsFn = void (*)(int64_t n, const void* w_row, const void* act_rows, size_t act_stride, int64_t n_act,
+                              float* out, int64_t out_stride);
+
 enum class DotIsa { Scalar, Avx2 };
 
 // True when this CPU can run `isa` (Scalar always; Avx2 needs AVX2, FMA, F16C and OS support
@@ -46,6 +53,12 @@ const char* dot_isa_name(DotIsa isa);
 // kernel or the isa is not available.
 VecDotFn vec_dot_kernel(GgmlType weight_type, DotIsa isa);
 inline VecDotFn vec_dot_kernel(GgmlType weight_type) { return vec_dot_kernel(weight_type, dot_isa_best()); }
+// The many-rows kernel on `isa` for the legacy block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
+// IQ4_NL) on AVX2; null otherwise, where callers loop over vec_dot_kernel's.
+VecDotRowsFn vec_dot_rows_kernel(GgmlType weight_type, DotIsa isa);
+inline VecDotRowsFn vec_dot_rows_kernel(GgmlType weight_type) {
+  return vec_dot_rows_kernel(weight_type, dot_isa_best());
+}
 
 // One dot product with the best kernel; throws std::invalid_argument for an unsupported type.
 float vec_dot(GgmlType weight_type, int64_t n, const void* w_row, const void* act_row);

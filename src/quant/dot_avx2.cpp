@@ -1,16 +1,18 @@
-// AVX2 + FMA + F16C dot kernels. CMakeLists.txt compiles this file alone with those
-// instructions enabled; the rest of optiq stays portable, and dot.cpp calls in here only after
-// cpuid says the CPU has them. Everything here is file-local except avx2_kernel: an inline
-// function from a shared header compiled in this file could be picked by the linker for the
-// whole program and run AVX2 code on a CPU without it, so only headers with plain declarations,
-// structs and constants are included.
+// AVX2 + FMA + F16C dot kernels and activation quantizers. CMakeLists.txt compiles this file
+// alone with those instructions enabled; the rest of optiq stays portable, and dot.cpp calls in
+// here only after cpuid says the CPU has them. Everything here is file-local except the entry
+// points dot_impl.h declares: an inline function from a shared header compiled in this file
+// could be picked by the linker for the whole program and run AVX2 code on a CPU without it, so
+// only headers with plain declarations, structs and constants are included.
 //
 // Integer sums are exact, as in the scalar kernels; only the f32 accumulation order differs
 // (eight lanes, then a horizontal sum).
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "quant/dot_impl.h"
 
@@ -141,37 +143,102 @@ float dot_unsigned_q8_1(int64_t n, const void* w, const void* a, Levels levels) 
   return hsum(acc) + mins;
 }
 
+// The two templates above for T activation rows at once (batched decode): each weight block is
+// unpacked once and multiplied with every row's block. Row j's sums run in the same order as
+// the one-row kernel's, so out[j * out_stride] is that kernel's result bit for bit.
+template <int T, typename Block, typename Levels>
+void dot_signed_q8_0_rows(int64_t n, const Block* x, const std::byte* a, size_t act_stride, float* out,
+                          int64_t out_stride, Levels levels) {
+  const BlockQ8_0* y[T];
+  __m256 acc[T];
+  for (int j = 0; j < T; ++j) {
+    y[j] = reinterpret_cast<const BlockQ8_0*>(a + j * act_stride);
+    acc[j] = _mm256_setzero_ps();
+  }
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const __m256i q = levels(x[b]);
+    const __m256i q_abs = _mm256_sign_epi8(q, q);  // madd_i8's unsigned operand, shared by the rows
+    const float dx = f16(x[b].d);
+    for (int j = 0; j < T; ++j) {
+      const __m256i p = _mm256_maddubs_epi16(q_abs, _mm256_sign_epi8(load32(y[j][b].qs), q));
+      acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dx * f16(y[j][b].d)), _mm256_cvtepi32_ps(widen(p, ones16())), acc[j]);
+    }
+  }
+  for (int j = 0; j < T; ++j) out[j * out_stride] = hsum(acc[j]);
+}
+
+template <int T, typename Block, typename Levels>
+void dot_unsigned_q8_1_rows(int64_t n, const Block* x, const std::byte* a, size_t act_stride, float* out,
+                            int64_t out_stride, Levels levels) {
+  const BlockQ8_1* y[T];
+  __m256 acc[T];
+  float mins[T];
+  for (int j = 0; j < T; ++j) {
+    y[j] = reinterpret_cast<const BlockQ8_1*>(a + j * act_stride);
+    acc[j] = _mm256_setzero_ps();
+    mins[j] = 0;
+  }
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const __m256i q = levels(x[b]);
+    const float dx = f16(x[b].d), mx = f16(x[b].m);
+    for (int j = 0; j < T; ++j) {
+      const __m256i isum = widen(_mm256_maddubs_epi16(q, load32(y[j][b].qs)), ones16());
+      acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(dx * f16(y[j][b].d)), _mm256_cvtepi32_ps(isum), acc[j]);
+      mins[j] += mx * f16(y[j][b].s);
+    }
+  }
+  for (int j = 0; j < T; ++j) out[j * out_stride] = hsum(acc[j]) + mins[j];
+}
+
+// n_act rows in groups of four, then the remainder.
+template <typename Block, bool Signed, __m256i (*levels)(const Block&)>
+void dot_rows(int64_t n, const void* w, const void* acts, size_t act_stride, int64_t n_act, float* out,
+              int64_t out_stride) {
+  const Block* x = static_cast<const Block*>(w);
+  const auto* a = static_cast<const std::byte*>(acts);
+  const auto run = [&]<int T>(std::integral_constant<int, T>, int64_t j) {
+    if constexpr (Signed)
+      dot_signed_q8_0_rows<T>(n, x, a + j * act_stride, act_stride, out + j * out_stride, out_stride, levels);
+    else
+      dot_unsigned_q8_1_rows<T>(n, x, a + j * act_stride, act_stride, out + j * out_stride, out_stride, levels);
+  };
+  int64_t j = 0;
+  for (; j + 4 <= n_act; j += 4) run(std::integral_constant<int, 4>{}, j);
+  switch (n_act - j) {
+    case 3: run(std::integral_constant<int, 3>{}, j); break;
+    case 2: run(std::integral_constant<int, 2>{}, j); break;
+    case 1: run(std::integral_constant<int, 1>{}, j); break;
+    default: break;
+  }
+}
+
 uint32_t load_u32(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
   return v;
 }
 
-float dot_q4_0(int64_t n, const void* w, const void* a) {
-  return dot_signed_q8_0<BlockQ4_0>(
-      n, w, a, [](const BlockQ4_0& b) { return _mm256_sub_epi8(unpack_nibbles(b.qs), _mm256_set1_epi8(8)); });
+// Each legacy block's 32 levels as bytes (signed for the Q8_0 partners, unsigned for Q8_1's).
+__m256i q4_0_levels(const BlockQ4_0& b) { return _mm256_sub_epi8(unpack_nibbles(b.qs), _mm256_set1_epi8(8)); }
+__m256i q5_0_levels(const BlockQ5_0& b) {
+  const __m256i q = _mm256_or_si256(unpack_nibbles(b.qs), expand_bits(load_u32(b.qh), 0x10));
+  return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
 }
-float dot_q5_0(int64_t n, const void* w, const void* a) {
-  return dot_signed_q8_0<BlockQ5_0>(n, w, a, [](const BlockQ5_0& b) {
-    const __m256i q = _mm256_or_si256(unpack_nibbles(b.qs), expand_bits(load_u32(b.qh), 0x10));
-    return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-  });
+__m256i q8_0_levels(const BlockQ8_0& b) { return load32(b.qs); }
+__m256i iq4_nl_levels(const BlockIQ4_NL& b) { return _mm256_shuffle_epi8(iq4_grid(), unpack_nibbles(b.qs)); }
+__m256i q4_1_levels(const BlockQ4_1& b) { return unpack_nibbles(b.qs); }
+__m256i q5_1_levels(const BlockQ5_1& b) {
+  return _mm256_or_si256(unpack_nibbles(b.qs), expand_bits(load_u32(b.qh), 0x10));
 }
-float dot_q8_0(int64_t n, const void* w, const void* a) {
-  return dot_signed_q8_0<BlockQ8_0>(n, w, a, [](const BlockQ8_0& b) { return load32(b.qs); });
-}
+
+float dot_q4_0(int64_t n, const void* w, const void* a) { return dot_signed_q8_0<BlockQ4_0>(n, w, a, q4_0_levels); }
+float dot_q5_0(int64_t n, const void* w, const void* a) { return dot_signed_q8_0<BlockQ5_0>(n, w, a, q5_0_levels); }
+float dot_q8_0(int64_t n, const void* w, const void* a) { return dot_signed_q8_0<BlockQ8_0>(n, w, a, q8_0_levels); }
 float dot_iq4_nl(int64_t n, const void* w, const void* a) {
-  return dot_signed_q8_0<BlockIQ4_NL>(
-      n, w, a, [](const BlockIQ4_NL& b) { return _mm256_shuffle_epi8(iq4_grid(), unpack_nibbles(b.qs)); });
+  return dot_signed_q8_0<BlockIQ4_NL>(n, w, a, iq4_nl_levels);
 }
-float dot_q4_1(int64_t n, const void* w, const void* a) {
-  return dot_unsigned_q8_1<BlockQ4_1>(n, w, a, [](const BlockQ4_1& b) { return unpack_nibbles(b.qs); });
-}
-float dot_q5_1(int64_t n, const void* w, const void* a) {
-  return dot_unsigned_q8_1<BlockQ5_1>(n, w, a, [](const BlockQ5_1& b) {
-    return _mm256_or_si256(unpack_nibbles(b.qs), expand_bits(load_u32(b.qh), 0x10));
-  });
-}
+float dot_q4_1(int64_t n, const void* w, const void* a) { return dot_unsigned_q8_1<BlockQ4_1>(n, w, a, q4_1_levels); }
+float dot_q5_1(int64_t n, const void* w, const void* a) { return dot_unsigned_q8_1<BlockQ5_1>(n, w, a, q5_1_levels); }
 
 // Bits k of every byte, as 0/1 bytes.
 __m256i bit_of_bytes(__m256i v, int k) {
@@ -318,6 +385,37 @@ float dot_iq4_xs(int64_t n, const void* w, const void* a) {
   return hsum(acc);
 }
 
+// quantize_block_q8 (dot_scalar.cpp) on eight lanes: the same amax (NaN never wins: maxps
+// keeps its second operand), the same scale, cvtps's round-half-even, the int32 sum wrapping as
+// there, and the saturation to int8 through int16 (the same as straight to int8).
+float quantize_block_q8_avx2(const float* x, int8_t* qs, int32_t* sum) {
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 v[4];
+  __m256 amax8 = _mm256_setzero_ps();
+  for (int k = 0; k < 4; ++k) {
+    v[k] = _mm256_loadu_ps(x + 8 * k);
+    amax8 = _mm256_max_ps(_mm256_andnot_ps(sign, v[k]), amax8);
+  }
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax8), _mm256_extractf128_ps(amax8, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  const float amax = _mm_cvtss_f32(m);
+  const float d = amax / 127.f;
+  const __m256 id = _mm256_set1_ps(amax != 0.0f ? 127.f / amax : 0.0f);
+  __m256i q[4];
+  for (int k = 0; k < 4; ++k) q[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], id));
+  *sum = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+  // packs interleaves 128-bit lanes; the permute puts the 32 levels back in order.
+  const __m256i q16 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+  const __m256i ordered = _mm256_permutevar8x32_epi32(q16, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs), ordered);
+  return d;
+}
+
+// F16C's conversion rounds as f32_to_f16 does (nearest even; a NaN keeps its top payload bits
+// and becomes quiet).
+uint16_t to_f16(float f) { return static_cast<uint16_t>(_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT)); }
+
 }  // namespace
 
 VecDotFn avx2_kernel(GgmlType weight_type) {
@@ -337,6 +435,34 @@ VecDotFn avx2_kernel(GgmlType weight_type) {
     case GgmlType::Q5_K: return dot_q5_k;
     case GgmlType::Q6_K: return dot_q6_k;
     case GgmlType::IQ4_XS: return dot_iq4_xs;
+    default: return nullptr;
+  }
+}
+
+void quantize_act_q8_0_avx2(const float* x, BlockQ8_0* y, int64_t n) {
+  for (int64_t b = 0; b < n / 32; ++b) {
+    int32_t sum;
+    y[b].d = to_f16(quantize_block_q8_avx2(x + 32 * b, y[b].qs, &sum));
+  }
+}
+
+void quantize_act_q8_1_avx2(const float* x, BlockQ8_1* y, int64_t n) {
+  for (int64_t b = 0; b < n / 32; ++b) {
+    int32_t sum;
+    const float d = quantize_block_q8_avx2(x + 32 * b, y[b].qs, &sum);
+    y[b].d = to_f16(d);
+    y[b].s = to_f16(d * static_cast<float>(sum));
+  }
+}
+
+VecDotRowsFn avx2_rows_kernel(GgmlType weight_type) {
+  switch (weight_type) {
+    case GgmlType::Q4_0: return dot_rows<BlockQ4_0, true, q4_0_levels>;
+    case GgmlType::Q4_1: return dot_rows<BlockQ4_1, false, q4_1_levels>;
+    case GgmlType::Q5_0: return dot_rows<BlockQ5_0, true, q5_0_levels>;
+    case GgmlType::Q5_1: return dot_rows<BlockQ5_1, false, q5_1_levels>;
+    case GgmlType::Q8_0: return dot_rows<BlockQ8_0, true, q8_0_levels>;
+    case GgmlType::IQ4_NL: return dot_rows<BlockIQ4_NL, true, iq4_nl_levels>;
     default: return nullptr;
   }
 }

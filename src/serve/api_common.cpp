@@ -12,7 +12,8 @@ void check_model_name(const Json& body, const ServedModel& model, bool required)
   const std::optional<std::string> name = string_field(body, "model");
   if (required && !name) throw ApiError(400, "'model' is required", "model");
   if (!name || name->empty()) return;
-  if (*name == model.alias || *name == model.file_name || *name == model.path) return;
+  const std::string base = name->substr(0, name->find('+'));
+  if (base == model.alias || base == model.file_name || base == model.path) return;
   throw ApiError(404, "The model '" + *name + "' does not exist: this server runs '" + model.alias + "'", "model",
                  "model_not_found");
 }

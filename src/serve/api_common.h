@@ -21,10 +21,11 @@ struct ServedModel {
 };
 
 // A request that names a model must name this one: its alias, its file name or the path it was
-// started with. Anything else is an ApiError 404 (OpenAI code "model_not_found"); a request
-// without "model" (or with an empty one) gets the served model. `required`: Anthropic's API
-// requires the field.
+// started with, optionally followed by "+ADAPTER" names (request_adapters). Anything else is an
+// ApiError 404 (OpenAI code "model_not_found"); a request without "model" (or with an empty one)
+// gets the served model. `required`: Anthropic's API requires the field.
 void check_model_name(const Json& body, const ServedModel& model, bool required);
+
 
 // "<prefix><24 random hex digits>", e.g. "chatcmpl-3f9c...".
 std::string random_id(const char* prefix);

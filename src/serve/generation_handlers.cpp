@@ -27,9 +27,10 @@ void HttpServer::handle_generation(const httplib::Request& req, httplib::Respons
                                 : endpoint == Endpoint::Completions   ? parse_completion(body, model_)
                                                                       : parse_messages(body, model_);
     request.server_python = python;
+    request.adapters = request_adapters(body, adapters_);
     std::vector<int32_t> prompt = generator_.tokenize_prompt(request);
     generator_.check_context(static_cast<int64_t>(prompt.size()), request.max_tokens, request.chat ? "messages" : "prompt");
-    std::shared_ptr<SlotLease> slot = generator_.acquire_slot(prompt);
+    std::shared_ptr<SlotLease> slot = generator_.acquire_slot(prompt, Generator::adapter_key(request.adapters));
 
     if (request.stream && stopping_) {
       // httplib no longer calls a content provider once the server is stopping, so a stream

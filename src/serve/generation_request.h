@@ -16,6 +16,7 @@
 
 #include "constrain/json_constraint.h"
 #include "engine/sampling.h"
+#include "serve/adapter_registry.h"
 #include "serve/model_output.h"
 
 namespace optiq::serve {
@@ -50,6 +51,8 @@ struct GenerationRequest {
   OutputFormat output_format;
   // --python-tool added the "python" tool to this request: the server runs its calls itself.
   bool server_python = false;
+  // LoRA adapters ("lora": [{"id", "scale"}] and "model": "BASE+NAME"); empty: the base model.
+  std::vector<AdapterUse> adapters;
 
   static engine::SamplingParams default_sampling() {
     engine::SamplingParams p;

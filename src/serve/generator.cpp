@@ -22,6 +22,7 @@ Generator::Generator(const engine::Model& model, const Tokenizer& tok, std::opti
   for (int i = 0; i < options_.n_slots; ++i) caches_.push_back(engine::make_kv_cache(model_, options_.n_ctx, options_.kv));
   busy_.assign(caches_.size(), false);
   tokens_.resize(caches_.size());
+  adapter_keys_.resize(caches_.size());
   held_positions_.assign(caches_.size(), 0);
   for (const engine::LayerKVCache& layer : caches_.front().layers)
     bytes_per_position_ += layer.k_row_bytes() + layer.v_row_bytes();
@@ -107,15 +108,21 @@ void Generator::check_context(int64_t n_prompt, std::optional<int64_t> max_token
                    "max_tokens", "context_length_exceeded");
 }
 
-int64_t Generator::reusable_prefix(size_t slot, std::span<const int32_t> prompt) const {
-  if (!can_rewind_) return 0;
+int64_t Generator::reusable_prefix(size_t slot, std::span<const int32_t> prompt, const std::string& adapters) const {
+  if (!can_rewind_ || adapter_keys_[slot] != adapters) return 0;
   const std::vector<int32_t>& held = tokens_[slot];
   const auto n = static_cast<int64_t>(std::mismatch(held.begin(), held.end(), prompt.begin(), prompt.end()).first - held.begin());
   // The prompt's last token always runs: its logits choose the first generated token.
   return std::min(n, static_cast<int64_t>(prompt.size()) - 1);
 }
 
-std::unique_ptr<SlotLease> Generator::acquire_slot(std::span<const int32_t> prompt) {
+std::string Generator::adapter_key(const std::vector<AdapterUse>& adapters) {
+  std::string key;
+  for (const AdapterUse& a : adapters) key += std::to_string(a.adapter->id) + ":" + std::to_string(a.scale) + ";";
+  return key;
+}
+
+std::unique_ptr<SlotLease> Generator::acquire_slot(std::span<const int32_t> prompt, const std::string& adapters) {
   std::unique_lock lock(slots_mutex_);
   const auto any_free = [&] { return std::find(busy_.begin(), busy_.end(), false) != busy_.end(); };
   if (!any_free() && waiting_ >= options_.max_waiting)
@@ -131,7 +138,7 @@ std::unique_ptr<SlotLease> Generator::acquire_slot(std::span<const int32_t> prom
   int64_t best_cached = -1;
   for (size_t i = 0; i < busy_.size(); ++i) {
     if (busy_[i]) continue;
-    const int64_t cached = reusable_prefix(i, prompt);
+    const int64_t cached = reusable_prefix(i, prompt, adapters);
     if (cached > best_cached) best = i, best_cached = cached;
   }
   busy_[best] = true;
@@ -140,7 +147,7 @@ std::unique_ptr<SlotLease> Generator::acquire_slot(std::span<const int32_t> prom
 
 void Generator::reuse_prefix(SlotLease& slot, std::span<const int32_t> prompt) {
   std::lock_guard lock(slots_mutex_);
-  slot.cached_ = std::max<int64_t>(reusable_prefix(slot.index(), prompt), 0);
+  slot.cached_ = std::max<int64_t>(reusable_prefix(slot.index(), prompt, adapter_keys_[slot.index()]), 0);
 }
 
 void Generator::release(size_t index) {
@@ -218,12 +225,16 @@ void Generator::record_tokens(size_t slot, std::span<const int32_t> tokens) {
   held_positions_[slot] = caches_[slot].n_past;
 }
 
-void Generator::prefill(size_t slot, std::span<const int32_t> tokens, float* logits) {
+void Generator::prefill(size_t slot, std::span<const int32_t> tokens, float* logits, engine::LowRankDeltas deltas) {
   for (size_t done = 0; done < tokens.size();) {
     const auto chunk = tokens.subspan(done, std::min<size_t>(kPrefillChunk, tokens.size() - done));
-    {
-      std::lock_guard lock(engine_mutex_);
-      engine::forward(model_, caches_[slot], chunk, /*all_logits=*/false, logits);
+    if (deltas.empty()) {
+      engine_.run([&] { engine::forward(model_, caches_[slot], chunk, /*all_logits=*/false, logits); });
+    } else {
+      engine::KVCache* const cache[1] = {&caches_[slot]};
+      const std::span<const int32_t> one_chunk[1] = {chunk};
+      const engine::LowRankDeltas set[1] = {deltas};
+      engine_.run([&] { engine::forward_batch(model_, cache, one_chunk, logits, set); });
     }
     record_tokens(slot, chunk);
     done += chunk.size();
@@ -243,8 +254,8 @@ Generator::Decoding::~Decoding() {
   gen_.batch_changed_.notify_all();  // the others may have been waiting for this one's step
 }
 
-void Generator::decode_step(size_t slot, int32_t token, float* logits) {
-  DecodeStep mine{slot, token, logits, false, nullptr};
+void Generator::decode_step(size_t slot, int32_t token, float* logits, engine::LowRankDeltas deltas) {
+  DecodeStep mine{slot, token, deltas, logits, false, nullptr};
   std::unique_lock lock(batch_mutex_);
   pending_.push_back(&mine);
   batch_changed_.notify_all();
@@ -269,16 +280,18 @@ void Generator::run_decode_batch(std::unique_lock<std::mutex>& lock) {
   lock.unlock();
   std::vector<engine::KVCache*> caches;
   std::vector<std::span<const int32_t>> tokens;
+  std::vector<engine::LowRankDeltas> deltas;  // [batch], or empty when no step has adapters
   for (DecodeStep* step : batch) {
     caches.push_back(&caches_[step->slot]);
     tokens.emplace_back(&step->token, 1);
+    deltas.push_back(step->deltas);
   }
+  if (std::all_of(deltas.begin(), deltas.end(), [](engine::LowRankDeltas d) { return d.empty(); })) deltas.clear();
   const auto n_vocab = static_cast<size_t>(model_.hp.n_vocab);
   std::vector<float> logits(batch.size() * n_vocab);  // [batch, n_vocab]
   std::exception_ptr error;
   try {
-    std::lock_guard engine(engine_mutex_);
-    engine::forward_batch(model_, caches, tokens, logits.data());
+    engine_.run([&] { engine::forward_batch(model_, caches, tokens, logits.data(), deltas); });
   } catch (...) {
     error = std::current_exception();
   }
@@ -311,7 +324,14 @@ GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& r
   {
     std::lock_guard lock(slots_mutex_);
     held_positions_[index] = cache.n_past;
+    adapter_keys_[index] = adapter_key(req.adapters);
   }
+  std::vector<engine::LowRankDelta> deltas;  // the request's adapters at its scales
+  for (const AdapterUse& use : req.adapters)
+    for (engine::LowRankDelta d : use.adapter->deltas) {
+      d.scale *= use.scale;
+      deltas.push_back(d);
+    }
   const int64_t max_tokens = req.max_tokens.value_or(options_.n_ctx - result.prompt_tokens);
 
   engine::SamplingParams sampling = req.sampling;
@@ -320,7 +340,7 @@ GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& r
   for (const int32_t id : ids) sampler.accept(id);
 
   std::vector<float> logits(static_cast<size_t>(model_.hp.n_vocab));  // [n_vocab] of the last position
-  prefill(index, std::span(ids).subspan(static_cast<size_t>(result.cached_tokens)), logits.data());
+  prefill(index, std::span(ids).subspan(static_cast<size_t>(result.cached_tokens)), logits.data(), deltas);
   const Decoding decoding(*this);
   // The continuation is the decoded whole minus the decoded prompt, as optiq generate prints it,
   // so a token that merges with the prompt's end (SentencePiece spaces) reads the same.
@@ -373,7 +393,7 @@ GenerationResult Generator::generate(SlotLease& slot, const GenerationRequest& r
       break;
     }
     if (i + 1 == max_tokens || cache.n_past >= cache.n_ctx) break;
-    decode_step(index, next, logits.data());
+    decode_step(index, next, logits.data(), deltas);
   }
   const bool flushed = result.finish == FinishReason::StopSequence || result.finish == FinishReason::Cancelled;
   if (!flushed && !send(scanner.finish(continuation), /*last=*/true)) result.finish = FinishReason::Cancelled;

@@ -9,13 +9,13 @@
 //
 // Continuous batching: each request runs on its own thread, but its decode steps are not its
 // own forward passes. A step submits (slot, token) and waits; once every request that is
-// decoding has submitted (or Options::gather_window after the first did), one of the waiting threads runs
-// them all as one engine::forward_batch, each weight read once for all slots, and hands each its
-// logits. Prefills take the engine between steps in chunks of kPrefillChunk tokens, so a long
-// prompt arriving holds running streams up by one chunk at a time. One mutex around the engine
-// orders steps and chunks. The tokenizer (whose cache is not thread-safe) has a mutex of its
-// own. A request that finds every slot busy waits for one, at most `slot_wait`, then gets an
-// ApiError 503.
+// decoding has submitted (or Options::gather_window after the first did), one of the waiting
+// threads hands them all to the engine as one engine::forward_batch, each weight read once for
+// all slots, and gives each its logits. Prefills take the engine between steps in chunks of
+// kPrefillChunk tokens, so a long prompt arriving holds running streams up by one chunk at a
+// time. Steps and chunks all run on one EngineThread, in the order they were handed to it. The
+// tokenizer (whose cache is not thread-safe) has a mutex of its own. A request that finds every
+// slot busy waits for one, at most `slot_wait`, then gets an ApiError 503.
 #pragma once
 
 #include <chrono>
@@ -33,6 +33,7 @@
 #include "engine/model.h"
 #include "model/chat_template.h"
 #include "model/tokenizer.h"
+#include "serve/engine_thread.h"
 #include "serve/generation_request.h"
 #include "serve/metrics.h"
 
@@ -103,8 +104,11 @@ class Generator {
 
   // A free slot for `prompt`, waiting up to Options::slot_wait for one (ApiError 503 after
   // that, or at once when Options::max_waiting requests wait already): of the free slots, the
-  // one that holds the longest prefix of the prompt (the lowest index on ties).
-  std::unique_ptr<SlotLease> acquire_slot(std::span<const int32_t> prompt);
+  // one that holds the longest prefix of the prompt (the lowest index on ties). Only tokens
+  // computed with the same adapters count (`adapters`: adapter_key of the request's).
+  std::unique_ptr<SlotLease> acquire_slot(std::span<const int32_t> prompt, const std::string& adapters = "");
+  // What identifies a request's adapters for the prompt cache: ids (never reused) and scales.
+  static std::string adapter_key(const std::vector<AdapterUse>& adapters);
 
   // The slot's reusable prefix for a next prompt in the same lease (a tool round: the previous
   // prompt and reply are its start), as acquire_slot finds it for a new one.
@@ -144,13 +148,14 @@ class Generator {
   TokenLogprob token_logprob(const float* logits, int32_t id, int top) const;
   // Prefills `tokens` into slot `slot` after its cached tokens, in chunks of kPrefillChunk, and
   // records them there; logits [n_vocab] of the last one.
-  void prefill(size_t slot, std::span<const int32_t> tokens, float* logits);
+  void prefill(size_t slot, std::span<const int32_t> tokens, float* logits, engine::LowRankDeltas deltas);
   // One decode step of slot `slot`, batched with the other decoding slots' (the file comment);
   // logits [n_vocab] of `token`.
-  void decode_step(size_t slot, int32_t token, float* logits);
+  void decode_step(size_t slot, int32_t token, float* logits, engine::LowRankDeltas deltas);
   struct DecodeStep {
     size_t slot = 0;
     int32_t token = 0;
+    engine::LowRankDeltas deltas;  // the request's adapters, scales applied
     float* logits = nullptr;  // [n_vocab], written by whichever thread runs the batch
     bool done = false;
     std::exception_ptr error;
@@ -173,15 +178,16 @@ class Generator {
    private:
     Generator& gen_;
   };
-  // Leading tokens of `prompt` that slot `slot` can reuse (slots_mutex_ held).
-  int64_t reusable_prefix(size_t slot, std::span<const int32_t> prompt) const;
+  // Leading tokens of `prompt` that slot `slot` can reuse with adapters `adapters` (adapter_key;
+  // slots_mutex_ held).
+  int64_t reusable_prefix(size_t slot, std::span<const int32_t> prompt, const std::string& adapters) const;
 
   const engine::Model& model_;
   const Tokenizer& tok_;
   std::optional<ChatTemplate> tmpl_;
   Options options_;
 
-  std::mutex engine_mutex_;             // one forward pass at a time (see the file comment)
+  EngineThread engine_;                 // runs every forward pass, one at a time (see the file comment)
   mutable std::mutex batch_mutex_;      // guards the six members below
   std::condition_variable batch_changed_;  // a step was submitted or finished, or a request stopped decoding
   std::vector<DecodeStep*> pending_;    // steps submitted for the next batch
@@ -202,6 +208,8 @@ class Generator {
   // [n_slots] the tokens at positions 0 .. n_past-1 of each slot's cache; changed only by the
   // slot's holder, read by acquire_slot under slots_mutex_ for free slots only.
   std::vector<std::vector<int32_t>> tokens_;
+  // [n_slots] adapter_key of the adapters those tokens' keys and values were computed with.
+  std::vector<std::string> adapter_keys_;
   bool can_rewind_ = true;  // Options::prompt_cache, and the caches can be cut back (constructor)
   // [n_vocab] each token's text (token_to_piece), what constrained decoding appends to check it;
   // empty for special tokens and ids past the tokenizer's, which a constraint never allows.

@@ -85,8 +85,8 @@ std::string request_api_key(const httplib::Request& req) {
   return req.get_header_value("x-api-key");
 }
 
-HttpServer::HttpServer(Generator& generator, ServedModel model, ServerOptions options)
-    : generator_(generator), model_(std::move(model)), options_(std::move(options)),
+HttpServer::HttpServer(Generator& generator, AdapterRegistry& adapters, ServedModel model, ServerOptions options)
+    : generator_(generator), adapters_(adapters), model_(std::move(model)), options_(std::move(options)),
       server_(std::make_unique<httplib::Server>()) {
   // A request holds its worker thread from its first byte to its last, waiting for a slot and
   // streaming included. httplib's default pool (max(8, cores - 1) threads) would let no more
@@ -164,7 +164,7 @@ void HttpServer::install_routes() {
     res.set_content(metrics_.prometheus_text(generator_.slot_gauges()), "text/plain; version=0.0.4");
   });
   s.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
-    guarded(req, res, [&] { res.set_content(models_list(model_).dump(), "application/json"); });
+    guarded(req, res, [&] { res.set_content(models_list(model_, adapters_.list()).dump(), "application/json"); });
   });
   s.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
     handle_generation(req, res, Endpoint::ChatCompletions);
@@ -178,6 +178,7 @@ void HttpServer::install_routes() {
   s.Post("/v1/messages/count_tokens", [this](const httplib::Request& req, httplib::Response& res) {
     handle_count_tokens(req, res);
   });
+  install_adapter_routes();
   // llama-server's utility endpoints, with its request and response shapes.
   s.Post("/apply-template", [this](const httplib::Request& req, httplib::Response& res) {
     guarded(req, res, [&] {
@@ -214,6 +215,45 @@ void HttpServer::install_routes() {
         throw ApiError(400, "'tokens' must be a list of token ids", "tokens");
       res.set_content(Json{{"content", generator_.detokenize(ids)}}.dump(-1, ' ', false, Json::error_handler_t::replace),
                       "application/json");
+    });
+  });
+}
+
+void HttpServer::install_adapter_routes() {
+  httplib::Server& s = *server_;
+  const auto entry = [](const MountedAdapter& a) {
+    return Json{{"id", a.id}, {"name", a.name}, {"path", a.path}, {"scale", a.scale},
+                {"matrices", a.adapter.matrices.size()}, {"bytes", a.adapter.bytes()}};
+  };
+  s.Get("/lora-adapters", [this, entry](const httplib::Request& req, httplib::Response& res) {
+    guarded(req, res, [&] {
+      Json list = Json::array();
+      for (const auto& a : adapters_.list()) list.push_back(entry(*a));
+      res.set_content(list.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+    });
+  });
+  s.Post("/lora-adapters", [this, entry](const httplib::Request& req, httplib::Response& res) {
+    guarded(req, res, [&] {
+      const Json body = parse_body(req.body);
+      if (!body.is_object())
+        throw ApiError(400, "send {\"name\", \"path\", \"scale\"} to load an adapter (optiq applies adapters per request, "
+                            "through \"lora\" or \"model\": \"BASE+NAME\")");
+      const Json& name = required_field(body, "name");
+      const Json& path = required_field(body, "path");
+      if (!name.is_string()) throw ApiError(400, "'name' must be a string", "name");
+      if (!path.is_string()) throw ApiError(400, "'path' must be a string", "path");
+      const double scale = number_field(body, "scale", -1e6, 1e6).value_or(1.0);
+      const auto a = adapters_.load(name.get<std::string>(), path.get<std::string>(), static_cast<float>(scale));
+      std::fprintf(stderr, "optiq serve: loaded LoRA adapter %s (id %d) from %s\n", a->name.c_str(), a->id, a->path.c_str());
+      res.set_content(entry(*a).dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
+    });
+  });
+  s.Delete(R"(/lora-adapters/([^/]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    guarded(req, res, [&] {
+      const std::string name = req.matches[1];
+      if (!adapters_.unload(name)) throw ApiError(404, "no LoRA adapter is named '" + name + "'", "name");
+      std::fprintf(stderr, "optiq serve: unloaded LoRA adapter %s\n", name.c_str());
+      res.set_content(Json{{"deleted", name}}.dump(-1, ' ', false, Json::error_handler_t::replace), "application/json");
     });
   });
 }

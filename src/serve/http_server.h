@@ -6,6 +6,9 @@
 //   GET  /v1/models                the served model
 //   POST /v1/messages              Anthropic Messages (stream or not)
 //   POST /v1/messages/count_tokens Anthropic token count
+//   GET  /lora-adapters            the mounted LoRA adapters
+//   POST /lora-adapters            mount one: {"name", "path", "scale"?}
+//   DELETE /lora-adapters/NAME     unmount one (requests using it finish with it)
 //   GET  /health                   {"status": "ok"} (no API key needed)
 //   GET  /metrics                  Prometheus text
 //
@@ -24,6 +27,7 @@
 
 #include <httplib.h>
 
+#include "serve/adapter_registry.h"
 #include "serve/api_common.h"
 #include "serve/generator.h"
 #include "serve/metrics.h"
@@ -53,7 +57,7 @@ std::string request_api_key(const httplib::Request& req);
 
 class HttpServer {
  public:
-  HttpServer(Generator& generator, ServedModel model, ServerOptions options);
+  HttpServer(Generator& generator, AdapterRegistry& adapters, ServedModel model, ServerOptions options);
   ~HttpServer();
 
   // Binds host:port; throws RuntimeError when it cannot.
@@ -69,6 +73,7 @@ class HttpServer {
   void install_routes();
   void handle_generation(const httplib::Request& req, httplib::Response& res, Endpoint endpoint);
   void handle_count_tokens(const httplib::Request& req, httplib::Response& res);
+  void install_adapter_routes();
   // Streams a started generation as server-sent events; false when the client went away.
   bool stream_generation(httplib::DataSink& sink, SlotLease& slot, const GenerationRequest& request,
                          const std::vector<int32_t>& prompt, Endpoint endpoint);
@@ -85,6 +90,7 @@ class HttpServer {
   static void note_result(const GenerationResult& result);
 
   Generator& generator_;
+  AdapterRegistry& adapters_;
   ServedModel model_;
   ServerOptions options_;
   Metrics metrics_;

@@ -299,12 +299,19 @@ Json text_completion_usage_chunk(const OpenAIResponseHead& head, const Generatio
           {"model", head.model}, {"choices", Json::array()},    {"usage", openai_usage(r)}};
 }
 
-Json models_list(const ServedModel& model) {
+Json models_list(const ServedModel& model, const std::vector<std::shared_ptr<const MountedAdapter>>& adapters) {
   Json m = {{"id", model.alias}, {"object", "model"}, {"created", model.created}, {"owned_by", "optiq"}};
   m["optiq"] = {{"file", model.file_name},          {"n_ctx", model.n_ctx},
                 {"parallel", model.n_slots},        {"kv_cache_type_k", model.kv_type_k},
                 {"kv_cache_type_v", model.kv_type_v}};
-  return {{"object", "list"}, {"data", Json::array({m})}};
+  Json data = Json::array({m});
+  for (const auto& a : adapters)  // each adapter as a model of its own, for clients that only pick a name
+    data.push_back({{"id", model.alias + "+" + a->name},
+                    {"object", "model"},
+                    {"created", model.created},
+                    {"owned_by", "optiq"},
+                    {"optiq", {{"base", model.alias}, {"lora_id", a->id}, {"lora_path", a->path}, {"lora_scale", a->scale}}}});
+  return {{"object", "list"}, {"data", data}};
 }
 
 std::string openai_sse(const Json& chunk) {

@@ -46,7 +46,7 @@ Json text_completion_chunk(const OpenAIResponseHead& head, const std::string& te
 Json text_completion_usage_chunk(const OpenAIResponseHead& head, const GenerationResult& r);
 
 // GET /v1/models: the one served model, with optiq's details (file, context, KV cache types).
-Json models_list(const ServedModel& model);
+Json models_list(const ServedModel& model, const std::vector<std::shared_ptr<const MountedAdapter>>& adapters);
 
 // One server-sent event of an OpenAI stream: "data: <json>\n\n".
 std::string openai_sse(const Json& chunk);

@@ -1,0 +1,30 @@
+// Low-rank updates of weight matrices applied unmerged (LoRA at inference): the product of a
+// weight with its deltas is y = W·x + Σ_d scale_d · B_d·(A_d·x), W staying in its stored
+// (quantized) type and each delta in f32. Adapters (src/lora) resolve to these; the engine
+// applies them per sequence.
+#pragma once
+
+#include <cstdint>
+#include <span>
+
+#include "engine/weight.h"
+
+namespace optiq::engine {
+
+struct LowRankDelta {
+  const Weight* target = nullptr;  // the base weight it adds to (a block weight of the model)
+  int64_t rank = 0;                // r
+  const float* a = nullptr;        // [rank, target->n_in]: x -> r values (LoRA's A)
+  const float* b = nullptr;        // [target->n_out, rank]: r values -> outputs (LoRA's B)
+  float scale = 1.0f;              // the adapter's alpha / r times the user's scale
+};
+
+// The deltas one sequence runs with; empty: the base weights alone.
+using LowRankDeltas = std::span<const LowRankDelta>;
+
+// y[t, :] += d.scale · B·(A·x[t, :]) for t < n_tokens. x: [n_tokens, n_in], y: [n_tokens, n_out].
+// f32 throughout (the dot kernels' F32 path); rows of B spread over the engine's threads when
+// the work is large enough.
+void add_low_rank(const LowRankDelta& d, const float* x, int64_t n_tokens, float* y);
+
+}  // namespace optiq::engine
