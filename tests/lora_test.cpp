@@ -29,7 +29,7 @@ LoraMatrix random_matrix(const engine::Weight& w, int64_t rank, float scale, uin
   m.n_in = w.n_in;
   m.n_out = w.n_out;
   m.a = test::random_values(static_cast<size_t>(rank * w.n_in), seed, 0.2f);
-  m.b = test::random_values(static_cast<size_t>(w.n_out * rank), seed + 1, 0.2f);
+  m.b_t = test::random_values(static_cast<size_t>(rank * w.n_out), seed + 1, 0.2f);
   m.scale = scale;
   return m;
 }
@@ -69,7 +69,7 @@ TEST(Lora, UnmergedEqualsMergedWeights) {
         for (int64_t o = 0; o < w->n_out; ++o)
           for (int64_t j = 0; j < lm.rank; ++j)
             for (int64_t i = 0; i < w->n_in; ++i)
-              v[o * w->n_in + i] += lm.scale * lm.b[static_cast<size_t>(o * lm.rank + j)] * lm.a[static_cast<size_t>(j * w->n_in + i)];
+              v[o * w->n_in + i] += lm.scale * lm.b_t[static_cast<size_t>(j * w->n_out + o)] * lm.a[static_cast<size_t>(j * w->n_in + i)];
       }
   }
   const std::vector<float> base = last_logits(m, kPrompt);
@@ -146,8 +146,8 @@ TEST(Lora, GgufLoraRoundTripFoldsPerModuleScales) {
     ASSERT_NE(got, nullptr) << want.target;
     EXPECT_EQ(got->rank, want.rank);
     EXPECT_EQ(got->a, want.a);
-    for (size_t j = 0; j < want.b.size(); ++j)
-      EXPECT_NEAR(got->scale * got->b[j], want.scale * want.b[j], 1e-6f * std::fabs(want.scale * want.b[j]) + 1e-9f);
+    for (size_t j = 0; j < want.b_t.size(); ++j)
+      EXPECT_NEAR(got->scale * got->b_t[j], want.scale * want.b_t[j], 1e-6f * std::fabs(want.scale * want.b_t[j]) + 1e-9f);
   }
   EXPECT_EQ(dir.entries().size(), 1u) << "no temporary file left behind";
 }

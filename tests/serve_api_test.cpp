@@ -356,9 +356,15 @@ TEST(ServeApi, OpenAIResponseObjects) {
   EXPECT_EQ(openai_sse(Json{{"a", 1}}), "data: {\"a\":1}\n\n");
   r.finish = FinishReason::StopSequence;
   EXPECT_EQ(text_completion(head, r)["choices"][0]["finish_reason"], "stop");
-  const Json models = models_list(test_model());
+  auto adapter = std::make_shared<MountedAdapter>();
+  adapter->id = 3;
+  adapter->name = "support";
+  const Json models = models_list(test_model(), {adapter});
   EXPECT_EQ(models["data"][0]["id"], "tiny");
   EXPECT_EQ(models["data"][0]["optiq"]["kv_cache_type_k"], "q8_0");
+  ASSERT_EQ(models["data"].size(), 2u);  // each mounted adapter is a model "BASE+NAME"
+  EXPECT_EQ(models["data"][1]["id"], "tiny+support");
+  EXPECT_EQ(models["data"][1]["optiq"]["lora_id"], 3);
 }
 
 TEST(ServeApi, AnthropicResponseObjects) {

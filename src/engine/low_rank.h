@@ -11,11 +11,13 @@
 
 namespace optiq::engine {
 
+// The largest rank the engine applies (ranks in use are 4 to 256).
+inline constexpr int64_t kMaxLowRank = 1024;
 struct LowRankDelta {
   const Weight* target = nullptr;  // the base weight it adds to (a block weight of the model)
   int64_t rank = 0;                // r
   const float* a = nullptr;        // [rank, target->n_in]: x -> r values (LoRA's A)
-  const float* b = nullptr;        // [target->n_out, rank]: r values -> outputs (LoRA's B)
+  const float* b_t = nullptr;      // [rank, target->n_out]: r values -> outputs (LoRA's B, transposed)
   float scale = 1.0f;              // the adapter's alpha / r times the user's scale
 };
 
@@ -23,8 +25,8 @@ struct LowRankDelta {
 using LowRankDeltas = std::span<const LowRankDelta>;
 
 // y[t, :] += d.scale · B·(A·x[t, :]) for t < n_tokens. x: [n_tokens, n_in], y: [n_tokens, n_out].
-// f32 throughout (the dot kernels' F32 path); rows of B spread over the engine's threads when
-// the work is large enough.
+// f32 throughout: u = scale · A·x by the dot kernels, then y += u_j · (row j of Bᵀ) as fused
+// multiply-adds; the rows of A, then chunks of outputs, spread over the engine's threads.
 void add_low_rank(const LowRankDelta& d, const float* x, int64_t n_tokens, float* y);
 
 }  // namespace optiq::engine

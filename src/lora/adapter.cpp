@@ -46,13 +46,14 @@ void check_against(const Adapter& adapter, const engine::Model& model) {
                : "not a block projection (q/k/v/o, gate/up/down) the engine can adapt");
     if (!seen.insert(m.target).second) fail("adapted twice");
     const engine::Weight& w = *it->second;
-    if (m.rank <= 0) fail("rank " + std::to_string(m.rank));
+    if (m.rank <= 0 || m.rank > engine::kMaxLowRank)
+      fail("rank " + std::to_string(m.rank) + " (the engine applies ranks 1 to " + std::to_string(engine::kMaxLowRank) + ")");
     if (m.n_in != w.n_in || m.n_out != w.n_out)
       fail("the adapter is " + std::to_string(m.n_out) + " x " + std::to_string(m.n_in) + " (out x in), the base weight " +
            std::to_string(w.n_out) + " x " + std::to_string(w.n_in));
-    if (m.a.size() != static_cast<size_t>(m.rank * m.n_in) || m.b.size() != static_cast<size_t>(m.n_out * m.rank))
+    if (m.a.size() != static_cast<size_t>(m.rank * m.n_in) || m.b_t.size() != static_cast<size_t>(m.n_out * m.rank))
       fail("factor sizes do not match rank " + std::to_string(m.rank));
-    if (!all_finite(m.a) || !all_finite(m.b) || !std::isfinite(m.scale)) fail("holds NaN or Inf values");
+    if (!all_finite(m.a) || !all_finite(m.b_t) || !std::isfinite(m.scale)) fail("holds NaN or Inf values");
   }
 }
 
@@ -60,7 +61,7 @@ void check_against(const Adapter& adapter, const engine::Model& model) {
 
 uint64_t Adapter::bytes() const {
   uint64_t n = 0;
-  for (const LoraMatrix& m : matrices) n += (m.a.size() + m.b.size()) * sizeof(float);
+  for (const LoraMatrix& m : matrices) n += (m.a.size() + m.b_t.size()) * sizeof(float);
   return n;
 }
 
@@ -78,8 +79,15 @@ std::vector<engine::LowRankDelta> resolve(const Adapter& adapter, const engine::
   for (const LoraMatrix& m : adapter.matrices) {
     const auto it = weights.find(m.target);
     if (it == weights.end()) throw std::invalid_argument("lora::resolve: " + m.target + " is not in the model");
-    out.push_back({it->second, m.rank, m.a.data(), m.b.data(), m.scale * user_scale});
+    out.push_back({it->second, m.rank, m.a.data(), m.b_t.data(), m.scale * user_scale});
   }
+  return out;
+}
+
+std::vector<float> transposed(const std::vector<float>& m, int64_t rows, int64_t cols) {
+  std::vector<float> out(m.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[static_cast<size_t>(c * rows + r)] = m[static_cast<size_t>(r * cols + c)];
   return out;
 }
 

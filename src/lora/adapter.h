@@ -21,9 +21,10 @@ struct LoraMatrix {
   int64_t rank = 0;      // r
   int64_t n_in = 0;      // the base weight's row length (input features)
   int64_t n_out = 0;     // the base weight's rows (output features)
-  std::vector<float> a;  // [rank, n_in]: LoRA's A (PEFT lora_A, ggml's lora_a)
-  std::vector<float> b;  // [n_out, rank]: LoRA's B, rows in the base's GGUF order (llama's q/k
-                         // rows rotary-permuted as the converter permutes the base's)
+  std::vector<float> a;    // [rank, n_in]: LoRA's A (PEFT lora_A, ggml's lora_a)
+  std::vector<float> b_t;  // [rank, n_out]: LoRA's B transposed (the files hold [n_out, rank]),
+                           // outputs in the base's GGUF row order (llama's q/k rotary-permuted as
+                           // the converter permutes the base's rows)
   float scale = 1.0f;    // alpha / r, or alpha / sqrt(r) with rsLoRA, per-module patterns applied
 };
 
@@ -46,6 +47,9 @@ Adapter load_adapter(const std::filesystem::path& path, const engine::Model& bas
 // The engine's deltas for `adapter` on `model` times `user_scale` (the weights must be the
 // ones load_adapter checked it against). The deltas point into `adapter` and `model`.
 std::vector<engine::LowRankDelta> resolve(const Adapter& adapter, const engine::Model& model, float user_scale);
+
+// A row-major [rows, cols] matrix as [cols, rows].
+std::vector<float> transposed(const std::vector<float>& m, int64_t rows, int64_t cols);
 
 // "PATH" or "PATH:SCALE" (the command-line form) -> path and scale (1 when absent). A suffix
 // after the last ':' that is not a number belongs to the path.

@@ -71,7 +71,7 @@ Adapter read_gguf_lora(const std::filesystem::path& path) {
     m.n_in = static_cast<int64_t>(a->shape[0]);
     m.n_out = static_cast<int64_t>(b->shape[1]);
     m.a = tensor_f32(file, *a);  // ggml [n_in, r] is row-major [r][n_in]
-    m.b = tensor_f32(file, *b);  // ggml [r, n_out] is row-major [n_out][r]
+    m.b_t = transposed(tensor_f32(file, *b), m.n_out, m.rank);  // ggml [r, n_out] is row-major [n_out][r]
     // llama.cpp: scale = alpha / r, or 1 when the file's alpha is 0.
     m.scale = alpha != 0.0 ? static_cast<float>(alpha / static_cast<double>(m.rank)) : 1.0f;
     adapter.matrices.push_back(std::move(m));
@@ -107,9 +107,9 @@ void write_gguf_lora(const Adapter& adapter, const std::filesystem::path& path) 
     const LoraMatrix& m = adapter.matrices[i / 2];
     if (i % 2 == 0) return sink.write(m.a.data(), m.a.size() * sizeof(float));
     const double fold = static_cast<double>(m.scale) * static_cast<double>(m.rank) / file_alpha;
-    if (fold == 1.0) return sink.write(m.b.data(), m.b.size() * sizeof(float));
-    std::vector<float> b(m.b.size());
-    for (size_t j = 0; j < b.size(); ++j) b[j] = static_cast<float>(m.b[j] * fold);
+    std::vector<float> b = transposed(m.b_t, m.rank, m.n_out);  // [n_out, rank]
+    if (fold != 1.0)
+      for (float& v : b) v = static_cast<float>(v * fold);
     sink.write(b.data(), b.size() * sizeof(float));
   });
 }

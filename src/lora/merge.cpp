@@ -76,7 +76,7 @@ void merge_adapters(const ModelSource& base, std::span<const ScaledAdapter> adap
         const LoraMatrix& m = *u.m;
         // W[r, :] += scale · Σ_j B[r, j] · A[j, :]
         for (int64_t j = 0; j < m.rank; ++j) {
-          const float c = u.scale * m.b[static_cast<size_t>(static_cast<int64_t>(r) * m.rank + j)];
+          const float c = u.scale * m.b_t[static_cast<size_t>(j * m.n_out + static_cast<int64_t>(r))];
           const float* a = m.a.data() + j * m.n_in;
           for (uint64_t k = 0; k < n; ++k) w[k] += c * a[k];
         }

@@ -172,12 +172,13 @@ Adapter read_peft(const std::filesystem::path& path, const engine::HParams& hp) 
     const double alpha = a_pattern ? a_pattern->get<double>() : config.alpha;
     m.scale = static_cast<float>(config.rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r));
     m.a = tensor_f32(file, *f.a);
-    m.b = tensor_f32(file, *f.b);
+    std::vector<float> b = tensor_f32(file, *f.b);  // [n_out, rank]
     if (hp.arch == Arch::Llama && (m.target.ends_with("attn_q.weight") || m.target.ends_with("attn_k.weight"))) {
       const int64_t heads = m.target.ends_with("attn_q.weight") ? hp.n_head : hp.n_head_kv;
       if (heads <= 0 || m.n_out % (2 * heads) != 0) fail("its rows are not a multiple of 2 × heads");
-      m.b = rope_permute_rows(m.b, m.n_out, m.rank, heads);
+      b = rope_permute_rows(b, m.n_out, m.rank, heads);
     }
+    m.b_t = transposed(b, m.n_out, m.rank);
     adapter.matrices.push_back(std::move(m));
   }
   return adapter;

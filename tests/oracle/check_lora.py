@@ -13,6 +13,7 @@ layers), F16 and BF16 factors. Checked:
   --lora on that file, and llama-perplexity on the merged model agree within 1e-3, and differ
   from the base's;
 - the same on a real quantized base (SmolLM2-135M Q4_1, rank 8 on every projection) within 1%;
+- optiq eval --task ppl --lora gives perplexity's number; optiq benchmark --lora runs;
 - --lora PATH:SCALE scales the delta (scale 0 gives the base's perplexity) and two adapters stack
   as their merge;
 - bad adapters are refused with exit code 2 and a message naming the tensor or field: another
@@ -148,6 +149,15 @@ stacked = ppl_optiq("--lora", plain, "--lora", second)
 both = work / "both-merged.gguf"
 optiq_ok("lora", "merge", STORIES, plain, second, "-o", both, "--type", "f32")
 f.check(close(stacked, ppl_llama(both)), f"two stacked adapters: optiq {stacked}, llama.cpp on their merge")
+
+# The other commands that take --lora: eval's perplexity is perplexity's; benchmark runs with it.
+eval_json = work / "eval.json"
+optiq_ok("eval", STORIES, "--task", "ppl", "--data", TEXT, "-c", N_CTX, "-t", 1, "--lora", plain, "--json", eval_json)
+eval_ppl = json.loads(eval_json.read_text())["results"]["ppl"]["metrics"]["ppl"]
+plain_ppl = ppl_optiq("--lora", plain)
+f.check(close(eval_ppl, plain_ppl, 1e-6), f"optiq eval --task ppl --lora: {eval_ppl}, optiq perplexity --lora: {plain_ppl}")
+bench = optiq_ok("benchmark", STORIES, "-p", 16, "-n", 8, "-r", 1, "--lora", plain)
+f.check("LoRA " in bench and "decode" in bench, f"optiq benchmark --lora printed:\n{bench[-800:]}")
 
 # A real quantized base: SmolLM2-135M Q4_1 (9 query / 3 K/V heads of 64), a rank-8 adapter on every
 # projection of every block, 4 chunks: optiq --lora (PEFT) against llama-perplexity --lora.
