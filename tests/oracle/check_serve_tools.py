@@ -70,7 +70,10 @@ def stop(proc: subprocess.Popen) -> None:
 if not SMOLLM2.exists():
     f.check(False, f"{SMOLLM2} is missing (scripts/fetch_models.sh)")
 else:
-    proc, port, log = start_serve(SMOLLM2, "--alias", MODEL, "-c", 1024, "-t", 1, "--parallel", 2)
+    # --no-prompt-cache: a repeated prompt then runs the same passes as the first time, so the
+    # streamed answers below are the plain ones bit for bit (a cached prefix leaves the last
+    # token to a pass of its own, whose roundoff can flip a near-tie of greedy decoding).
+    proc, port, log = start_serve(SMOLLM2, "--alias", MODEL, "-c", 1024, "-t", 1, "--parallel", 2, "--no-prompt-cache")
     try:
         oa = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=300)
         ask = [{"role": "user", "content": "What is the weather like in Paris today?"}]
@@ -173,7 +176,7 @@ else:
 # forced first call's code, run by the system's python3 directly, prints what the server fed
 # back to the model (the sandbox changes where it runs, not what it computes).
 if SMOLLM2.exists():
-    proc, port, log = start_serve(SMOLLM2, "--alias", MODEL, "-c", 2048, "-t", 1, "--python-tool")
+    proc, port, log = start_serve(SMOLLM2, "--alias", MODEL, "-c", 2048, "-t", 1, "--python-tool", "--no-prompt-cache")
     try:
         oa = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0, timeout=300)
         ask = [{"role": "user", "content": "Use python to print the value of 2 + 3."}]
