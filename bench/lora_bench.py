@@ -10,7 +10,7 @@ usage: python3 bench/lora_bench.py [MODEL.gguf] [--threads 2] [--reps 3] [--rank
    ("model": "bench+a0") and once each its own ("bench+a0" .. "bench+a{S-1}"): aggregate
    generated tokens/s of each, best of --reps.
 3. Memory per resident adapter: the server's VmRSS before and after mounting S adapters
-   (POST /lora-adapters), divided by S, beside the factors' own f32 bytes.
+   (POST /lora-adapters), divided by S, beside the factors' own bytes (f16 in a server).
 
 Standard library plus numpy and safetensors (the test venv); adapters are written under
 .cache/lora-bench/.
@@ -154,7 +154,7 @@ def main() -> None:
           f"one adapter for all {one:.1f} tok/s, a different adapter each {each:.1f} tok/s "
           f"(different/one = {each / one:.2f})")
     print(f"  memory: {(after - before) / args.streams:.1f} MiB RSS per resident adapter "
-          f"({bytes_each / 2**20:.1f} MiB of f32 factors each)")
+          f"({bytes_each / 2**20:.1f} MiB of factors each, f16 as the server holds them)")
 
 
 if __name__ == "__main__":

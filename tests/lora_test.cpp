@@ -10,6 +10,7 @@
 
 #include "lora/adapter.h"
 #include "lora/gguf_lora.h"
+#include "quant/float16.h"
 #include "test_util.h"
 #include "tiny_llama.h"
 #include "util/error.h"
@@ -44,6 +45,7 @@ Adapter random_adapter(const engine::Model& m, uint32_t seed) {
     a.matrices.push_back(random_matrix(L.wv, 2, 2.0f, seed++));
     a.matrices.push_back(random_matrix(L.ffn_down, 3, 1.0f, seed++));
   }
+  lora::make_f16_factors(a);
   return a;
 }
 
@@ -56,7 +58,8 @@ std::vector<float> last_logits(const engine::Model& m, std::span<const int32_t> 
 
 const std::vector<int32_t> kPrompt = {3, 17, 5, 29, 11, 2, 38};
 
-// y = W·x + s·B·(A·x) on every pass equals the model whose f32 weights are W + s·B·A.
+// y = W·x + s·B·(A·x) on every pass equals the model whose f32 weights are W + s·B·A, A and B
+// as the engine holds them (rounded to f16).
 TEST(Lora, UnmergedEqualsMergedWeights) {
   engine::Model m = test::tiny_llama({});
   const Adapter adapter = random_adapter(m, 100);
@@ -69,7 +72,8 @@ TEST(Lora, UnmergedEqualsMergedWeights) {
         for (int64_t o = 0; o < w->n_out; ++o)
           for (int64_t j = 0; j < lm.rank; ++j)
             for (int64_t i = 0; i < w->n_in; ++i)
-              v[o * w->n_in + i] += lm.scale * lm.b_t[static_cast<size_t>(j * w->n_out + o)] * lm.a[static_cast<size_t>(j * w->n_in + i)];
+              v[o * w->n_in + i] += lm.scale * f16_to_f32(lm.b_t_f16[static_cast<size_t>(j * w->n_out + o)]) *
+                                  f16_to_f32(lm.a_f16[static_cast<size_t>(j * w->n_in + i)]);
       }
   }
   const std::vector<float> base = last_logits(m, kPrompt);

@@ -1,5 +1,6 @@
 #include "lora/adapter.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <map>
@@ -7,6 +8,7 @@
 
 #include "lora/gguf_lora.h"
 #include "lora/peft.h"
+#include "quant/float16.h"
 #include "util/error.h"
 
 namespace optiq::lora {
@@ -59,10 +61,30 @@ void check_against(const Adapter& adapter, const engine::Model& model) {
 
 }  // namespace
 
+void make_f16_factors(Adapter& adapter) {
+  for (LoraMatrix& m : adapter.matrices) {
+    m.a_f16.resize(m.a.size());
+    m.b_t_f16.resize(m.b_t.size());
+    f32_to_f16_n(m.a.data(), m.a_f16.data(), m.a.size());
+    f32_to_f16_n(m.b_t.data(), m.b_t_f16.data(), m.b_t.size());
+    for (const auto* half : {&m.a_f16, &m.b_t_f16})
+      if (std::any_of(half->begin(), half->end(), [](uint16_t h) { return (h & 0x7c00u) == 0x7c00u; }))
+        throw InputError(adapter.path, std::nullopt, m.target + ": a factor is beyond f16's range (65504)");
+  }
+}
+
 uint64_t Adapter::bytes() const {
   uint64_t n = 0;
-  for (const LoraMatrix& m : matrices) n += (m.a.size() + m.b_t.size()) * sizeof(float);
+  for (const LoraMatrix& m : matrices)
+    n += (m.a.size() + m.b_t.size()) * sizeof(float) + (m.a_f16.size() + m.b_t_f16.size()) * sizeof(uint16_t);
   return n;
+}
+
+void Adapter::drop_f32() {
+  for (LoraMatrix& m : matrices) {
+    m.a = {};
+    m.b_t = {};
+  }
 }
 
 Adapter load_adapter(const std::filesystem::path& path, const engine::Model& base) {
@@ -70,6 +92,7 @@ Adapter load_adapter(const std::filesystem::path& path, const engine::Model& bas
   const bool peft = std::filesystem::is_directory(path, ec) || path.extension() == ".json";
   Adapter adapter = peft ? read_peft(path, base.hp) : read_gguf_lora(path);
   check_against(adapter, base);
+  make_f16_factors(adapter);
   return adapter;
 }
 
@@ -79,7 +102,8 @@ std::vector<engine::LowRankDelta> resolve(const Adapter& adapter, const engine::
   for (const LoraMatrix& m : adapter.matrices) {
     const auto it = weights.find(m.target);
     if (it == weights.end()) throw std::invalid_argument("lora::resolve: " + m.target + " is not in the model");
-    out.push_back({it->second, m.rank, m.a.data(), m.b_t.data(), m.scale * user_scale});
+    if (m.a_f16.empty()) throw std::invalid_argument("lora::resolve: " + m.target + " has no f16 factors (load_adapter makes them)");
+    out.push_back({it->second, m.rank, m.a_f16.data(), m.b_t_f16.data(), m.scale * user_scale});
   }
   return out;
 }

@@ -26,6 +26,9 @@ struct LoraMatrix {
                            // outputs in the base's GGUF row order (llama's q/k rotary-permuted as
                            // the converter permutes the base's rows)
   float scale = 1.0f;    // alpha / r, or alpha / sqrt(r) with rsLoRA, per-module patterns applied
+  // a and b_t rounded to f16, what the engine multiplies (load_adapter fills them): an adapter on
+  // every projection of a small model is a fifth of its Q4 bytes in f32, and decode streams it.
+  std::vector<uint16_t> a_f16, b_t_f16;
 };
 
 struct Adapter {
@@ -33,8 +36,10 @@ struct Adapter {
   std::string architecture;  // GGUF general.architecture of the base it was made for
   std::vector<LoraMatrix> matrices;
 
-  // Bytes its factors take in memory.
+  // Bytes its factors take in memory (f32 and f16 copies).
   uint64_t bytes() const;
+  // Frees the f32 factors once only the engine's f16 ones are needed (a server's adapters).
+  void drop_f32();
 };
 
 // Reads a PEFT adapter (a folder with adapter_config.json and adapter_model.safetensors, or
@@ -44,8 +49,13 @@ struct Adapter {
 // have or whose shape differs, rank 0, NaN/Inf values, or a module the engine cannot adapt.
 Adapter load_adapter(const std::filesystem::path& path, const engine::Model& base);
 
+// Fills every matrix's a_f16 and b_t_f16 from its f32 factors (load_adapter calls it). Throws
+// InputError for a value beyond f16's range.
+void make_f16_factors(Adapter& adapter);
+
 // The engine's deltas for `adapter` on `model` times `user_scale` (the weights must be the
-// ones load_adapter checked it against). The deltas point into `adapter` and `model`.
+// ones load_adapter checked it against, which also made the f16 factors). The deltas point into
+// `adapter` and `model`.
 std::vector<engine::LowRankDelta> resolve(const Adapter& adapter, const engine::Model& model, float user_scale);
 
 // A row-major [rows, cols] matrix as [cols, rows].

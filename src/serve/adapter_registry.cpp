@@ -1,5 +1,7 @@
 #include "serve/adapter_registry.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 
 #include "serve/api_errors.h"
@@ -17,6 +19,8 @@ std::shared_ptr<const MountedAdapter> AdapterRegistry::load(const std::string& n
   m->scale = scale;
   m->adapter = lora::load_adapter(path, model_);  // outside the lock: reading takes a while
   m->deltas = lora::resolve(m->adapter, model_, 1.0f);
+  m->adapter.drop_f32();  // the server only runs it: the engine's f16 factors are enough
+  malloc_trim(0);         // and the freed f32 copies (small blocks, kept by malloc) go back
   std::lock_guard lock(mutex_);
   if (std::any_of(mounted_.begin(), mounted_.end(), [&](const auto& a) { return a->name == name; }))
     throw ApiError(409, "an adapter named '" + name + "' is already loaded", "name");

@@ -35,9 +35,9 @@ CTX = 256
 
 f = Failures()
 work = work_dir("serve_lora")
-peft_a, _ = make_peft(work / "a", 4, 8.0, 11)
-peft_b, _ = make_peft(work / "b", 4, 8.0, 12)
-peft_c, _ = make_peft(work / "c", 2, 4.0, 13)
+peft_a, _ = make_peft(work / "a", 4, 8.0, 11, spread=0.1)
+peft_b, _ = make_peft(work / "b", 4, 8.0, 12, spread=0.1)
+peft_c, _ = make_peft(work / "c", 2, 4.0, 13, spread=0.1)
 gguf_b = work / "b.gguf"
 r = run_optiq("lora", "convert", peft_b, "--base", STORIES, "-o", gguf_b)
 assert r.returncode == 0, r.stderr

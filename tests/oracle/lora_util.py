@@ -43,7 +43,7 @@ def to_llama_rows(b: np.ndarray, heads: int) -> np.ndarray:
 
 def make_peft(folder: Path, rank: int, alpha: float, seed: int, layers=None, modules=MODULES, dtype=np.float32,
               extra_config: dict | None = None, ranks: dict | None = None, base: Base = STORIES_BASE,
-              spread: float = 0.1) -> tuple[Path, dict]:
+              spread: float = 0.05) -> tuple[Path, dict]:
     """A PEFT adapter in `folder` (created) with random factors N(0, spread²) on `modules` of
     `layers` (default: every block); returns it and {gguf tensor: s·B·A in llama.cpp's row
     order}, computed in numpy as PEFT defines the scale."""
