@@ -228,8 +228,8 @@ TEST(VecDotRows, EqualOneRowKernelBitForBit) {
       }
     }
   }
-  EXPECT_EQ(with_rows_kernel, 6);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL
-  EXPECT_EQ(vec_dot_rows_kernel(GgmlType::Q4_K, DotIsa::Avx2), nullptr);
+  EXPECT_EQ(with_rows_kernel, 8);  // Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q4_K, Q5_K
+  EXPECT_EQ(vec_dot_rows_kernel(GgmlType::Q6_K, DotIsa::Avx2), nullptr);
   EXPECT_EQ(vec_dot_rows_kernel(GgmlType::Q4_0, DotIsa::Scalar), nullptr);
 }
 

@@ -19,9 +19,10 @@ namespace {
 // below it every output is a vec_dot on quantized activations (decode, and a server's batched
 // decode). The crossover is where sgemm's gain pays for dequantizing the whole weight once per
 // call, measured with optiq_kernels_bench on 4096 x 4096 (docs/benchmarks.md): float types from
-// a few tokens on; the block types from 64 (the legacy blocks' many-rows kernels, which unpack
-// a weight block once for four tokens, run 32 tokens at ~40 GFLOP/s on one core, sgemm of
-// dequantized tiles 64 tokens at 30-43).
+// a few tokens on; the block types from 64 (the many-rows kernels of the legacy blocks, which
+// unpack a weight block once for four tokens, run 32 tokens at ~40 GFLOP/s on one core, sgemm
+// of dequantized tiles 64 tokens at 30-43; the K-quants' scalar dequantization makes sgemm
+// slower still).
 int64_t sgemm_min_tokens(GgmlType type) {
   switch (type) {
     case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16: return 4;

@@ -41,8 +41,9 @@ Weight make_weight_f32(std::string name, int64_t n_in, int64_t n_out, std::span<
 // x: [n_tokens, w.n_in], y: [n_tokens, w.n_out]; y must not alias x.
 // As in ggml's CPU backend, x is first rounded to the weight type's activation type (Q8_0,
 // Q8_1 or Q8_K for block types, f16 for F16, bf16 for BF16, none for F32). Few tokens (decode):
-// every output is one vec_dot of a stored row with a token's quantized x (the legacy blocks'
-// many-rows kernels take a row with up to four tokens at once, with the same result). Many tokens
+// every output is one vec_dot of a stored row with a token's quantized x (the many-rows kernels
+// of the legacy blocks and Q4_K/Q5_K take a row with up to four tokens at once, with the same
+// result). Many tokens
 // (prefill): tiles of rows dequantized to f32 are multiplied with the rounded x by cblas_sgemm;
 // the products are the same, only the f32 summation order (and, for Q4_1/Q5_1, the f16
 // rounding of the activation sums the dot kernels use) differs. Rows are split over

@@ -54,7 +54,7 @@ const char* dot_isa_name(DotIsa isa);
 VecDotFn vec_dot_kernel(GgmlType weight_type, DotIsa isa);
 inline VecDotFn vec_dot_kernel(GgmlType weight_type) { return vec_dot_kernel(weight_type, dot_isa_best()); }
 // The many-rows kernel on `isa` for the legacy block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
-// IQ4_NL) on AVX2; null otherwise, where callers loop over vec_dot_kernel's.
+// IQ4_NL) and Q4_K / Q5_K on AVX2; null otherwise, where callers loop over vec_dot_kernel's.
 VecDotRowsFn vec_dot_rows_kernel(GgmlType weight_type, DotIsa isa);
 inline VecDotRowsFn vec_dot_rows_kernel(GgmlType weight_type) {
   return vec_dot_rows_kernel(weight_type, dot_isa_best());

@@ -366,6 +366,71 @@ float dot_k4_family(int64_t n, const void* w, const void* a) {
   return hsum(acc) - mins;
 }
 
+// dot_k4_family for T activation rows: the scales and the levels of each chunk are unpacked once
+// for all rows; each row's integer sums and f32 steps are the one-row kernel's, in its order.
+template <int T, typename Block, bool kHighBit>
+void dot_k4_family_rows(int64_t n, const Block* x, const std::byte* a, size_t act_stride, float* out,
+                        int64_t out_stride) {
+  const BlockQ8_K* y[T];
+  __m256 acc[T];
+  float mins[T];
+  for (int j = 0; j < T; ++j) {
+    y[j] = reinterpret_cast<const BlockQ8_K*>(a + j * act_stride);
+    acc[j] = _mm256_setzero_ps();
+    mins[j] = 0;
+  }
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int64_t b = 0; b < n / kQK_K; ++b) {
+    int sc[8], m[8];
+    for (int s = 0; s < 8; ++s) k4_scale_min(x[b].scales, s, &sc[s], &m[s]);
+    __m256i sumi[T];
+    for (int j = 0; j < T; ++j) sumi[j] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i q = load32(x[b].qs + 32 * c);
+      __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+      if constexpr (kHighBit) {
+        const __m256i qh = load32(x[b].qh);
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_of_bytes(qh, 2 * c), 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_of_bytes(qh, 2 * c + 1), 4));
+      }
+      const __m256i s_lo = _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c]));
+      const __m256i s_hi = _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c + 1]));
+      for (int j = 0; j < T; ++j) {
+        const __m256i p_lo = _mm256_maddubs_epi16(lo, load32(y[j][b].qs + 64 * c));
+        const __m256i p_hi = _mm256_maddubs_epi16(hi, load32(y[j][b].qs + 64 * c + 32));
+        sumi[j] = _mm256_add_epi32(sumi[j], widen(p_lo, s_lo));
+        sumi[j] = _mm256_add_epi32(sumi[j], widen(p_hi, s_hi));
+      }
+    }
+    const float dx = f16(x[b].d), dmin = f16(x[b].dmin);
+    for (int j = 0; j < T; ++j) {
+      int msum = 0;
+      for (int s = 0; s < 8; ++s) msum += m[s] * (y[j][b].bsums[2 * s] + y[j][b].bsums[2 * s + 1]);
+      acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(y[j][b].d * dx), _mm256_cvtepi32_ps(sumi[j]), acc[j]);
+      mins[j] += y[j][b].d * dmin * static_cast<float>(msum);
+    }
+  }
+  for (int j = 0; j < T; ++j) out[j * out_stride] = hsum(acc[j]) - mins[j];
+}
+
+template <typename Block, bool kHighBit>
+void dot_k4_rows(int64_t n, const void* w, const void* acts, size_t act_stride, int64_t n_act, float* out,
+                 int64_t out_stride) {
+  const Block* x = static_cast<const Block*>(w);
+  const auto* a = static_cast<const std::byte*>(acts);
+  const auto run = [&]<int T>(std::integral_constant<int, T>, int64_t j) {
+    dot_k4_family_rows<T, Block, kHighBit>(n, x, a + j * act_stride, act_stride, out + j * out_stride, out_stride);
+  };
+  int64_t j = 0;
+  for (; j + 4 <= n_act; j += 4) run(std::integral_constant<int, 4>{}, j);
+  switch (n_act - j) {
+    case 3: run(std::integral_constant<int, 3>{}, j); break;
+    case 2: run(std::integral_constant<int, 2>{}, j); break;
+    case 1: run(std::integral_constant<int, 1>{}, j); break;
+    default: break;
+  }
+}
+
 float dot_q4_k(int64_t n, const void* w, const void* a) { return dot_k4_family<BlockQ4_K, false>(n, w, a); }
 float dot_q5_k(int64_t n, const void* w, const void* a) { return dot_k4_family<BlockQ5_K, true>(n, w, a); }
 
@@ -463,6 +528,8 @@ VecDotRowsFn avx2_rows_kernel(GgmlType weight_type) {
     case GgmlType::Q5_1: return dot_rows<BlockQ5_1, false, q5_1_levels>;
     case GgmlType::Q8_0: return dot_rows<BlockQ8_0, true, q8_0_levels>;
     case GgmlType::IQ4_NL: return dot_rows<BlockIQ4_NL, true, iq4_nl_levels>;
+    case GgmlType::Q4_K: return dot_k4_rows<BlockQ4_K, false>;
+    case GgmlType::Q5_K: return dot_k4_rows<BlockQ5_K, true>;
     default: return nullptr;
   }
 }
