@@ -190,7 +190,21 @@ void dot_unsigned_q8_1_rows(int64_t n, const Block* x, const std::byte* a, size_
   for (int j = 0; j < T; ++j) out[j * out_stride] = hsum(acc[j]) + mins[j];
 }
 
-// n_act rows in groups of four, then the remainder.
+// run(std::integral_constant<int, T>{}, j) for rows j .. j + T - 1 of n_act: groups of four
+// (the many-rows kernels keep four rows' accumulators in registers), then the remainder.
+template <typename Run>
+void in_groups_of_four(int64_t n_act, Run run) {
+  int64_t j = 0;
+  for (; j + 4 <= n_act; j += 4) run(std::integral_constant<int, 4>{}, j);
+  switch (n_act - j) {
+    case 3: run(std::integral_constant<int, 3>{}, j); break;
+    case 2: run(std::integral_constant<int, 2>{}, j); break;
+    case 1: run(std::integral_constant<int, 1>{}, j); break;
+    default: break;
+  }
+}
+
+// The legacy blocks' many-rows kernel.
 template <typename Block, bool Signed, __m256i (*levels)(const Block&)>
 void dot_rows(int64_t n, const void* w, const void* acts, size_t act_stride, int64_t n_act, float* out,
               int64_t out_stride) {
@@ -202,14 +216,7 @@ void dot_rows(int64_t n, const void* w, const void* acts, size_t act_stride, int
     else
       dot_unsigned_q8_1_rows<T>(n, x, a + j * act_stride, act_stride, out + j * out_stride, out_stride, levels);
   };
-  int64_t j = 0;
-  for (; j + 4 <= n_act; j += 4) run(std::integral_constant<int, 4>{}, j);
-  switch (n_act - j) {
-    case 3: run(std::integral_constant<int, 3>{}, j); break;
-    case 2: run(std::integral_constant<int, 2>{}, j); break;
-    case 1: run(std::integral_constant<int, 1>{}, j); break;
-    default: break;
-  }
+  in_groups_of_four(n_act, run);
 }
 
 uint32_t load_u32(const uint8_t* p) {
@@ -421,14 +428,7 @@ void dot_k4_rows(int64_t n, const void* w, const void* acts, size_t act_stride, 
   const auto run = [&]<int T>(std::integral_constant<int, T>, int64_t j) {
     dot_k4_family_rows<T, Block, kHighBit>(n, x, a + j * act_stride, act_stride, out + j * out_stride, out_stride);
   };
-  int64_t j = 0;
-  for (; j + 4 <= n_act; j += 4) run(std::integral_constant<int, 4>{}, j);
-  switch (n_act - j) {
-    case 3: run(std::integral_constant<int, 3>{}, j); break;
-    case 2: run(std::integral_constant<int, 2>{}, j); break;
-    case 1: run(std::integral_constant<int, 1>{}, j); break;
-    default: break;
-  }
+  in_groups_of_four(n_act, run);
 }
 
 float dot_q4_k(int64_t n, const void* w, const void* a) { return dot_k4_family<BlockQ4_K, false>(n, w, a); }
