@@ -146,15 +146,28 @@ float dot_unsigned_q8_1(int64_t n, const void* w, const void* a, Levels levels) 
 // The two templates above for T activation rows at once (batched decode): each weight block is
 // unpacked once and multiplied with every row's block. Row j's sums run in the same order as
 // the one-row kernel's, so out[j * out_stride] is that kernel's result bit for bit.
+// What a many-rows kernel keeps per activation row: the row's blocks, eight f32 lanes of sums,
+// and the scalar sum of the min terms (affine types).
+template <int T, typename ActBlock>
+struct RowsState {
+  const ActBlock* y[T];
+  __m256 acc[T];
+  float mins[T];
+  RowsState(const std::byte* a, size_t act_stride) {
+    for (int j = 0; j < T; ++j) {
+      y[j] = reinterpret_cast<const ActBlock*>(a + j * act_stride);
+      acc[j] = _mm256_setzero_ps();
+      mins[j] = 0;
+    }
+  }
+};
+
 template <int T, typename Block, typename Levels>
 void dot_signed_q8_0_rows(int64_t n, const Block* x, const std::byte* a, size_t act_stride, float* out,
                           int64_t out_stride, Levels levels) {
-  const BlockQ8_0* y[T];
-  __m256 acc[T];
-  for (int j = 0; j < T; ++j) {
-    y[j] = reinterpret_cast<const BlockQ8_0*>(a + j * act_stride);
-    acc[j] = _mm256_setzero_ps();
-  }
+  RowsState<T, BlockQ8_0> st(a, act_stride);
+  const auto& y = st.y;
+  auto& acc = st.acc;
   for (int64_t b = 0; b < n / 32; ++b) {
     const __m256i q = levels(x[b]);
     const __m256i q_abs = _mm256_sign_epi8(q, q);  // madd_i8's unsigned operand, shared by the rows
@@ -170,14 +183,10 @@ void dot_signed_q8_0_rows(int64_t n, const Block* x, const std::byte* a, size_t 
 template <int T, typename Block, typename Levels>
 void dot_unsigned_q8_1_rows(int64_t n, const Block* x, const std::byte* a, size_t act_stride, float* out,
                             int64_t out_stride, Levels levels) {
-  const BlockQ8_1* y[T];
-  __m256 acc[T];
-  float mins[T];
-  for (int j = 0; j < T; ++j) {
-    y[j] = reinterpret_cast<const BlockQ8_1*>(a + j * act_stride);
-    acc[j] = _mm256_setzero_ps();
-    mins[j] = 0;
-  }
+  RowsState<T, BlockQ8_1> st(a, act_stride);
+  const auto& y = st.y;
+  auto& acc = st.acc;
+  auto& mins = st.mins;
   for (int64_t b = 0; b < n / 32; ++b) {
     const __m256i q = levels(x[b]);
     const float dx = f16(x[b].d), mx = f16(x[b].m);
@@ -378,14 +387,10 @@ float dot_k4_family(int64_t n, const void* w, const void* a) {
 template <int T, typename Block, bool kHighBit>
 void dot_k4_family_rows(int64_t n, const Block* x, const std::byte* a, size_t act_stride, float* out,
                         int64_t out_stride) {
-  const BlockQ8_K* y[T];
-  __m256 acc[T];
-  float mins[T];
-  for (int j = 0; j < T; ++j) {
-    y[j] = reinterpret_cast<const BlockQ8_K*>(a + j * act_stride);
-    acc[j] = _mm256_setzero_ps();
-    mins[j] = 0;
-  }
+  RowsState<T, BlockQ8_K> st(a, act_stride);
+  const auto& y = st.y;
+  auto& acc = st.acc;
+  auto& mins = st.mins;
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   for (int64_t b = 0; b < n / kQK_K; ++b) {
     int sc[8], m[8];
