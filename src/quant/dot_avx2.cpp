@@ -347,43 +347,9 @@ float dot_q6_k(int64_t n, const void* w, const void* a) {
   return sum;
 }
 
-// Q4_K / Q5_K: 4 chunks of 64 weights, low nibbles the first 32-weight sub-block of a chunk,
-// high nibbles the second; Q5_K adds bit (2c or 2c + 1) of qh as bit 4.
-template <typename Block, bool kHighBit>
-float dot_k4_family(int64_t n, const void* w, const void* a) {
-  const Block* x = static_cast<const Block*>(w);
-  const BlockQ8_K* y = static_cast<const BlockQ8_K*>(a);
-  const __m256i low4 = _mm256_set1_epi8(0x0F);
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
-  for (int64_t b = 0; b < n / kQK_K; ++b) {
-    int sc[8], m[8], msum = 0;
-    for (int s = 0; s < 8; ++s) {
-      k4_scale_min(x[b].scales, s, &sc[s], &m[s]);
-      msum += m[s] * (y[b].bsums[2 * s] + y[b].bsums[2 * s + 1]);
-    }
-    __m256i sumi = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {
-      const __m256i q = load32(x[b].qs + 32 * c);
-      __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-      if constexpr (kHighBit) {
-        const __m256i qh = load32(x[b].qh);
-        lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_of_bytes(qh, 2 * c), 4));
-        hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_of_bytes(qh, 2 * c + 1), 4));
-      }
-      const __m256i p_lo = _mm256_maddubs_epi16(lo, load32(y[b].qs + 64 * c));
-      const __m256i p_hi = _mm256_maddubs_epi16(hi, load32(y[b].qs + 64 * c + 32));
-      sumi = _mm256_add_epi32(sumi, widen(p_lo, _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c]))));
-      sumi = _mm256_add_epi32(sumi, widen(p_hi, _mm256_set1_epi16(static_cast<int16_t>(sc[2 * c + 1]))));
-    }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(y[b].d * f16(x[b].d)), _mm256_cvtepi32_ps(sumi), acc);
-    mins += y[b].d * f16(x[b].dmin) * static_cast<float>(msum);
-  }
-  return hsum(acc) - mins;
-}
-
-// dot_k4_family for T activation rows: the scales and the levels of each chunk are unpacked once
-// for all rows; each row's integer sums and f32 steps are the one-row kernel's, in its order.
+// Q4_K / Q5_K against T activation rows: 4 chunks of 64 weights, low nibbles the first
+// 32-weight sub-block of a chunk, high nibbles the second; Q5_K adds bit (2c or 2c + 1) of qh as
+// bit 4. The scales and each chunk's levels are unpacked once for all rows.
 template <int T, typename Block, bool kHighBit>
 void dot_k4_family_rows(int64_t n, const Block* x, const std::byte* a, size_t act_stride, float* out,
                         int64_t out_stride) {
@@ -423,6 +389,13 @@ void dot_k4_family_rows(int64_t n, const Block* x, const std::byte* a, size_t ac
     }
   }
   for (int j = 0; j < T; ++j) out[j * out_stride] = hsum(acc[j]) - mins[j];
+}
+
+template <typename Block, bool kHighBit>
+float dot_k4_family(int64_t n, const void* w, const void* a) {
+  float out;
+  dot_k4_family_rows<1, Block, kHighBit>(n, static_cast<const Block*>(w), static_cast<const std::byte*>(a), 0, &out, 1);
+  return out;
 }
 
 template <typename Block, bool kHighBit>
