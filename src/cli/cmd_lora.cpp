@@ -1,5 +1,6 @@
 // optiq lora convert ADAPTER --base MODEL -o adapter.gguf
 // optiq lora merge MODEL ADAPTER[:SCALE]... -o OUT.gguf [--type T]
+// optiq lora train / info (cmd_lora_train.cpp)
 #include <cstdio>
 #include <memory>
 
@@ -20,7 +21,7 @@ Command register_lora(CLI::App& app) {
     std::vector<std::string> adapters;        // merge: PATH[:SCALE]
   };
   auto args = std::make_shared<Args>();
-  CLI::App* sub = app.add_subcommand("lora", "LoRA adapters: convert to llama.cpp's GGUF-LoRA, merge into a model");
+  CLI::App* sub = app.add_subcommand("lora", "LoRA adapters: train, convert to llama.cpp's GGUF-LoRA, merge into a model");
   sub->require_subcommand(1);
   CLI::App* convert = sub->add_subcommand("convert", "Write a PEFT or GGUF-LoRA adapter as a GGUF-LoRA file llama.cpp loads with --lora");
   convert->add_option("adapter", args->adapter, "PEFT folder (adapter_config.json + adapter_model.safetensors) or GGUF-LoRA file")->required();
@@ -31,7 +32,10 @@ Command register_lora(CLI::App& app) {
   merge->add_option("adapters", args->adapters, "adapters PATH[:SCALE], applied together")->required();
   merge->add_option("-o,--output", args->out, "output .gguf")->required();
   merge->add_option("--type", args->type, "write every merged tensor as this type (default: each keeps its stored type)");
-  return {sub, [args, convert, merge] {
+  const Command train = add_lora_train(*sub), info = add_lora_info(*sub);
+  return {sub, [args, convert, train, info] {
+            if (train.subcommand->parsed()) return train.run();
+            if (info.subcommand->parsed()) return info.run();
             if (convert->parsed()) {
               const engine::Model base = engine::load_model(open_model_source(resolve_model_argument(args->base)));
               const lora::Adapter adapter = lora::load_adapter(args->adapter, base);

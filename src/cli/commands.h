@@ -29,6 +29,9 @@ Command register_latency(CLI::App& app);
 Command register_kv_cache(CLI::App& app);
 Command register_serve(CLI::App& app);
 Command register_lora(CLI::App& app);
+// `optiq lora train` and `optiq lora info`, added to the lora subcommand (cmd_lora_train.cpp).
+Command add_lora_train(CLI::App& lora);
+Command add_lora_info(CLI::App& lora);
 
 // A model argument as users give it (folder, .gguf, or hub id org/name[@rev]) -> local path.
 std::string resolve_model_argument(const std::string& arg);

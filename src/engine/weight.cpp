@@ -37,7 +37,8 @@ constexpr int64_t kParallelMinWork = int64_t{1} << 16;
 
 int threads_for(int64_t work) { return work >= kParallelMinWork ? num_threads() : 1; }
 
-// Row r of w as n_in floats into out.
+}  // namespace
+
 void dequantize_weight_row(const Weight& w, int64_t r, float* out) {
   const std::byte* p = w.row(r);
   const auto n = static_cast<size_t>(w.n_in);
@@ -48,6 +49,8 @@ void dequantize_weight_row(const Weight& w, int64_t r, float* out) {
     default: dequantize_row(w.type, p, out, w.n_in);
   }
 }
+
+namespace {
 
 void add_bias(const Weight& w, int64_t n_tokens, float* y) {
   if (w.bias.empty()) return;

@@ -50,6 +50,9 @@ Weight make_weight_f32(std::string name, int64_t n_in, int64_t n_out, std::span<
 // num_threads() threads.
 void matmul(const Weight& w, const float* x, int64_t n_tokens, float* y);
 
+// Row r of w as w.n_in floats into out [w.n_in].
+void dequantize_weight_row(const Weight& w, int64_t r, float* out);
+
 // Rows `ids` of w dequantized to f32: out is [ids.size(), w.n_in] (embedding lookup).
 // Throws InputError for an id outside 0..n_out-1.
 void get_rows(const Weight& w, std::span<const int32_t> ids, float* out);

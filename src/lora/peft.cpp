@@ -97,19 +97,6 @@ std::vector<float> tensor_f32(const SafetensorsFile& file, const SafetensorsTens
   return out;
 }
 
-// B [n_out, r] from HF row order to llama.cpp's for a rotary projection of `heads` heads:
-// HF row h*d + j*d/2 + i becomes row h*d + 2*i + j (d = n_out / heads), as the converter
-// reorders the base's rows.
-std::vector<float> rope_permute_rows(const std::vector<float>& b, int64_t n_out, int64_t r, int64_t heads) {
-  const int64_t d = n_out / heads, half = d / 2;
-  std::vector<float> out(b.size());
-  for (int64_t row = 0; row < n_out; ++row) {
-    const int64_t h = row / d, j = (row % d) / half, i = row % half;
-    std::copy_n(b.data() + row * r, r, out.data() + (h * d + 2 * i + j) * r);
-  }
-  return out;
-}
-
 struct Factors {
   const SafetensorsTensor* a = nullptr;
   const SafetensorsTensor* b = nullptr;
@@ -173,15 +160,33 @@ Adapter read_peft(const std::filesystem::path& path, const engine::HParams& hp) 
     m.scale = static_cast<float>(config.rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r));
     m.a = tensor_f32(file, *f.a);
     std::vector<float> b = tensor_f32(file, *f.b);  // [n_out, rank]
-    if (hp.arch == Arch::Llama && (m.target.ends_with("attn_q.weight") || m.target.ends_with("attn_k.weight"))) {
-      const int64_t heads = m.target.ends_with("attn_q.weight") ? hp.n_head : hp.n_head_kv;
-      if (heads <= 0 || m.n_out % (2 * heads) != 0) fail("its rows are not a multiple of 2 × heads");
-      b = rope_permute_rows(b, m.n_out, m.rank, heads);
+    if (const std::optional<int64_t> heads = rope_permuted_heads(hp, m.target)) {
+      if (*heads <= 0 || m.n_out % (2 * *heads) != 0) fail("its rows are not a multiple of 2 × heads");
+      b = permute_rope_rows(b, m.n_out, m.rank, *heads, /*to_gguf=*/true);
     }
     m.b_t = transposed(b, m.n_out, m.rank);
     adapter.matrices.push_back(std::move(m));
   }
   return adapter;
+}
+
+std::optional<int64_t> rope_permuted_heads(const engine::HParams& hp, std::string_view gguf_name) {
+  if (hp.arch != Arch::Llama) return std::nullopt;
+  if (gguf_name.ends_with("attn_q.weight")) return hp.n_head;
+  if (gguf_name.ends_with("attn_k.weight")) return hp.n_head_kv;
+  return std::nullopt;
+}
+
+std::vector<float> permute_rope_rows(const std::vector<float>& b, int64_t n_out, int64_t r, int64_t heads, bool to_gguf) {
+  const int64_t d = n_out / heads, half = d / 2;
+  std::vector<float> out(b.size());
+  for (int64_t hf_row = 0; hf_row < n_out; ++hf_row) {
+    const int64_t h = hf_row / d, j = (hf_row % d) / half, i = hf_row % half;
+    const int64_t gguf_row = h * d + 2 * i + j;
+    const int64_t from = to_gguf ? hf_row : gguf_row, to = to_gguf ? gguf_row : hf_row;
+    std::copy_n(b.data() + from * r, r, out.data() + to * r);
+  }
+  return out;
 }
 
 }  // namespace optiq::lora

@@ -34,7 +34,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from llama_tools import llama
-from lora_util import MODULES, Base, make_peft as make_peft_in
+from lora_util import LLAMA_FLAGS, MODULES, N_CTX, TEXT, Base, close, final_ppl, make_peft as make_peft_in, optiq_ok
 from oracle_util import STORIES, Failures, run_optiq, work_dir
 
 f = Failures()
@@ -47,21 +47,6 @@ def make_peft(name: str, *args, **kwargs):
     return make_peft_in(work / name, *args, **kwargs)
 
 
-TEXT = Path("tests/fixtures/stories.txt")
-N_CTX = 128
-LLAMA_FLAGS = ["-c", str(N_CTX), "-t", "1", "-tb", "1", "-ctk", "f32", "-ctv", "f32", "-fa", "off"]
-def optiq_ok(*args) -> str:
-    r = run_optiq(*args)
-    if r.returncode != 0:
-        raise AssertionError(f"optiq {' '.join(map(str, args))} failed ({r.returncode}): {r.stderr[-2000:]}")
-    return r.stdout + "\n" + r.stderr
-
-
-def final_ppl(out: str) -> float:
-    m = re.search(r"Final estimate: PPL = (\d+\.\d+)", out)
-    if not m:
-        raise AssertionError(f"no final estimate in:\n{out[-2000:]}")
-    return float(m.group(1))
 
 
 def check_merge(name: str, merged: Path, deltas: dict) -> None:
@@ -108,10 +93,6 @@ def ppl_optiq(*extra) -> float:
 
 def ppl_llama(model: Path, *extra) -> float:
     return final_ppl(llama("llama-perplexity", "-m", model, "-f", TEXT, *LLAMA_FLAGS, *extra, done="Final estimate"))
-
-
-def close(a: float, b: float, rel: float = 1e-3) -> bool:
-    return abs(a - b) <= rel * max(abs(a), abs(b))
 
 
 base_ppl = ppl_optiq()

@@ -9,7 +9,31 @@ import gguf
 import numpy as np
 from safetensors.numpy import save_file
 
-from oracle_util import STORIES
+from oracle_util import STORIES, run_optiq
+
+TEXT = Path("tests/fixtures/stories.txt")  # the perplexity text of the LoRA oracles
+N_CTX = 128
+LLAMA_FLAGS = ["-c", str(N_CTX), "-t", "1", "-tb", "1", "-ctk", "f32", "-ctv", "f32", "-fa", "off"]
+
+
+def optiq_ok(*args) -> str:
+    """optiq's stdout and stderr; AssertionError when it fails."""
+    r = run_optiq(*args)
+    if r.returncode != 0:
+        raise AssertionError(f"optiq {' '.join(map(str, args))} failed ({r.returncode}): {r.stderr[-2000:]}")
+    return r.stdout + "\n" + r.stderr
+
+
+def final_ppl(out: str) -> float:
+    """The "Final estimate: PPL = X" of optiq perplexity or llama-perplexity."""
+    m = re.search(r"Final estimate: PPL = (\d+\.\d+)", out)
+    if not m:
+        raise AssertionError(f"no final estimate in:\n{out[-2000:]}")
+    return float(m.group(1))
+
+
+def close(a: float, b: float, rel: float = 1e-3) -> bool:
+    return abs(a - b) <= rel * max(abs(a), abs(b))
 
 MODULES = {  # HF module suffix -> GGUF tensor suffix
     "self_attn.q_proj": "attn_q.weight", "self_attn.k_proj": "attn_k.weight", "self_attn.v_proj": "attn_v.weight",
