@@ -122,6 +122,10 @@ int run_train(const TrainArgs& a) {
       targets.push_back({w.name, w.n_in, w.n_out, signal});
       entries.push_back({il, m, 0});
     }
+  if (*rule != train::RankScaling::Uniform &&
+      std::all_of(targets.begin(), targets.end(), [&](const train::RankTarget& t) { return t.signal == targets.front().signal; }))
+    std::fprintf(stderr, "note: every adapted projection has the same %s value in %s: the ranks are uniform's\n",
+                 std::string(train::rank_scaling_name(*rule)).c_str(), signals.source.c_str());
   const std::vector<int64_t> ranks = train::allocate_ranks(targets, a.rank, *rule);
   for (size_t i = 0; i < entries.size(); ++i) entries[i].rank = ranks[i];
   train::TrainableAdapter<float> factors = train::init_adapter(model, entries, a.alpha, a.rank, opts.seed);
