@@ -53,6 +53,21 @@ TEST(GenerateCli, TemperatureZeroIsGreedy) {
   EXPECT_NE(greedy.output.find(", there was a little girl"), std::string::npos) << greedy.output;
 }
 
+TEST(GenerateCli, SpeculativeDecodingGivesTheGreedyText) {
+  const std::string cmd = "generate " + stories() + " -p 'Once upon a time' -n 60";
+  const auto plain = run_optiq(cmd);
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  const std::string text = plain.output.substr(0, plain.output.size() - 1);  // without the final newline
+  for (const std::string& spec : {std::string(" --spec ngram"), " --draft " + stories() + " --draft-max 3"}) {
+    const auto r = run_optiq(cmd + spec);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_EQ(r.output.rfind(text, 0), 0u) << spec << ": " << r.output;
+    EXPECT_NE(r.output.find("speculative decoding:"), std::string::npos) << r.output;
+  }
+  EXPECT_NE(run_optiq(cmd + " --draft " + stories() + " --temp 0.8").exit_code, 0) << "sampling is refused for now";
+  EXPECT_EQ(run_optiq(cmd + " --spec lookahead").exit_code, 2);
+}
+
 TEST(GenerateCli, RepeatPenaltyChangesTheGreedyText) {
   const std::string cmd = "generate " + stories() + " -p 'Once upon a time' -n 40";
   const auto plain = run_optiq(cmd), penalized = run_optiq(cmd + " --repeat-penalty 1.5");

@@ -14,11 +14,28 @@
 #include "model/chat_prompt.h"
 #include "model/chat_template.h"
 #include "model/tokenizer.h"
+#include "spec/ngram_draft.h"
+#include "spec/speculative.h"
 #include "util/atomic_file.h"
 #include "util/error.h"
 #include "util/utf8.h"
 
 namespace optiq::cli {
+namespace {
+
+// A draft model must spell every token as the target does: its tokens are the target's.
+void check_same_vocabulary(const Tokenizer& target, const Tokenizer& draft, const std::string& draft_path) {
+  if (draft.n_tokens() != target.n_tokens())
+    throw InputError(draft_path, std::nullopt,
+                     "the draft model has " + std::to_string(draft.n_tokens()) + " tokens, the model " +
+                         std::to_string(target.n_tokens()) + ": a draft needs the same vocabulary");
+  for (int32_t id = 0; id < static_cast<int32_t>(target.n_tokens()); ++id)
+    if (draft.token_to_piece(id) != target.token_to_piece(id))
+      throw InputError(draft_path, std::nullopt,
+                       "token " + std::to_string(id) + " differs from the model's: a draft needs the same vocabulary");
+}
+
+}  // namespace
 
 Command register_generate(CLI::App& app) {
   struct Args {
@@ -30,6 +47,9 @@ Command register_generate(CLI::App& app) {
     int threads = 0;
     KVCacheArgs kv;
     std::vector<std::string> lora;  // --lora PATH[:SCALE]
+    std::string spec;               // "ngram", or empty
+    std::string draft;              // a draft model, or empty
+    spec::SpecParams spec_params;
   };
   auto args = std::make_shared<Args>();
   CLI::App* sub = app.add_subcommand("generate", "Continue a prompt, or answer it as a chat, with optiq's engine");
@@ -63,9 +83,25 @@ Command register_generate(CLI::App& app) {
                   "the log-softmax over the vocabulary after tokens[0..i]");
   add_kv_cache_options(sub, args->kv);
   add_lora_option(sub, args->lora);
+  sub->add_option("--spec", args->spec, "speculative decoding with drafts from n-gram lookup in the context: ngram");
+  sub->add_option("--draft", args->draft, "speculative decoding with this draft model (same vocabulary)");
+  sub->add_option("--draft-max", args->spec_params.draft_max,
+                  "drafted tokens per verify pass (default 5, at most " + std::to_string(spec::kMaxDraftTokens) + ")")
+      ->check(CLI::Range(int64_t{1}, spec::kMaxDraftTokens));
+  sub->add_option("--draft-min", args->spec_params.draft_min, "fewer drafted tokens than this: a plain decode step (default 1)")
+      ->check(CLI::PositiveNumber);
   return {sub, [args] {
             if (args->prompt.empty())
               throw InputError("optiq generate", std::nullopt, "the prompt is empty (-p TEXT)");
+            const bool speculative = !args->spec.empty() || !args->draft.empty();
+            if (!args->spec.empty() && args->spec != "ngram")
+              throw InputError("--spec", std::nullopt, "\"" + args->spec + "\" is not a drafting method (ngram)");
+            if (!args->spec.empty() && !args->draft.empty())
+              throw InputError("--spec", std::nullopt, "give --spec ngram or --draft MODEL, not both");
+            if (speculative && args->sampling.temperature > 0)
+              throw InputError("--draft", std::nullopt, "speculative decoding runs at temperature 0 only, so far");
+            if (speculative && !args->dump_logprobs.empty())
+              throw InputError("--dump-logprobs", std::nullopt, "not available with speculative decoding");
             engine::set_num_threads(args->threads);
             const RunnableModel runnable = load_runnable_model(args->model, args->lora);
             const std::string& path = runnable.path;
@@ -105,21 +141,50 @@ Command register_generate(CLI::App& app) {
 
             const std::string prompt_text = tok.decode(ids, /*skip_special=*/true);
             size_t printed = 0;  // bytes of the continuation written so far
-            for (int64_t i = 0; i < args->n_predict; ++i) {
+            // Writes what the tokens added to `ids` completed of the text.
+            const auto print_new = [&] {
+              const std::string full = tok.decode(ids, /*skip_special=*/true);
+              if (full.size() < prompt_text.size()) return;
+              const std::string cont = full.substr(prompt_text.size());
+              const size_t upto = complete_utf8_prefix(cont);
+              if (upto > printed) {
+                std::fwrite(cont.data() + printed, 1, upto - printed, stdout);
+                std::fflush(stdout);
+                printed = upto;
+              }
+            };
+            if (speculative) {
+              std::optional<RunnableModel> draft_model;
+              std::optional<spec::DraftModel> drafter_model;
+              spec::Drafter drafter = [](std::span<const int32_t> history, int64_t max_tokens) {
+                return spec::ngram_draft(history, max_tokens);
+              };
+              if (!args->draft.empty()) {
+                draft_model.emplace(load_runnable_model(args->draft));
+                check_same_vocabulary(tok, draft_model->tok, draft_model->path);
+                drafter_model.emplace(draft_model->model, std::min(n_ctx, draft_model->model.hp.n_ctx_train));
+                drafter = [&](std::span<const int32_t> history, int64_t max_tokens) {
+                  return drafter_model->propose(history, max_tokens);
+                };
+              }
+              const int32_t stops[2] = {tok.eos, tok.eot};
+              const spec::SpecStats st = spec::speculative_greedy(
+                  model, cache, ids, std::span<const float>(last, static_cast<size_t>(V)), drafter, args->spec_params,
+                  args->n_predict, stops, [&](int32_t) {
+                    print_new();
+                    return true;
+                  });
+              std::fprintf(stderr, "\noptiq: speculative decoding: %lld verify passes, %lld drafted tokens, %lld accepted (%.0f%%)\n",
+                           static_cast<long long>(st.passes), static_cast<long long>(st.drafted),
+                           static_cast<long long>(st.accepted),
+                           st.drafted ? 100.0 * static_cast<double>(st.accepted) / static_cast<double>(st.drafted) : 0.0);
+            }
+            for (int64_t i = 0; i < (speculative ? 0 : args->n_predict); ++i) {
               const int32_t next = sampler.sample(last);
               if (next == tok.eos || next == tok.eot) break;
               ids.push_back(next);
               sampler.accept(next);
-              const std::string full = tok.decode(ids, /*skip_special=*/true);
-              if (full.size() >= prompt_text.size()) {
-                const std::string cont = full.substr(prompt_text.size());
-                const size_t upto = complete_utf8_prefix(cont);
-                if (upto > printed) {
-                  std::fwrite(cont.data() + printed, 1, upto - printed, stdout);
-                  std::fflush(stdout);
-                  printed = upto;
-                }
-              }
+              print_new();
               if (i + 1 == args->n_predict) break;
               if (cache.n_past >= cache.n_ctx) {
                 std::fprintf(stderr, "\noptiq: the context of %lld tokens is full\n", static_cast<long long>(n_ctx));
