@@ -204,14 +204,13 @@ int run_info(const std::string& dir) {
     std::printf("\n  %-6s", "layer");
     for (const auto& m : modules) std::printf(" %5s", m.c_str());
     std::printf("\n");
-    static const std::map<std::string, std::string> kGgufModule = {
-        {"q", "attn_q"}, {"k", "attn_k"}, {"v", "attn_v"}, {"o", "attn_output"},
-        {"gate", "ffn_gate"}, {"up", "ffn_up"}, {"down", "ffn_down"}};
     for (int64_t il = 0;; ++il) {
       bool any = false;
       std::string line;
       for (const auto& m : modules) {
-        const std::string key = "blk." + std::to_string(il) + "." + kGgufModule.at(m) + ".weight";
+        const auto module = train::parse_module(m);
+        if (!module) throw InputError(file.string(), std::nullopt, "target_modules holds \"" + m + "\"");
+        const std::string key = "blk." + std::to_string(il) + "." + std::string(train::module_gguf_name(*module)) + ".weight";
         char cell[16];
         if (ranks.contains(key)) any = true, std::snprintf(cell, sizeof cell, " %5lld", static_cast<long long>(ranks[key].get<int64_t>()));
         else std::snprintf(cell, sizeof cell, " %5s", "-");

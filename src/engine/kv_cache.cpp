@@ -347,6 +347,15 @@ const float* LayerKVCache::keys(int64_t n) { return as_floats(types_.k, k_, n * 
 
 const float* LayerKVCache::values(int64_t n) { return as_floats(types_.v, v_, n * row_width(), v_scratch_); }
 
+bool KVCache::rolls_back() const {
+  return std::none_of(layers.begin(), layers.end(), [](const LayerKVCache& l) { return l.has_turbo(); });
+}
+
+void KVCache::roll_back(int64_t n) {
+  if (!rolls_back() || n < 0 || n > n_past) throw std::logic_error("KVCache::roll_back: cannot drop positions here");
+  n_past = n;
+}
+
 size_t KVCache::bytes() const {
   size_t b = 0;
   for (const auto& l : layers) b += l.k_bytes() + l.v_bytes();

@@ -228,6 +228,13 @@ struct KVCache {
   int64_t n_past = 0;                // positions filled: the next token goes to position n_past
 
   void clear() { n_past = 0; }
+  // Whether positions can be dropped from the end (speculative decoding's rejected drafts):
+  // every layer but TurboQuant ones, whose recent f16 rows and key statistics follow the
+  // positions stored so far.
+  bool rolls_back() const;
+  // Forgets positions n .. n_past-1 (later stores overwrite them). Throws std::logic_error
+  // when !rolls_back() or n is outside 0..n_past.
+  void roll_back(int64_t n);
   // Bytes of all layers' K and V storage.
   size_t bytes() const;
 };

@@ -15,7 +15,7 @@ std::vector<int32_t> DraftModel::propose(std::span<const int32_t> history, int64
   size_t keep = 0;
   while (keep < cached_.size() && keep + 1 < history.size() && cached_[keep] == history[keep]) ++keep;
   cached_.resize(keep);
-  cache_.n_past = static_cast<int64_t>(keep);
+  cache_.roll_back(static_cast<int64_t>(keep));
   std::vector<int32_t> out;
   max_tokens = std::min(max_tokens, cache_.n_ctx - static_cast<int64_t>(history.size()));
   if (max_tokens <= 0) return out;
@@ -37,10 +37,9 @@ SpecStats speculative_greedy(const engine::Model& target, engine::KVCache& cache
                              std::span<const float> last_logits, const Drafter& drafter, const SpecParams& params,
                              int64_t n_predict, std::span<const int32_t> stop_tokens,
                              const std::function<bool(int32_t)>& emit) {
-  for (const engine::LayerKVCache& l : cache.layers)
-    if (l.has_turbo())
-      throw InputError("speculative decoding", std::nullopt,
-                       "TurboQuant KV caches cannot roll back rejected drafts yet; use another cache type");
+  if (!cache.rolls_back())
+    throw InputError("speculative decoding", std::nullopt,
+                     "TurboQuant KV caches cannot roll back rejected drafts yet; use another cache type");
   const int64_t V = target.hp.n_vocab;
   const int64_t draft_max = std::clamp<int64_t>(params.draft_max, 1, kMaxDraftTokens);
   std::vector<float> logits(last_logits.begin(), last_logits.end());  // [rows, V]; row `row` is the latest
@@ -80,7 +79,7 @@ SpecStats speculative_greedy(const engine::Model& target, engine::KVCache& cache
       }
     }
     stats.accepted += kept;
-    cache.n_past = n_past + 1 + kept;  // rejected drafts' rows are overwritten by later passes
+    cache.roll_back(n_past + 1 + kept);  // the rejected drafts' positions
     row = kept;
     if (stopped) break;
   }

@@ -27,6 +27,19 @@ std::string_view module_name(Module m) {
   return "?";
 }
 
+std::string_view module_gguf_name(Module m) {
+  switch (m) {
+    case Module::Q: return "attn_q";
+    case Module::K: return "attn_k";
+    case Module::V: return "attn_v";
+    case Module::O: return "attn_output";
+    case Module::Gate: return "ffn_gate";
+    case Module::Up: return "ffn_up";
+    case Module::Down: return "ffn_down";
+  }
+  return "?";
+}
+
 const engine::Weight& module_weight(const engine::Layer& layer, Module m) {
   switch (m) {
     case Module::Q: return layer.wq;

@@ -21,6 +21,7 @@ inline constexpr Module kAllModules[] = {Module::Q, Module::K, Module::V, Module
                                          Module::Gate, Module::Up, Module::Down};
 std::optional<Module> parse_module(std::string_view name);  // "q", "k", "v", "o", "gate", "up", "down"
 std::string_view module_name(Module m);
+std::string_view module_gguf_name(Module m);  // "attn_q", ..., "ffn_down": blk.N.<this>.weight
 const engine::Weight& module_weight(const engine::Layer& layer, Module m);
 
 // One adapted projection's trainable factors: ΔW = scale · B·A.

@@ -20,7 +20,6 @@ lora::Adapter to_adapter(const TrainableAdapter<float>& factors, const engine::M
     m.scale = f.shape.scale;
     adapter.matrices.push_back(std::move(m));
   }
-  lora::make_f16_factors(adapter);
   return adapter;
 }
 

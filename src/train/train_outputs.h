@@ -20,8 +20,8 @@ inline constexpr const char* kGgufAdapterFile = "adapter.gguf";
 inline constexpr const char* kTrainConfigFile = "optiq_lora_config.json";
 inline constexpr const char* kTrainStateFile = "train-state.safetensors";
 
-// The trained factors as a lora::Adapter (B transposed into b_t; names, rows and scales as the
-// base's GGUF has them), for the writers and for loading straight into the engine.
+// The trained factors as a lora::Adapter in f32 (B transposed into b_t; names, rows and scales as
+// the base's GGUF has them), for the PEFT and GGUF-LoRA writers.
 lora::Adapter to_adapter(const TrainableAdapter<float>& factors, const engine::Model& model);
 
 // Writes the PEFT folder, the GGUF-LoRA file and optiq_lora_config.json (`config`) into `dir`.

@@ -103,7 +103,7 @@ TrainableAdapter<float> init_adapter(const engine::Model& model, const std::vect
   return adapter;
 }
 
-double mean_loss(const engine::Model& model, TrainableAdapter<float>& adapter, const std::vector<Example>& examples,
+double mean_loss(const engine::Model& model, TrainableAdapter<float>& adapter, std::span<const Example> examples,
                  int64_t batch_size) {
   double sum = 0;
   int64_t tokens = 0;
@@ -144,8 +144,8 @@ TrainRecord train_adapter(const engine::Model& model, TrainableAdapter<float>& a
   rec.times = {}, rec.optimizer_seconds = rec.eval_seconds = rec.train_seconds = 0, rec.tokens_processed = 0;
 
   // The validation examples one evaluation reads.
-  std::vector<Example> valid_used(valid.begin(), valid.begin() + static_cast<std::ptrdiff_t>(
-      opts.val_batches > 0 ? std::min<size_t>(valid.size(), static_cast<size_t>(opts.val_batches * opts.batch_size)) : valid.size()));
+  const std::span<const Example> valid_used = std::span(valid).first(
+      opts.val_batches > 0 ? std::min<size_t>(valid.size(), static_cast<size_t>(opts.val_batches * opts.batch_size)) : valid.size());
   auto evaluate = [&](int64_t step) {
     if (valid_used.empty()) return;
     const auto t0 = Clock::now();

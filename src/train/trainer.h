@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -86,7 +87,7 @@ TrainRecord train_adapter(const engine::Model& model, TrainableAdapter<float>& a
                           const std::string& fingerprint);
 
 // Mean cross-entropy (nats per target token) of the examples under base + adapter.
-double mean_loss(const engine::Model& model, TrainableAdapter<float>& adapter, const std::vector<Example>& examples,
+double mean_loss(const engine::Model& model, TrainableAdapter<float>& adapter, std::span<const Example> examples,
                  int64_t batch_size);
 
 }  // namespace optiq::train
