@@ -8,8 +8,13 @@ every block, once without and once with --grad-checkpoint. For each run it print
 tokens/s (tokens through the model per second of training steps), peak RSS (the process's
 ru_maxrss) and the split of the step time into forward, head (final norm, vocabulary projection,
 cross-entropy and its gradient), backward and optimizer, from the run's optiq_lora_config.json.
-Beside them, the peak RSS of `optiq perplexity` on the same model with a --seq-len context (the
-inference memory the trainer is compared with). Files go under .cache/lora-train-bench/.
+Beside them, in the same run, the inference references on the same model and text with a
+--seq-len context: `optiq perplexity` (peak RSS), llama.cpp's llama-perplexity (peak RSS) and
+llama-bench's prefill of --seq-len tokens (tokens/s; both from scripts/build_llama_tools.sh); the ratios say what a
+training token costs against llama.cpp's forward pass over one and how far training memory is
+from llama.cpp's inference memory. llama.cpp has no trainer of adapters on a quantized base to
+compare with (its finetune example trains full F32 weights). Files go under
+.cache/lora-train-bench/.
 """
 from __future__ import annotations
 
@@ -19,6 +24,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "oracle"))
+from llama_tools import machine_summary, tool_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".cache/lora-train-bench"
@@ -58,6 +66,7 @@ def main() -> None:
             chunk = [words[(i * 37 + j) % len(words)] for j in range(per)]
             fh.write(json.dumps({"text": " ".join(chunk)}) + "\n")
 
+    print(machine_summary())
     print(f"model {a.model}, {a.threads} threads, {a.steps} steps of {a.batch_size} examples of {a.seq_len} tokens")
     rows = []
     for ckpt in [False, True]:
@@ -79,11 +88,20 @@ def main() -> None:
     text.write_text(" ".join(words[: a.seq_len * 4]))
     infer_rss, _ = peak_rss_mib([OPTIQ, "perplexity", a.model, "-f", str(text), "-c", str(a.seq_len), "--chunks", "1",
                                  "-t", str(a.threads)])
+    llama_rss, _ = peak_rss_mib([str(tool_path("llama-perplexity", None)), "-m", a.model, "-f", str(text), "-c",
+                                 str(a.seq_len), "--chunks", "1", "-t", str(a.threads), "-tb", str(a.threads)])
+    bench = subprocess.run([str(tool_path("llama-bench", None)), "-m", a.model, "-p", str(a.seq_len), "-n", "0", "-t",
+                            str(a.threads), "-r", "3", "-o", "json"], capture_output=True, text=True, check=True)
+    llama_tps = float(json.loads(bench.stdout)[0]["avg_ts"])
     print(f"\n| run | training tok/s | peak RSS MiB | s/step | forward | head | backward | optimizer |")
     print("|---|---|---|---|---|---|---|---|")
     for name, tps, rss, step, fw, hd, bw, op in rows:
         print(f"| {name} | {tps:.1f} | {rss:.0f} | {step:.2f} | {fw:.2f} | {hd:.2f} | {bw:.2f} | {op:.3f} |")
     print(f"| optiq perplexity -c {a.seq_len} (inference) | | {infer_rss:.0f} | | | | | |")
+    print(f"| llama.cpp inference: llama-bench -p {a.seq_len}, llama-perplexity -c {a.seq_len} | {llama_tps:.1f} (forward only) | {llama_rss:.0f} | | | | | |")
+    print()
+    for name, tps, rss, *_ in rows:
+        print(f"{name}: training tok/s {tps / llama_tps:.3f}x llama.cpp's forward tok/s; peak RSS {rss / llama_rss:.2f}x llama-perplexity's")
 
 
 if __name__ == "__main__":
